@@ -1,0 +1,79 @@
+// What every backend (netns, vm, docker) offers. Backends know nothing about LVS:
+// they realise a LabModel's nodes, links, addresses, routes and sysctls, and run programs in nodes.
+import type { Readable, Writable } from 'stream';
+import type { LabModel } from '../topology/model';
+
+export type BackendKind = 'netns' | 'vm' | 'docker';
+
+export interface ExecOptions {
+  /** Bytes written to the program's standard input (then closed). */
+  input?: string | Buffer;
+  /** Kill the program after this long and report a timeout (default 60 s). */
+  timeoutMs?: number;
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+export interface ExecResult {
+  code: number;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+export interface SpawnOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+export interface NodeProcess {
+  readonly pid: number | undefined;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  readonly stdin: Writable;
+  /** Resolves when the process has exited. */
+  wait(): Promise<{ code: number | null; signal: string | null }>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/** A node of a running lab: somewhere programs can be run inside the node's network namespace. */
+export interface LabNode {
+  readonly name: string;
+  /** Run argv[0] with arguments inside the node and collect its output. Never throws on a non-zero exit. */
+  exec(argv: string[], opts?: ExecOptions): Promise<ExecResult>;
+  /** Start a long-lived program inside the node. */
+  spawn(argv: string[], opts?: SpawnOptions): NodeProcess;
+  /** A path of the node's filesystem, as seen from the host, where files can be left for the host to read
+   *  (captures, logs). For the netns backend this is a host directory; other backends copy back. */
+  readonly workDir: string;
+  /** Copy a file the node wrote (under workDir) to a host path. */
+  fetchFile(nodePath: string, hostPath: string): Promise<void>;
+}
+
+export interface RunningLab {
+  readonly name: string;
+  readonly backend: BackendKind;
+  readonly model: LabModel;
+  /** Milliseconds from the start of `up` until the lab was ready. */
+  readonly readyMs: number;
+  node(name: string): LabNode;
+  down(): Promise<void>;
+}
+
+export interface UpOptions {
+  /** Lab name; defaults to the model's name, made unique if taken. */
+  name?: string;
+  /** Called with short progress messages. */
+  progress?: (msg: string) => void;
+}
+
+export interface LabSummary {
+  name: string;
+  backend: BackendKind;
+  topology: string;
+  nodes: string[];
+  createdAt: string;
+  ownerPid: number;
+  alive: boolean;
+}
