@@ -168,7 +168,7 @@ export class ClientRun {
       this.settledFailed++;
       this.onFinal({
         event: 'conn', i, proto: spec.proto, id: spec.id, src: spec.src, sport: spec.sport, dst: spec.dst, dport: spec.dport,
-        outcome: 'error', stage: 'bind', code: 'ABORTED', server: null, local: null, lport: null, peer: null, pport: null,
+        outcome: 'error', stage: 'start', code: 'ABORTED', server: null, local: null, lport: null, peer: null, pport: null,
         start: Math.round((performance.now() - this.runStart) * 1000) / 1000, connectMs: null, answerMs: null, heldMs: null,
         totalMs: 0, bytes: 0, afterAnswer: null,
       });

@@ -90,8 +90,8 @@ export type Outcome =
 
 export const OUTCOMES: readonly Outcome[] = ['answered', 'refused', 'timeout', 'reset', 'unreachable', 'closed', 'error'];
 
-/** Where a connection that did not get `answered` stopped. */
-export type Stage = 'bind' | 'connect' | 'answer' | 'payload';
+/** Where a connection that did not get `answered` stopped ('start': never started, the run was stopped). */
+export type Stage = 'start' | 'bind' | 'connect' | 'answer' | 'payload';
 
 export interface ClientConnEvent {
   event: 'conn';
