@@ -247,6 +247,10 @@ export class ClientRun {
 
 async function main(): Promise<number> {
   let cfg: ClientConfig;
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(CLIENT_USAGE + '\n');
+    return 0;
+  }
   try {
     cfg = parseClientArgs(process.argv.slice(2));
   } catch (e) {

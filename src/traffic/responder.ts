@@ -357,6 +357,10 @@ function localAddresses(): string[] {
 
 async function main(): Promise<number> {
   let cfg: ResponderConfig;
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(RESPONDER_USAGE + '\n');
+    return 0;
+  }
   try {
     cfg = parseResponderArgs(process.argv.slice(2));
   } catch (e) {
