@@ -198,7 +198,7 @@ export async function upNetnsLab(model: LabModel, opts: NetnsUpOptions = {}): Pr
     name = uniqueLabName(name, taken);
     const s: LabState = {
       name, backend: 'netns', topology: model.file, nodes: model.nodes.map((n) => n.name), namespaces: [],
-      createdAt: new Date().toISOString(), ownerPid: process.pid, status: 'creating', ephemeral: !!opts.ephemeral,
+      createdAt: new Date().toISOString(), ownerPid: process.pid, status: 'creating', ephemeral: !!opts.ephemeral, model,
     };
     s.namespaces = [...model.nodes.map((n) => nsName(name, n.name)), ...(model.segments.some((g) => g.kind === 'lan') ? [nsName(name, SWITCH_NODE)] : [])];
     writeLabState(s);

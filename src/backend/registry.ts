@@ -6,6 +6,7 @@ import * as path from 'path';
 import { native } from '../native';
 import { dumpRoutes, routeMsg, RtnlBatch, RTM, RTN_UNREACHABLE, RTPROT_VSLAB } from './rtnl';
 import type { BackendKind } from './types';
+import type { LabModel } from '../topology/model';
 
 export const RUN_DIR = process.env.VSLAB_RUN_DIR ?? '/run/vslab';
 const LABS_DIR = path.join(RUN_DIR, 'labs');
@@ -26,6 +27,8 @@ export interface LabState {
   status: 'creating' | 'up' | 'deleting';
   /** Ephemeral labs belong to their owner process (tests, `vslab run`); persistent ones (`vslab up`) to nobody. */
   ephemeral: boolean;
+  /** The derived model the lab was built from (so `vslab exec` etc. need not re-read the file). */
+  model?: LabModel;
   /** Backend-specific resources, e.g. a VM's qemu pid and files. */
   extra?: Record<string, unknown>;
 }
