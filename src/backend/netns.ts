@@ -209,6 +209,9 @@ export async function upNetnsLab(model: LabModel, opts: NetnsUpOptions = {}): Pr
     progress(`building ${model.nodes.length} nodes`);
     await executePlan(planLab(model, state.name));
     for (const n of model.nodes) fs.mkdirSync(path.join(WORK_ROOT, state.name, n.name), { recursive: true });
+    // Test hook: hold a half-finished bring-up so tests can SIGKILL it and check that gc recovers.
+    const pause = Number(process.env.VSLAB_TEST_PAUSE_BEFORE_READY_MS ?? 0);
+    if (pause > 0) { progress('paused (VSLAB_TEST_PAUSE_BEFORE_READY_MS)'); process.stderr.write(`vslab: paused before ready\n`); await new Promise((r) => setTimeout(r, pause)); }
   } catch (e) {
     progress('failed; removing what was built');
     await destroyLab(state.name).catch(() => {});
