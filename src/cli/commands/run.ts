@@ -5,7 +5,8 @@
 import * as path from 'path';
 import { upLab } from '../../backend';
 import { hostRoutedPrefixes } from '../../backend/registry';
-import type { BackendKind, NodeProcess, RunningLab } from '../../backend/types';
+import type { BackendKind, RunningLab } from '../../backend/types';
+import { runClient, startResponder, type ResponderHandle } from '../../traffic';
 import { nftablesNatRuleset } from '../../director/nftables-nat';
 import { loadTopologyFile } from '../../topology/load';
 import type { ServiceModel } from '../../topology/model';
@@ -21,35 +22,16 @@ interface ServiceResult {
   status: 'passed' | 'failed' | 'not-applicable'; reason?: string;
 }
 
-async function startResponders(lab: RunningLab, services: ServiceModel[]): Promise<NodeProcess[]> {
-  const procs: NodeProcess[] = [];
-  const seen = new Set<string>();
+async function startResponders(lab: RunningLab, services: ServiceModel[]): Promise<ResponderHandle[]> {
+  const ports = new Map<string, { tcp: Set<number>; udp: Set<number> }>();
   for (const s of services) for (const r of s.realServers) {
-    const key = `${r.node} ${s.protocol} ${r.port}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    const listen = s.protocol === 'udp' ? `UDP6-RECVFROM:${r.port},ipv6only=0,fork,reuseaddr` : `TCP6-LISTEN:${r.port},ipv6only=0,fork,reuseaddr`;
-    const p = lab.node(r.node).spawn(['socat', listen, `SYSTEM:echo ${r.node}`]);
-    procs.push(p);
+    const p = ports.get(r.node) ?? { tcp: new Set<number>(), udp: new Set<number>() };
+    (s.protocol === 'udp' ? p.udp : p.tcp).add(r.port);
+    ports.set(r.node, p);
   }
-  // socat binds before it accepts; give the listeners a moment and verify they are up.
-  for (const node of new Set(services.flatMap((s) => s.realServers.map((r) => r.node)))) {
-    for (let i = 0; i < 50; i++) {
-      const ss = await lab.node(node).exec(['ss', '-Hlnptu']);
-      const want = [...seen].filter((k) => k.startsWith(node + ' ')).length;
-      if ((ss.stdout.match(/socat/g) ?? []).length >= want) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-  return procs;
-}
-
-async function connect(lab: RunningLab, client: string, s: ServiceModel): Promise<string | undefined> {
-  const target = s.family === 6 ? `[${s.vip}]` : s.vip!;
-  const addr = s.protocol === 'udp' ? `UDP${s.family === 6 ? '6' : '4'}:${target}:${s.port}` : `TCP${s.family === 6 ? '6' : '4'}:${target}:${s.port}`;
-  const r = await lab.node(client).exec(['socat', '-T2', '-', addr], { input: s.protocol === 'udp' ? 'hello\n' : '', timeoutMs: 10_000 });
-  const who = r.stdout.trim();
-  return r.code === 0 && who ? who : undefined;
+  const handles = [...ports].map(([node, p]) => startResponder(lab.node(node), { name: node, tcp: [...p.tcp], udp: [...p.udp] }));
+  await Promise.all(handles.map((h) => h.ready));
+  return handles;
 }
 
 export const command: CliCommand = {
@@ -71,13 +53,13 @@ export const command: CliCommand = {
     progress(`bringing up ${model.name} (${model.nodes.length} nodes)`);
     const lab = await upLab(model, { backend, ephemeral: true, progress });
     const results: ServiceResult[] = [];
-    let procs: NodeProcess[] = [];
+    let responders: ResponderHandle[] = [];
     try {
       const plan = nftablesNatRuleset(model, director.name);
       progress('programming the director (nftables NAT: this host has no IPVS)');
       const nft = await lab.node(director.name).exec(['nft', '-f', '-'], { input: plan.ruleset });
       if (nft.code !== 0) throw new Error(`the director refused its ruleset: ${nft.stderr.trim()}`);
-      procs = await startResponders(lab, plan.supported);
+      responders = await startResponders(lab, plan.supported);
       for (const u of plan.unsupported) {
         const s = model.services.find((x) => x.name === u.service)!;
         results.push({ service: s.name, protocol: s.protocol, vip: s.vip ?? `fwmark ${s.fwmark}`, port: s.port, family: s.family, scheduler: s.scheduler, method: s.realServers[0].method, connections: 0, answered: 0, perServer: {}, expected: {}, status: 'not-applicable', reason: u.reason });
@@ -90,17 +72,16 @@ export const command: CliCommand = {
         const perServer: Record<string, number> = {};
         const expected: Record<string, number> = {};
         s.realServers.forEach((r, i) => { expected[r.node] = (weights[i] * n) / cycle; perServer[r.node] = 0; });
-        let answered = 0;
-        for (let i = 0; i < n; i++) {
-          const who = await connect(lab, client.name, s);
-          if (who) { answered++; perServer[who] = (perServer[who] ?? 0) + 1; }
-        }
+        // Connections one after another, so the scheduler's order is what the counts show.
+        const report = await runClient(lab.node(client.name), { target: { address: s.vip!, port: s.port }, proto: s.protocol === 'udp' ? 'udp' : 'tcp', count: n, sequential: true, timeoutMs: 3000 });
+        const answered = report.summary.outcomes.answered;
+        for (const [who, k] of Object.entries(report.summary.servers)) perServer[who] = (perServer[who] ?? 0) + k;
+        const failures = Object.entries(report.summary.outcomes).filter(([k, v]) => k !== 'answered' && v > 0).map(([k, v]) => `${v} ${k}`).join(', ');
         const ok = answered === n && Object.keys(expected).every((k) => perServer[k] === expected[k]) && Object.keys(perServer).every((k) => k in expected);
-        results.push({ service: s.name, protocol: s.protocol, vip: s.vip!, port: s.port, family: s.family, scheduler: s.scheduler, method: s.realServers[0].method, connections: n, answered, perServer, expected, status: ok ? 'passed' : 'failed', reason: ok ? undefined : answered < n ? `${n - answered} of ${n} connections got no answer` : 'distribution differs from the scheduler' });
+        results.push({ service: s.name, protocol: s.protocol, vip: s.vip!, port: s.port, family: s.family, scheduler: s.scheduler, method: s.realServers[0].method, connections: n, answered, perServer, expected, status: ok ? 'passed' : 'failed', reason: ok ? undefined : answered < n ? `${n - answered} of ${n} connections not answered (${failures})` : 'distribution differs from the scheduler' });
       }
     } finally {
-      for (const p of procs) p.kill('SIGTERM');
-      await Promise.all(procs.map((p) => p.wait()));
+      await Promise.all(responders.map((r) => r.stop().catch(() => undefined)));
       progress('taking the lab down');
       await lab.down();
     }
