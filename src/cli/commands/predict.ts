@@ -1,0 +1,150 @@
+// vslab predict: reads a scheduler scenario (JSON) and prints, per flow, the real server the
+// reference model of the kernel's IPVS scheduler picks.
+
+import * as fs from 'fs';
+import type { CliCommand } from '../command';
+import { SCENARIO_SCHEMA } from '../../models/scenario-schema';
+import { type FlowResult, resolveScenario, runScenario, ScenarioError, ScenarioErrors } from '../../models/scenario';
+
+const USAGE = `usage: vslab predict [--file SCENARIO.json] [--seed N] [--trace] [--schema]
+
+Reads a scheduler scenario as JSON (stdin, or --file) and prints a JSON array with the server name
+each flow is scheduled to, null where the scheduler finds none. The format is described in
+docs/schedulers.md; --schema prints its JSON Schema.
+
+  --file PATH   read the scenario from PATH instead of stdin
+  --seed N      seed for the random scheduler twos (default: the scenario's "seed", else 1);
+                twos predictions are one sample, --trace adds each pick's exact distribution
+  --trace       print one JSON object per flow instead: server, how it was chosen
+                (scheduler | template | existing | unavailable | dropped), counters after it
+  --schema      print the scenario JSON Schema and exit
+
+Exit codes: 0 ok, 2 bad arguments or bad scenario (the message names the JSON path).`;
+
+interface PredictArgs {
+  file?: string;
+  seed?: number;
+  trace: boolean;
+  schema: boolean;
+}
+
+class ArgError extends Error {}
+
+function parseArgs(args: string[]): PredictArgs {
+  const out: PredictArgs = { trace: false, schema: false };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const value = (): string => {
+      const v = args[++i];
+      if (v === undefined) throw new ArgError(`${a} needs a value`);
+      return v;
+    };
+    switch (a) {
+      case '--file': out.file = value(); break;
+      case '--seed': {
+        const v = value();
+        if (!/^[0-9]+$/.test(v) || Number(v) > 0xffffffff) throw new ArgError(`--seed takes an integer 0..4294967295, got ${JSON.stringify(v)}`);
+        out.seed = Number(v);
+        break;
+      }
+      case '--trace': out.trace = true; break;
+      case '--schema': out.schema = true; break;
+      case '-h': case '--help': throw new ArgError('');
+      default: throw new ArgError(`unknown argument ${JSON.stringify(a)}`);
+    }
+  }
+  return out;
+}
+
+/** JSON.parse with a line:column location in the error. */
+export function parseJsonText(text: string, source: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    const msg = (e as Error).message;
+    const m = /position (\d+)/.exec(msg);
+    let where = '';
+    if (m) {
+      const pos = Number(m[1]);
+      const before = text.slice(0, pos);
+      const line = before.split('\n').length;
+      const col = pos - before.lastIndexOf('\n');
+      where = `:${line}:${col}`;
+    }
+    throw new ScenarioError(`${source}${where}`, `not valid JSON (${msg.replace(/ in JSON at position.*$/, '')})`);
+  }
+}
+
+function readStdin(): string {
+  try {
+    return fs.readFileSync(0, 'utf8');
+  } catch (e) {
+    throw new ArgError(`cannot read the scenario from stdin: ${(e as Error).message}`);
+  }
+}
+
+async function run(args: string[]): Promise<number> {
+  let opts: PredictArgs;
+  try {
+    opts = parseArgs(args);
+  } catch (e) {
+    const m = (e as Error).message;
+    process.stderr.write(m ? `vslab predict: ${m}\n${USAGE}\n` : `${USAGE}\n`);
+    return m ? 2 : 0;
+  }
+  if (opts.schema) {
+    process.stdout.write(JSON.stringify(SCENARIO_SCHEMA, null, 2) + '\n');
+    return 0;
+  }
+  try {
+    let text: string;
+    let source: string;
+    if (opts.file) {
+      source = opts.file;
+      try {
+        text = fs.readFileSync(opts.file, 'utf8');
+      } catch (e) {
+        throw new ArgError(`cannot read ${opts.file}: ${(e as Error).message}`);
+      }
+    } else {
+      source = 'stdin';
+      text = readStdin();
+    }
+    if (!text.trim()) throw new ArgError(`no scenario on ${source} (expected a JSON object; see vslab predict --help)`);
+    const data = parseJsonText(text, source);
+    const resolved = resolveScenario(data);
+    const trace: object[] = [];
+    const result = runScenario(resolved, {
+      seed: opts.seed,
+      onFlow: opts.trace
+        ? (r: FlowResult, svc) => {
+            trace.push({ ...r, counters: svc.snapshot(), scheduler: svc.scheduler.describeState?.() });
+          }
+        : undefined,
+    });
+    if (opts.trace) for (const t of trace) process.stdout.write(JSON.stringify(t) + '\n');
+    else process.stdout.write(JSON.stringify(result.assignments) + '\n');
+    if (!result.service.scheduler.deterministic) {
+      process.stderr.write(`vslab predict: note: ${resolved.options.scheduler} is random; this is one sample (seed ${opts.seed ?? resolved.options.seed}); --trace shows each pick's distribution\n`);
+    }
+    for (const w of result.warnings) process.stderr.write(`vslab predict: warning: ${w}\n`);
+    return 0;
+  } catch (e) {
+    if (e instanceof ScenarioErrors) {
+      for (const err of e.errors) process.stderr.write(`vslab predict: ${err.message}\n`);
+      return 2;
+    }
+    if (e instanceof ScenarioError || e instanceof ArgError) {
+      process.stderr.write(`vslab predict: ${(e as Error).message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+export const command: CliCommand = {
+  name: 'predict',
+  summary: 'predict which real server each flow of a scheduler scenario gets (kernel IPVS reference models)',
+  usage: USAGE,
+  run,
+};
