@@ -21,7 +21,7 @@ export class DestinationHashScheduler implements Scheduler {
   readonly buckets: (Dest | null)[];
   private readonly hashKind: 'hash_32' | 'old';
 
-  constructor(private readonly host: SchedulerHost, opts: DestHashOptions = {}) {
+  constructor(protected readonly host: SchedulerHost, opts: DestHashOptions = {}) {
     this.bits = opts.tableBits ?? 8;
     this.size = 1 << this.bits;
     this.hashKind = opts.hash ?? 'hash_32';

@@ -8,7 +8,7 @@ import type { SchedPacket, Scheduler, SchedulerHost } from '../scheduler';
 export class WeightedFailoverScheduler implements Scheduler {
   readonly name = 'fo';
   readonly deterministic = true;
-  constructor(private readonly host: SchedulerHost) {}
+  constructor(protected readonly host: SchedulerHost) {}
 
   schedule(_pkt: SchedPacket): Dest | null {
     let best: Dest | null = null;

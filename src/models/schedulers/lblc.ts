@@ -51,7 +51,7 @@ export class LocalityLeastConnectionScheduler implements Scheduler {
   readonly deterministic = true;
   readonly cache = new Map<string, LblcEntry>();
 
-  constructor(private readonly host: SchedulerHost) {}
+  constructor(protected readonly host: SchedulerHost) {}
 
   schedule(pkt: SchedPacket): Dest | null {
     const key = addrKey(pkt.daddr);

@@ -79,7 +79,7 @@ export class LocalityReplicatedScheduler implements Scheduler {
   readonly deterministic = true;
   readonly cache = new Map<string, LblcrEntry>();
 
-  constructor(private readonly host: SchedulerHost) {}
+  constructor(protected readonly host: SchedulerHost) {}
 
   private insert(set: DestSet, d: Dest): void {
     if (set.members.includes(d)) return;

@@ -9,7 +9,7 @@ import type { SchedPacket, Scheduler, SchedulerHost } from '../scheduler';
 export class LeastConnectionScheduler implements Scheduler {
   readonly name = 'lc';
   readonly deterministic = true;
-  constructor(private readonly host: SchedulerHost) {}
+  constructor(protected readonly host: SchedulerHost) {}
 
   schedule(_pkt: SchedPacket): Dest | null {
     let least: Dest | null = null;

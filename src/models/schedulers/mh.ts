@@ -53,7 +53,7 @@ export class MaglevHashScheduler implements Scheduler {
   rshift = 0;
   lastSetup: MaglevDestSetup[] = [];
 
-  constructor(private readonly host: SchedulerHost, opts: MaglevOptions = {}) {
+  constructor(protected readonly host: SchedulerHost, opts: MaglevOptions = {}) {
     const index = opts.tableIndex ?? 12;
     if (!Number.isInteger(index) || index < 8 || index > 17) throw new Error(`mh table index must be 8..17, got ${index}`);
     this.size = MH_PRIMES[index - 8];

@@ -10,7 +10,7 @@ import type { SchedPacket, Scheduler, SchedulerHost } from '../scheduler';
 export class NeverQueueScheduler implements Scheduler {
   readonly name = 'nq';
   readonly deterministic = true;
-  constructor(private readonly host: SchedulerHost) {}
+  constructor(protected readonly host: SchedulerHost) {}
 
   schedule(_pkt: SchedPacket): Dest | null {
     let least: Dest | null = null;

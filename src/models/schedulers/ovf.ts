@@ -9,7 +9,7 @@ import type { SchedPacket, Scheduler, SchedulerHost } from '../scheduler';
 export class WeightedOverflowScheduler implements Scheduler {
   readonly name = 'ovf';
   readonly deterministic = true;
-  constructor(private readonly host: SchedulerHost) {}
+  constructor(protected readonly host: SchedulerHost) {}
 
   schedule(_pkt: SchedPacket): Dest | null {
     let best: Dest | null = null;

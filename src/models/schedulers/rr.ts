@@ -13,9 +13,9 @@ export class RoundRobinScheduler implements Scheduler {
   readonly name = 'rr';
   readonly deterministic = true;
   /** null = the list head sentinel. */
-  private cursor: Dest | null = null;
+  protected cursor: Dest | null = null;
 
-  constructor(private readonly host: SchedulerHost) {}
+  constructor(protected readonly host: SchedulerHost) {}
 
   protected eligible(d: Dest): boolean {
     return !d.overload && d.weight > 0;

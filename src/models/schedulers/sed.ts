@@ -10,7 +10,7 @@ export const expectedDelayOverhead = (d: Dest): number => d.activeConns + 1;
 export class ShortestExpectedDelayScheduler implements Scheduler {
   readonly name = 'sed';
   readonly deterministic = true;
-  constructor(private readonly host: SchedulerHost) {}
+  constructor(protected readonly host: SchedulerHost) {}
   schedule(_pkt: SchedPacket): Dest | null {
     return weightedLeast(this.host.list, expectedDelayOverhead);
   }

@@ -25,7 +25,7 @@ export class SourceHashScheduler implements Scheduler {
   readonly buckets: (Dest | null)[];
   private readonly hashKind: 'hash_32' | 'old';
 
-  constructor(private readonly host: SchedulerHost, opts: SourceHashOptions = {}) {
+  constructor(protected readonly host: SchedulerHost, opts: SourceHashOptions = {}) {
     this.bits = opts.tableBits ?? 8;
     if (!Number.isInteger(this.bits) || this.bits < 4 || this.bits > 20) throw new Error(`sh table bits must be 4..20, got ${this.bits}`);
     this.size = 1 << this.bits;

@@ -15,7 +15,7 @@ import type { Choice, SchedPacket, Scheduler, SchedulerHost } from '../scheduler
 export class TwoChoicesScheduler implements Scheduler {
   readonly name = 'twos';
   readonly deterministic = false;
-  constructor(private readonly host: SchedulerHost) {}
+  constructor(protected readonly host: SchedulerHost) {}
 
   private eligible(): Dest[] {
     return this.host.list.filter((d) => !d.overload && d.weight > 0);

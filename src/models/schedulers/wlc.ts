@@ -10,7 +10,7 @@ export const connOverhead = (d: Dest): number => d.activeConns * 256 + d.inactCo
 export class WeightedLeastConnectionScheduler implements Scheduler {
   readonly name = 'wlc';
   readonly deterministic = true;
-  constructor(private readonly host: SchedulerHost) {}
+  constructor(protected readonly host: SchedulerHost) {}
   schedule(_pkt: SchedPacket): Dest | null {
     return weightedLeast(this.host.list, connOverhead);
   }

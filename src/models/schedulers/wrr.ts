@@ -21,8 +21,13 @@ export class WeightedRoundRobinScheduler implements Scheduler {
 
   constructor(protected readonly host: SchedulerHost) {
     this.di = this.gcdWeight();
-    this.mw = this.maxWeight() - (this.di - 1);
+    this.mw = this.adjustedMaxWeight();
     this.cw = this.mw;
+  }
+
+  /** mw: the largest weight reduced by di - 1, so the last pass runs at cw = 1. */
+  protected adjustedMaxWeight(): number {
+    return this.maxWeight() - (this.di - 1);
   }
 
   protected gcdWeight(): number {
@@ -42,7 +47,7 @@ export class WeightedRoundRobinScheduler implements Scheduler {
   private destChanged(): void {
     this.cl = null;
     this.di = this.gcdWeight();
-    this.mw = this.maxWeight() - (this.di - 1);
+    this.mw = this.adjustedMaxWeight();
     if (this.cw > this.mw || this.cw === 0) this.cw = this.mw;
     else if (this.di > 1) this.cw = Math.trunc(this.cw / this.di) * this.di + 1;
   }
