@@ -56,22 +56,86 @@ function parseArgs(args: string[]): PredictArgs {
   return out;
 }
 
+/**
+ * Offset of the first JSON syntax error in `text` (a small recursive-descent scan; JSON.parse in
+ * some Node versions does not say where it failed).
+ */
+export function jsonErrorOffset(text: string): number {
+  let i = 0;
+  const ws = () => { while (i < text.length && ' \t\r\n'.includes(text[i])) i++; };
+  const fail = (): never => { throw i; };
+  const lit = (w: string) => { if (text.startsWith(w, i)) i += w.length; else fail(); };
+  const str = () => {
+    if (text[i] !== '"') fail();
+    i++;
+    while (i < text.length && text[i] !== '"') {
+      if (text[i] === '\\') i++;
+      else if (text.charCodeAt(i) < 0x20) fail();
+      i++;
+    }
+    if (i >= text.length) fail();
+    i++;
+  };
+  const num = () => {
+    const m = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(text.slice(i));
+    if (!m) fail();
+    i += m![0].length;
+  };
+  const value = (): void => {
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++; ws();
+      if (text[i] === '}') { i++; return; }
+      for (;;) {
+        ws(); str(); ws();
+        if (text[i] !== ':') fail();
+        i++; value(); ws();
+        if (text[i] === ',') { i++; continue; }
+        if (text[i] === '}') { i++; return; }
+        fail();
+      }
+    } else if (c === '[') {
+      i++; ws();
+      if (text[i] === ']') { i++; return; }
+      for (;;) {
+        value(); ws();
+        if (text[i] === ',') { i++; continue; }
+        if (text[i] === ']') { i++; return; }
+        fail();
+      }
+    } else if (c === '"') str();
+    else if (c === 't') lit('true');
+    else if (c === 'f') lit('false');
+    else if (c === 'n') lit('null');
+    else num();
+  };
+  try {
+    value();
+    ws();
+    if (i < text.length) fail();
+  } catch (e) {
+    if (typeof e === 'number') return e;
+    throw e;
+  }
+  return -1;
+}
+
 /** JSON.parse with a line:column location in the error. */
 export function parseJsonText(text: string, source: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    const msg = (e as Error).message;
-    const m = /position (\d+)/.exec(msg);
+    const msg = (e as Error).message.split('\n')[0];
+    const pos = jsonErrorOffset(text);
     let where = '';
-    if (m) {
-      const pos = Number(m[1]);
+    if (pos >= 0) {
       const before = text.slice(0, pos);
       const line = before.split('\n').length;
       const col = pos - before.lastIndexOf('\n');
       where = `:${line}:${col}`;
     }
-    throw new ScenarioError(`${source}${where}`, `not valid JSON (${msg.replace(/ in JSON at position.*$/, '')})`);
+    throw new ScenarioError(`${source}${where}`, `not valid JSON (${msg.replace(/ in JSON at position.*$/, '').replace(/, (\.\.\.)?"[\s\S]*$/, '')})`);
   }
 }
 
