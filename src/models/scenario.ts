@@ -560,6 +560,8 @@ export interface RunOptions {
   observed?: (string | null)[];
   /** Called after each flow with the model (for traces). */
   onFlow?: (r: FlowResult, svc: ServiceModel) => void;
+  /** Record the exact pick distribution of a random scheduler for every flow (implied by observed). */
+  recordChoices?: boolean;
 }
 
 /** Runs a scenario (raw JSON or resolved) through the reference model. */
@@ -568,6 +570,7 @@ export function runScenario(input: unknown, opts: RunOptions = {}): RunResult {
   const options: ServiceOptions = { ...rs.options };
   if (opts.scheduler) options.scheduler = opts.scheduler;
   if (opts.seed !== undefined) options.seed = opts.seed;
+  options.recordChoices = !!opts.recordChoices || !!opts.observed;
   const svc = new ServiceModel(options);
   const at = (path: string, fn: () => void) => {
     try {

@@ -39,7 +39,10 @@ export const TIMEOUTS = {
 
 export type ConnState = 'NONE' | 'SYN_RECV' | 'ESTABLISHED' | 'FIN_WAIT' | 'TIME_WAIT' | 'UDP';
 
-const ACTIVE_STATES: ReadonlySet<ConnState> = new Set(['SYN_RECV', 'ESTABLISHED']);
+/** Active states of the model (tcp_state_active_table: also SYN_SENT and SYNACK, never reached here). */
+function isActiveState(s: ConnState): boolean {
+  return s === 'SYN_RECV' || s === 'ESTABLISHED';
+}
 
 export interface Sysctls {
   /** net.ipv4.vs.expire_quiescent_template (default 0). */
@@ -78,6 +81,8 @@ export interface ServiceOptions {
   seed?: number;
   /** Seconds of replayer drift allowed before an expiry counts as too close to call (default 5). */
   timingMargin?: number;
+  /** Compute the exact pick distribution of random schedulers for every flow (costly: O(N^2)). */
+  recordChoices?: boolean;
 }
 
 export interface DestSpec {
@@ -131,10 +136,12 @@ export class Conn {
   closed = false;
   constructor(readonly key: string | number, readonly proto: Protocol, public dest: Dest, public state: ConnState, now: number) {
     this.expires = now + stateTimeout(state);
-    this.slack = timerSlack(stateTimeout(state));
+    this.slack = STATE_SLACK[state];
   }
+  /** In the service's connection table (false once expired or replaced). */
+  live = false;
   get active(): boolean {
-    return ACTIVE_STATES.has(this.state);
+    return isActiveState(this.state);
   }
 }
 
@@ -156,6 +163,15 @@ export interface FlowOutcome {
 function stateTimeout(s: ConnState): number {
   return TIMEOUTS[s];
 }
+
+const STATE_SLACK: Record<ConnState, number> = {
+  NONE: timerSlack(TIMEOUTS.NONE),
+  SYN_RECV: timerSlack(TIMEOUTS.SYN_RECV),
+  ESTABLISHED: timerSlack(TIMEOUTS.ESTABLISHED),
+  FIN_WAIT: timerSlack(TIMEOUTS.FIN_WAIT),
+  TIME_WAIT: timerSlack(TIMEOUTS.TIME_WAIT),
+  UDP: timerSlack(TIMEOUTS.UDP),
+};
 
 /**
  * Upper bound of how late a kernel timer armed for `seconds` may fire: the timer wheel's
@@ -186,6 +202,7 @@ export class ServiceModel implements SchedulerHost {
   private clock = 0;
   private readonly timingMargin: number;
   private readonly fastKeys: boolean;
+  private readonly recordChoices: boolean;
 
   constructor(opts: ServiceOptions) {
     this.options = opts;
@@ -194,6 +211,7 @@ export class ServiceModel implements SchedulerHost {
     this.random = new SeededRandom(opts.seed ?? 1);
     this.timingMargin = opts.timingMargin ?? 5;
     this.fastKeys = opts.family === 4 && opts.fwmark === undefined;
+    this.recordChoices = !!opts.recordChoices;
     const factory = typeof opts.scheduler === 'string' ? SCHEDULER_FACTORIES[opts.scheduler] : opts.scheduler.factory;
     if (!factory) throw new Error(`unknown scheduler ${String(opts.scheduler)}`);
     this.scheduler = factory(this);
@@ -332,7 +350,7 @@ export class ServiceModel implements SchedulerHost {
   private setState(c: Conn, s: ConnState): void {
     const was = c.active;
     c.state = s;
-    const now = ACTIVE_STATES.has(s);
+    const now = isActiveState(s);
     if (was && !now) {
       c.dest.activeConns--;
       c.dest.inactConns++;
@@ -340,13 +358,21 @@ export class ServiceModel implements SchedulerHost {
       c.dest.inactConns--;
       c.dest.activeConns++;
     }
-    c.expires = this.clock + stateTimeout(s);
-    c.slack = timerSlack(stateTimeout(s));
+    c.expires = this.clock + TIMEOUTS[s];
+    c.slack = STATE_SLACK[s];
   }
 
   private expireConn(c: Conn): void {
-    if (this.conns.get(c.key) === c) this.conns.delete(c.key);
+    if (c.live) {
+      this.conns.delete(c.key);
+      c.live = false;
+    }
     this.finishConn(c);
+  }
+
+  private insertConn(c: Conn): void {
+    this.conns.set(c.key, c);
+    c.live = true;
   }
 
   /** ip_vs_conn_expire of an unlinked entry: release its control and its destination. */
@@ -368,11 +394,36 @@ export class ServiceModel implements SchedulerHost {
       // IPv4, one VIP:port: protocol, client address and port identify the entry.
       return (f.proto === 'udp' ? 2 ** 48 : 0) + f.client.fold * 65536 + f.cport;
     }
-    return `${protoNumber(f.proto)}|${f.client.text}|${f.cport}|${f.dst.text}|${f.dport}`;
+    // A short string of 16-bit units: protocol, client bytes, client port, destination bytes, port.
+    const u: number[] = [protoNumber(f.proto)];
+    const cb = f.client.bytes, db = f.dst.bytes;
+    for (let i = 0; i < cb.length; i += 2) u.push((cb[i] << 8) | cb[i + 1]);
+    u.push(f.cport);
+    for (let i = 0; i < db.length; i += 2) u.push((db[i] << 8) | db[i + 1]);
+    u.push(f.dport);
+    return String.fromCharCode.apply(null, u);
   }
 
+  /** One packet object reused for every decision (schedulers do not keep it). */
+  private readonly pkt: SchedPacket = { saddr: null!, sport: 0, daddr: null!, dport: 0, proto: 'tcp' };
+
   private packetOf(f: FlowSpec): SchedPacket {
-    return { saddr: f.client, sport: f.cport, daddr: f.dst, dport: f.dport, proto: f.proto };
+    const p = this.pkt;
+    p.saddr = f.client;
+    p.sport = f.cport;
+    p.daddr = f.dst;
+    p.dport = f.dport;
+    p.proto = f.proto;
+    return p;
+  }
+
+  private pick(f: FlowSpec, choose: ((choices: Choice[]) => Dest | null) | undefined, out: { choices?: Choice[] }): Dest | null {
+    const pkt = this.packetOf(f);
+    if ((choose || this.recordChoices) && !this.scheduler.deterministic && this.scheduler.choices) {
+      out.choices = this.scheduler.choices(pkt);
+      if (choose) return choose(out.choices);
+    }
+    return this.scheduler.schedule(pkt);
   }
 
   /** Whether the flow's packet can start a connection on an old entry (is_new_conn_expected). */
@@ -404,6 +455,7 @@ export class ServiceModel implements SchedulerHost {
         // packet was scheduled, so its counters still count for this decision.
         expireAfterSchedule = c;
         this.conns.delete(key);
+        c.live = false;
         c = undefined;
       }
     }
@@ -433,15 +485,7 @@ export class ServiceModel implements SchedulerHost {
   }
 
   private schedule(f: FlowSpec, onePacket: boolean, choose?: (choices: Choice[]) => Dest | null): FlowOutcome {
-    const pkt = this.packetOf(f);
-    let choices: Choice[] | undefined;
-    const pick = (): Dest | null => {
-      if (!this.scheduler.deterministic && this.scheduler.choices) {
-        choices = this.scheduler.choices(pkt);
-        if (choose) return choose(choices);
-      }
-      return this.scheduler.schedule(pkt);
-    };
+    const picked: { choices?: Choice[] } = {};
     let dest: Dest | null;
     let via: FlowVia = 'scheduler';
     let template: Template | null = null;
@@ -458,16 +502,17 @@ export class ServiceModel implements SchedulerHost {
         dest = template.dest;
         via = 'template';
       } else {
-        dest = pick();
-        if (!dest) return { dest: null, via: 'unavailable', conn: null, choices };
+        dest = this.pick(f, choose, picked);
+        if (!dest) return { dest: null, via: 'unavailable', conn: null, choices: picked.choices };
         template = new Template(tkey, dest, this.options.persistence.timeout, this.clock);
         this.templates.set(tkey, template);
         this.bindTemplate(dest);
       }
     } else {
-      dest = pick();
-      if (!dest) return { dest: null, via: 'unavailable', conn: null, choices };
+      dest = this.pick(f, choose, picked);
+      if (!dest) return { dest: null, via: 'unavailable', conn: null, choices: picked.choices };
     }
+    const choices = picked.choices;
     // ip_vs_conn_new: bound with IP_VS_CONN_F_INACTIVE (state NONE), then the protocol state machine runs.
     const c = new Conn(this.connKey(f), f.proto, dest, 'NONE', this.clock);
     this.bindConn(dest, false);
@@ -487,11 +532,11 @@ export class ServiceModel implements SchedulerHost {
     if (f.proto === 'tcp') {
       this.setState(c, 'SYN_RECV');
       this.setState(c, 'ESTABLISHED');
-      this.conns.set(c.key, c);
+      this.insertConn(c);
       if (!f.hold) this.closeConn(c);
     } else {
       this.setState(c, 'UDP');
-      this.conns.set(c.key, c);
+      this.insertConn(c);
     }
     return { dest, via, conn: c, choices };
   }
@@ -516,7 +561,7 @@ export class ServiceModel implements SchedulerHost {
   /** The client closes a TCP connection: FIN_WAIT (DR/TUN, the director sees one direction) or TIME_WAIT (NAT). */
   closeConn(c: Conn): void {
     if (c.proto !== 'tcp' || c.closed) return;
-    if (this.conns.get(c.key) !== c) return; // already expired or replaced
+    if (!c.live) return; // already expired or replaced
     c.closed = true;
     this.setState(c, c.dest.forward === 'nat' ? 'TIME_WAIT' : 'FIN_WAIT');
   }
@@ -538,7 +583,7 @@ export class ServiceModel implements SchedulerHost {
       this.clock = ev.at;
       if (ev.conn) {
         const c = ev.conn;
-        if (this.conns.get(c.key) !== c || c.expires !== ev.at) continue;
+        if (!c.live || c.expires !== ev.at) continue;
         this.expireConn(c);
       } else if (ev.tpl) {
         const t = ev.tpl;

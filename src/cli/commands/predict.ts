@@ -180,6 +180,7 @@ async function run(args: string[]): Promise<number> {
     const trace: object[] = [];
     const result = runScenario(resolved, {
       seed: opts.seed,
+      recordChoices: opts.trace,
       onFlow: opts.trace
         ? (r: FlowResult, svc) => {
             trace.push({ ...r, counters: svc.snapshot(), scheduler: svc.scheduler.describeState?.() });
