@@ -6,7 +6,7 @@ import type { CliCommand } from '../command';
 import { SCENARIO_SCHEMA } from '../../models/scenario-schema';
 import { type FlowResult, resolveScenario, runScenario, ScenarioError, ScenarioErrors } from '../../models/scenario';
 
-const USAGE = `usage: vslab predict [--file SCENARIO.json] [--seed N] [--trace] [--schema]
+const USAGE = `vslab predict [--file SCENARIO.json] [--seed N] [--trace] [--schema]
 
 Reads a scheduler scenario as JSON (stdin, or --file) and prints a JSON array with the server name
 each flow is scheduled to, null where the scheduler finds none. The format is described in
@@ -153,7 +153,7 @@ async function run(args: string[]): Promise<number> {
     opts = parseArgs(args);
   } catch (e) {
     const m = (e as Error).message;
-    process.stderr.write(m ? `vslab predict: ${m}\n${USAGE}\n` : `${USAGE}\n`);
+    process.stderr.write(m ? `vslab predict: ${m}\nusage: ${USAGE}\n` : `usage: ${USAGE}\n`);
     return m ? 2 : 0;
   }
   if (opts.schema) {
