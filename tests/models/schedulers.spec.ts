@@ -42,7 +42,7 @@ test.describe('wrr', () => {
       const n = 2 + rng.below(8);
       const factor = 1 + rng.below(3);
       const weights = Array.from({ length: n }, () => factor * rng.below(7)); // some zero
-      if (weights.every((w) => w === 0)) weights[0] = factor;
+      if (!weights.some((w) => w > 0)) weights[0] = factor;
       const svc = service('wrr', weights.map((w, i) => [`s${i}`, w]));
       const wrr = svc.scheduler as WeightedRoundRobinScheduler;
       const g = weights.filter((w) => w > 0).reduce((a, b) => { while (b) [a, b] = [b, a % b]; return a; });
