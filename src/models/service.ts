@@ -445,10 +445,12 @@ export class ServiceModel implements SchedulerHost {
     let expireAfterSchedule: Conn | null = null;
     if (c) {
       let resched = false;
-      if (f.proto === 'tcp' || f.proto === 'udp') {
-        const startsConn = f.proto === 'tcp'; // SYN; a UDP datagram never "reuses"
-        if (startsConn && this.sysctls.expireNodestConn && c.dest.weight === 0) resched = true;
-        else if (startsConn && this.sysctls.connReuseMode !== 0 && this.newConnExpected(c)) resched = true;
+      // is_new_conn(): a TCP SYN (a UDP datagram never starts a "new" connection on an entry), and
+      // since "ipvs: Fix reuse connection if RS weight is 0" (~v5.16) never for an entry controlled
+      // by a template; the weight-0 rule no longer depends on conn_reuse_mode.
+      if (f.proto === 'tcp' && !c.template) {
+        if (this.sysctls.expireNodestConn && c.dest.weight === 0) resched = true;
+        else if (this.sysctls.connReuseMode !== 0 && this.newConnExpected(c)) resched = true;
       }
       if (resched) {
         // ip_vs_conn_expire_now(): the old entry goes at the next timer tick, i.e. after this
