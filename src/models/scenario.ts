@@ -191,6 +191,8 @@ const FLAG_BITS: Record<string, { bit: number; only?: SchedulerName }> = {
 export interface ResolvedFlow extends FlowSpec {
   /** Path of the scenario element it came from (for error messages). */
   path: string;
+  /** The flow (or its generator) set `hold` itself; a `hold` event does not override it. */
+  explicitHold: boolean;
 }
 
 export interface ResolvedServer {
@@ -399,7 +401,7 @@ export function resolveScenario(data: unknown): ResolvedScenario {
           errors.push(new ScenarioError(`${path}.generate`, 'a fwmark service needs "dsts" (the packets\' destination addresses)'));
           break;
         }
-        flows.push({ client: x.client, cport: x.cport, dst, dport: port, proto, hold: g.hold ?? defaultHold, path });
+        flows.push({ client: x.client, cport: x.cport, dst, dport: port, proto, hold: g.hold ?? defaultHold, explicitHold: g.hold !== undefined, path });
       }
       return;
     }
@@ -435,7 +437,7 @@ export function resolveScenario(data: unknown): ResolvedScenario {
       errors.push(new ScenarioError(`${path}.dport`, `the service listens on port ${port}; only fwmark services take other ports`));
       return;
     }
-    flows.push({ client, cport: f.cport, dst, dport: f.dport ?? port, proto: f.proto ?? proto, hold: f.hold ?? defaultHold, path });
+    flows.push({ client, cport: f.cport, dst, dport: f.dport ?? port, proto: f.proto ?? proto, hold: f.hold ?? defaultHold, explicitHold: f.hold !== undefined, path });
   });
 
   // events: check in the order they apply, tracking which server names exist
@@ -605,7 +607,7 @@ export function runScenario(input: unknown, opts: RunOptions = {}): RunResult {
   for (let i = 0; i < rs.flows.length; i++) {
     applyEventsBefore(i);
     const f = rs.flows[i];
-    const flow: FlowSpec = holdOverride === null ? f : { ...f, hold: holdOverride };
+    const flow: FlowSpec = holdOverride === null || f.explicitHold ? f : { ...f, hold: holdOverride };
     let outcome!: FlowOutcome;
     const observed = opts.observed?.[i];
     const choose = opts.observed

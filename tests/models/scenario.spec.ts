@@ -108,6 +108,24 @@ test.describe('scenario format', () => {
     expect(runScenario(sc).assignments).toEqual(['rs2', 'rs1', 'rs2', 'rs2']);
   });
 
+  test('a hold event sets the default for later flows; a flow\'s own hold wins', () => {
+    const sc = {
+      ...BASIC,
+      scheduler: 'lc',
+      flows: [
+        { client: '198.18.0.2', cport: 1 },
+        { client: '198.18.0.2', cport: 2 },
+        { client: '198.18.0.2', cport: 3, hold: true },
+        { client: '198.18.0.2', cport: 4 },
+      ],
+      events: [{ before: 1, op: 'hold', hold: false }],
+    };
+    const svc = runScenario(sc).service;
+    // lc (list rs2, rs1): rs2 held (256); rs1 closed (1); rs1 held (1 < 256 -> 257); rs2 closed (256 < 257)
+    expect(svc.snapshot().map((d) => [d.name, d.active, d.inactive])).toEqual([['rs2', 1, 1], ['rs1', 1, 1]]);
+    expect(runScenario(sc).assignments).toEqual(['rs2', 'rs1', 'rs1', 'rs2']);
+  });
+
   const bad: [string, unknown, RegExp][] = [
     ['missing servers', { ...BASIC, servers: undefined }, /^\$: missing required field "servers"/],
     ['unknown scheduler', { ...BASIC, scheduler: 'wrrr' }, /^\$\.scheduler: must be one of "rr"/],
