@@ -87,6 +87,7 @@ const service = {
       required: ['fwmark'],
       properties: {
         fwmark: { type: 'integer', minimum: 1, maximum: 4294967295 },
+        vip: address,
         proto: { enum: ['tcp', 'udp'] },
         port,
         family: { enum: [4, 6] },

@@ -56,7 +56,7 @@ export interface ScenarioPersistence {
 
 export type ScenarioService =
   | { proto: Protocol; vip: string; port: number; persistence?: ScenarioPersistence; onePacket?: boolean }
-  | { fwmark: number; proto?: Protocol; port?: number; family?: 4 | 6; persistence?: ScenarioPersistence; onePacket?: boolean };
+  | { fwmark: number; vip?: string; proto?: Protocol; port?: number; family?: 4 | 6; persistence?: ScenarioPersistence; onePacket?: boolean };
 
 export interface Scenario {
   name?: string;
@@ -327,9 +327,21 @@ export function resolveScenario(data: unknown): ResolvedScenario {
       vip = a;
       family = a.family;
     }
+  } else if (svc.vip !== undefined) {
+    // a fwmark service's default destination for flows without "dst"
+    const a = parseAddr(svc.vip, '$.service.vip', errors);
+    if (a) {
+      vip = a;
+      family = a.family;
+      if (svc.family !== undefined && svc.family !== a.family) errors.push(new ScenarioError('$.service.family', `family ${svc.family} but vip ${svc.vip} is IPv${a.family}`));
+    }
   } else {
     family = svc.family ?? 4;
   }
+  // Flows of a fwmark service without "dst" and without a service vip: the destination only matters
+  // to the destination-hashing schedulers; the others get the unspecified address as a placeholder.
+  const needsDst = isFw && !vip && ['dh', 'lblc', 'lblcr'].includes(sc.scheduler);
+  const fwPlaceholder = isFw && !vip && !needsDst ? parseAddress(family === 4 ? '0.0.0.0' : '::') : undefined;
   const proto: Protocol = svc.proto ?? 'tcp';
   const port = isFw ? svc.port ?? 80 : svc.port;
 
@@ -396,9 +408,9 @@ export function resolveScenario(data: unknown): ResolvedScenario {
           errors.push(new ScenarioError(`${path}.generate.clients`, `clients are IPv${x.client.family} but the service is IPv${family}`));
           break;
         }
-        const dst = x.dst ?? vip;
+        const dst = x.dst ?? vip ?? fwPlaceholder;
         if (!dst) {
-          errors.push(new ScenarioError(`${path}.generate`, 'a fwmark service needs "dsts" (the packets\' destination addresses)'));
+          errors.push(new ScenarioError(`${path}.generate`, `${sc.scheduler} hashes the destination address: give "dsts" (or a service "vip")`));
           break;
         }
         flows.push({ client: x.client, cport: x.cport, dst, dport: port, proto, hold: g.hold ?? defaultHold, explicitHold: g.hold !== undefined, path });
@@ -411,7 +423,7 @@ export function resolveScenario(data: unknown): ResolvedScenario {
       errors.push(new ScenarioError(`${path}.client`, `${f.client} is IPv${client.family} but the service is IPv${family}`));
       return;
     }
-    let dst = vip;
+    let dst = vip ?? fwPlaceholder;
     if (f.dst !== undefined) {
       const d = parseAddr(f.dst, `${path}.dst`, errors);
       if (!d) return;
@@ -426,7 +438,7 @@ export function resolveScenario(data: unknown): ResolvedScenario {
       dst = d;
     }
     if (!dst) {
-      errors.push(new ScenarioError(`${path}`, 'flows of a fwmark service need "dst" (the destination address the mark was set on)'));
+      errors.push(new ScenarioError(`${path}`, `${sc.scheduler} hashes the destination address: a flow of a fwmark service needs "dst" (or give the service a "vip")`));
       return;
     }
     if (f.proto !== undefined && !isFw && f.proto !== proto) {

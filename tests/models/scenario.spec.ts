@@ -94,6 +94,12 @@ test.describe('scenario format', () => {
     expect(a.every((x) => x.startsWith('198.18.') && Number(x.split('.')[2]) >= 64 && Number(x.split('.')[2]) < 128)).toBe(true);
   });
 
+  test('a fwmark service as in {"fwmark":1}: flows may omit dst unless the scheduler hashes it', () => {
+    expect(runScenario({ ...BASIC, service: { fwmark: 1 } }).assignments).toEqual(['rs2', 'rs1']);
+    const lblc = { ...BASIC, scheduler: 'lblc', service: { fwmark: 1 }, flows: [{ client: '198.18.0.2', cport: 1, dst: '198.19.5.1' }] };
+    expect(runScenario(lblc).assignments).toEqual(['rs2']);
+  });
+
   test('events apply before the flow they name, in file order for the same flow', () => {
     const sc = {
       ...BASIC,
@@ -138,7 +144,7 @@ test.describe('scenario format', () => {
     ['duplicate server name', { ...BASIC, servers: [BASIC.servers[0], { ...BASIC.servers[1], name: 'rs1' }] }, /^\$\.servers\[1\]\.name: duplicate server name "rs1"/],
     ['one-packet on TCP', { ...BASIC, service: { ...BASIC.service, onePacket: true } }, /^\$\.service\.onePacket: one-packet scheduling applies to UDP/],
     ['dst on a VIP service', { ...BASIC, flows: [{ client: '198.18.0.2', cport: 1, dst: '198.19.0.7' }] }, /^\$\.flows\[0\]\.dst: a VIP service only sees packets to its VIP/],
-    ['fwmark flow without dst', { ...BASIC, service: { fwmark: 3 } }, /^\$\.flows\[0\]: flows of a fwmark service need "dst"/],
+    ['dh on fwmark without dst', { ...BASIC, scheduler: 'dh', service: { fwmark: 3 } }, /^\$\.flows\[0\]: dh hashes the destination address: a flow of a fwmark service needs "dst"/],
     ['edit of a removed server', { ...BASIC, events: [{ before: 0, op: 'remove', server: 'rs1' }, { before: 1, op: 'edit', server: 'rs1', weight: 2 }] }, /^\$\.events\[1\]\.server: no server named "rs1" exists at this point/],
     ['close of a future flow', { ...BASIC, events: [{ before: 1, op: 'close', flow: 1 }] }, /^\$\.events\[0\]\.flow: flow 1 is not opened yet before flow 1/],
     ['event after the end', { ...BASIC, events: [{ before: 9, op: 'release' }] }, /^\$\.events\[0\]\.before: there are only 2 flows/],
