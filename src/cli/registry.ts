@@ -8,5 +8,6 @@ import { command as run } from './commands/run';
 import { command as graph } from './commands/graph';
 import { command as doctor } from './commands/doctor';
 import { command as gc } from './commands/gc';
+import { command as predict } from './commands/predict';
 
-export const commands: CliCommand[] = [run, up, down, ls, exec, graph, doctor, gc];
+export const commands: CliCommand[] = [run, up, down, ls, exec, graph, doctor, gc, predict];
