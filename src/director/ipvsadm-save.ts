@@ -305,13 +305,16 @@ export function parseIpvsadmLine(raw: string, file: string, lineNo: number): Ipv
     if (t.text.startsWith('--') && t.text.includes('=')) {
       const eq = t.text.indexOf('=');
       words.push({ text: t.text.slice(0, eq), col: t.col }, { text: t.text.slice(eq + 1), col: t.col + eq + 1 });
-    } else if (/^-[A-Za-z0-9]{2,}$/.test(t.text)) {
+    } else if (/^-[^-]./.test(t.text)) {
       const first = `-${t.text[1]}`;
       if (WITH_ARG[first] || OPTIONAL_ARG.has(first)) {
         // -t198.18.0.1:80 : option with attached argument
         words.push({ text: first, col: t.col }, { text: t.text.slice(2), col: t.col + 2 });
-      } else {
+      } else if (/^-[A-Za-z0-9]+$/.test(t.text)) {
+        // -Ln style: several flags in one word
         for (let j = 1; j < t.text.length; j++) words.push({ text: `-${t.text[j]}`, col: t.col + j });
+      } else {
+        words.push(t);
       }
     } else {
       words.push(t);

@@ -129,7 +129,7 @@ export function decodeError(msg: NlMessage): NlError {
   if (p.length < 4 + NLMSG_HDRLEN) {
     throw new NetlinkDecodeError(`NLMSG_ERROR payload too short (${p.length} bytes, need ${4 + NLMSG_HDRLEN})`);
   }
-  const errno = -readI32(p, 0);
+  const errno = 0 - readI32(p, 0) || 0;
   const request = decodeHeader(p, 4);
   const capped = (msg.header.flags & NLM_F_CAPPED) !== 0;
   let tlvStart = 4 + NLMSG_HDRLEN;
@@ -149,7 +149,7 @@ export function decodeError(msg: NlMessage): NlError {
 export function decodeDone(msg: NlMessage): { errno: number; extack?: ExtAck } {
   const p = msg.payload;
   if (p.length < 4) return { errno: 0 };
-  const errno = -readI32(p, 0);
+  const errno = 0 - readI32(p, 0) || 0;
   const out: { errno: number; extack?: ExtAck } = { errno };
   if (msg.header.flags & NLM_F_ACK_TLVS && p.length > 4) out.extack = decodeExtAck(p.subarray(4));
   return out;
