@@ -112,6 +112,10 @@ function explain(c: IpvsErrorContext, errno: number, extack?: ExtAck): string {
         return `scheduler "${spec?.scheduler ?? 'wlc'}"${pe} not found (the kernel could not load ip_vs_${spec?.scheduler ?? 'wlc'}${spec?.peName ? ` / ip_vs_pe_${spec.peName}` : ''})`;
       }
       if (code === 'EINVAL') {
+        const nm = Number(spec?.netmask);
+        if (spec?.family === 6 && spec.netmask !== undefined && (!(nm >= 1) || nm > 128)) {
+          return `IPv6 persistence netmask ${spec.netmask} is outside 1..128`;
+        }
         return extack?.message
           ? `invalid service parameters`
           : 'invalid service parameters (IPv6 netmask outside 1..128, a missing attribute, or a scheduler that rejects the service)';

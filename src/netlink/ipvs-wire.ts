@@ -145,8 +145,11 @@ export function netmaskPayload(netmask: string, family: IpFamily): Buffer {
     if (p.family !== 4) throw new Error(`IPv4 persistence netmask "${netmask}" must be a dotted mask like 255.255.255.0`);
     return p.bytes; // network order, as the kernel compares it with addresses
   }
+  // The kernel checks the range (1..128, EINVAL otherwise); only the form is checked here.
   const n = Number(netmask.replace(/^\//, ''));
-  if (!Number.isInteger(n) || n < 1 || n > 128) throw new Error(`IPv6 persistence netmask "${netmask}" must be a prefix length 1..128`);
+  if (!/^\/?\d+$/.test(netmask) || !Number.isInteger(n) || n > 0xffffffff) {
+    throw new Error(`IPv6 persistence netmask "${netmask}" must be a prefix length (1..128)`);
+  }
   return payload.u32(n);
 }
 
@@ -209,9 +212,10 @@ export function encodeDestination(d: DestinationSpec, full: boolean): Buffer {
     encodeAttr(IPVS_DEST_ATTR.PORT, payload.be16(d.port)),
   ];
   if (full) {
+    // DEST_ATTR_WEIGHT is a u32; the kernel refuses values above INT_MAX with ERANGE.
     const weight = d.weight ?? 1;
-    if (!Number.isInteger(weight) || weight < 0 || weight > 0x7fffffff) {
-      throw new Error(`weight ${weight} of real server ${d.address} is out of range (0..2147483647)`);
+    if (!Number.isInteger(weight) || weight < 0 || weight > 0xffffffff) {
+      throw new Error(`weight ${weight} of real server ${d.address} does not fit the u32 weight attribute`);
     }
     attrs.push(encodeAttr(IPVS_DEST_ATTR.ADDR_FAMILY, payload.u16(familyToAf(family))));
     attrs.push(encodeAttr(IPVS_DEST_ATTR.FWD_METHOD, payload.u32(forwardNumber(d.forward ?? 'route'))));

@@ -180,6 +180,10 @@ export class IpvsClient {
   /** Destinations of a service in kernel order (newest first; ipvsadm -L --nosort shows this order). */
   async listDestinations(k: ServiceKey): Promise<IpvsDestination[]> {
     const replies = await this.call({ operation: 'list destinations', service: k }, this.req(IPVS_CMD.GET_DEST, [encodeServiceKey(k)], true));
+    // The kernel answers a dump for a service that does not exist with an empty dump, not ESRCH.
+    if (replies.length === 0) await this.getService(k).catch((e: IpvsError) => {
+      throw new IpvsError({ operation: 'list destinations', service: k }, e.errno, e.extack);
+    });
     return replies.map((r) => decodeDestinationReply(r.attrs, k.family));
   }
 

@@ -111,7 +111,7 @@ test.describe('IPVS requests', () => {
     expect(() => encodeService({ family: 4, protocol: 'tcp', address: '2001:db8::1', port: 80 })).toThrow(/virtual address 2001:db8::1 is IPv6 but the family is IPv4/);
     expect(() => encodeService({ family: 4, protocol: 'tcp', address: '198.18.0.1', port: 70000 })).toThrow(/service port 70000/);
     expect(() => encodeService({ family: 4, protocol: 'tcp', address: '198.18.0.1', port: 80, scheduler: 'a-very-long-scheduler-name' })).toThrow(/scheduler name .* too long/);
-    expect(() => encodeService({ family: 6, protocol: 'tcp', address: '2001:db8::1', port: 80, netmask: '255.255.0.0' })).toThrow(/IPv6 persistence netmask/);
+    expect(() => encodeService({ family: 6, protocol: 'tcp', address: '2001:db8::1', port: 80, netmask: '255.255.0.0' })).toThrow('IPv6 persistence netmask "255.255.0.0" must be a prefix length (1..128)');
     expect(() => encodeDestination({ address: 'rs1.example', port: 80 }, true)).toThrow(/real server address "rs1.example" is not an IPv4 or IPv6 address/);
     expect(() => encodeServiceKey({ family: 4, fwmark: 0 })).toThrow(/fwmark 0 is not valid/);
   });
