@@ -80,6 +80,7 @@ export class AgentChannel {
     if (this.hello) return;
     this.hello = h;
     for (const w of this.helloWaiters.splice(0)) w(h);
+    this.refIfBusy();
   }
 
   private dispatch(f: Frame): void {
@@ -99,7 +100,15 @@ export class AgentChannel {
     if (done) {
       if (p.timer) clearTimeout(p.timer);
       this.pending.delete(f.id);
+      this.refIfBusy();
     }
+  }
+
+  /** An idle channel does not keep this process alive (a persistent guest outlives `vslab up`). */
+  private refIfBusy(): void {
+    if (this.closedWith) return;
+    if (this.pending.size || !this.hello) this.socket.ref();
+    else this.socket.unref();
   }
 
   /** Fail every pending request with err and refuse new ones. */
@@ -134,11 +143,13 @@ export class AgentChannel {
     if (deadlineMs > 0) {
       p.timer = setTimeout(() => {
         this.pending.delete(id);
+        this.refIfBusy();
         fail(new AgentTimeoutError(`the guest agent did not answer ${what} within ${Math.round(deadlineMs / 1000)} s`));
         this.onStall(what);
       }, deadlineMs);
     }
     this.pending.set(id, p);
+    this.refIfBusy();
     this.send(id, type, fields);
     return id;
   }

@@ -14,6 +14,7 @@ import { buildAgent, guestSourceDir } from './agent-build';
 import { cacheDir, withCacheLock } from './cache';
 import type { GuestKernel } from './kernel';
 import { runTool, runToolOk } from './proc';
+import { GUEST_NODE_DIR } from './shares';
 
 /** Bump when the layout changes in a way file identities do not capture. */
 const BUILDER_VERSION = '2';
@@ -193,7 +194,12 @@ async function plan(kernel: GuestKernel, opts: InitramfsOptions): Promise<Plan> 
   }
   const node = opts.node ?? 'libs';
   if (node === 'binary') tools.push(process.execPath);
-  else if (node === 'libs') for (const lib of await sharedLibs(fs.realpathSync(process.execPath))) files.set(guestPath(lib), lib);
+  else if (node === 'libs') {
+    const real = fs.realpathSync(process.execPath);
+    for (const lib of await sharedLibs(real)) files.set(guestPath(lib), lib);
+    // node's host path leads to the binary shared over 9p (shares.ts), so host paths work in the guest
+    for (const p of new Set([guestPath(real), guestPath(process.execPath)])) links.set(p, `${GUEST_NODE_DIR}/node`);
+  }
   for (const t of tools) {
     const real = fs.realpathSync(t);
     files.set(guestPath(real), real);
