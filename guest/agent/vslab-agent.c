@@ -1,5 +1,5 @@
 /*
- * vslab-agent: the control agent inside a vslab VM guest (runs as PID 1 after /init).
+ * vslab-agent: the control agent inside a vslab VM guest (started by /init, reaps orphans as a subreaper).
  *
  * It speaks the framed protocol of protocol.h over the virtio-serial port named "vslab.agent" and
  * does what the host asks: run programs (optionally inside a named network namespace, collected or
@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -689,6 +690,7 @@ int main(void) {
     usleep(50 * 1000);
   }
   home_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
   signal(SIGPIPE, SIG_IGN);
   sigset_t chld;
   sigemptyset(&chld);

@@ -49,6 +49,10 @@ export interface VmBootOptions {
   verboseConsole?: boolean;
   /** Extra kernel command line arguments. */
   kernelArgs?: string[];
+  /** How long past a request's own timeout the agent may stay silent before the guest is checked (default 30 s). */
+  stallGraceMs?: number;
+  /** How long the liveness ping after a stall may take before the guest counts as hung (default 20 s). */
+  alivePingMs?: number;
   progress?: (msg: string) => void;
 }
 
@@ -356,12 +360,16 @@ export class VmGuest {
 
   private makeChannel(socket: net.Socket): AgentChannel {
     const channel = new AgentChannel(socket, (what) => this.onStall(what), (e) => {
-      if (this.stopping) return;
-      // qemu exiting closes the socket too; let the exit handler report that (it knows why).
+      if (this.stopping) {
+        channel.close(e);
+        return;
+      }
+      // qemu exiting closes the socket too: give its exit handler a moment to say why (crash, exit).
       setTimeout(() => {
         if (!this.stopping && !this.qemuExited && !this.failure) this.fail(new VmGuestError('channel-broken', this.name, e.message, this.consoleTail()));
-      }, 300);
-    });
+        channel.close(this.failure ?? e);
+      }, 500);
+    }, this.opts.stallGraceMs);
     this.channelRef = channel;
     return channel;
   }
@@ -465,7 +473,7 @@ export class VmGuest {
     if (this.aliveCheck || this.failure) return;
     this.aliveCheck = (async () => {
       try {
-        await this.channel().ping(20_000);
+        await this.channel().ping(this.opts.alivePingMs ?? 20_000);
       } catch {
         this.readConsole();
         this.fail(new VmGuestError('hung', this.name, `the guest agent stopped answering (${what} got no reply, and neither did a ping)`, this.consoleTail()));
