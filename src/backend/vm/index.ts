@@ -111,7 +111,7 @@ export async function realisePlanInGuest(guest: VmGuest, model: LabModel, labNam
 }
 
 function vmRunDir(labName: string): string {
-  return path.join(VM_RUN_ROOT, `vslab-${labName}`);
+  return path.join(VM_RUN_ROOT, `${process.env.VSLAB_VM_NAME_PREFIX || 'vslab-'}${labName}`);
 }
 
 /** Bring a lab up inside a new VM. On any failure the VM is stopped and the lab state removed. */
@@ -134,7 +134,8 @@ export async function upVmLab(model: LabModel, opts: VmLabUpOptions = {}): Promi
   let guest: VmGuest | undefined;
   try {
     guest = await VmGuest.boot({
-      namePrefix: 'vslab-', name: state.name, persistent: !state.ephemeral, kernel, shares: defaultShares(),
+      // VSLAB_VM_NAME_PREFIX: tests keep their VMs apart from real labs (which gc recognises by "vslab-").
+      namePrefix: process.env.VSLAB_VM_NAME_PREFIX || 'vslab-', name: state.name, persistent: !state.ephemeral, kernel, shares: defaultShares(),
       memoryMiB: opts.memoryMiB ?? 512, progress, ...opts.boot,
     });
     state.extra = { vmRunDir: guest.runDir, vmName: guest.name, qemuPid: guest.qemuPid, kernel: guest.kernel?.release, bootMs: guest.bootMs };
