@@ -1,5 +1,5 @@
 /*
- * vslab-agent: the control agent inside a vslab VM guest (runs as PID 1 after /init).
+ * vslab-agent: the control agent inside a vslab VM guest (started by /init, reaps orphans as a subreaper).
  *
  * It speaks the framed protocol of protocol.h over the virtio-serial port named "vslab.agent" and
  * does what the host asks: run programs (optionally inside a named network namespace, collected or
@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -107,6 +108,8 @@ typedef struct {
 static field_t fstr(const char *s) { return (field_t){s, strlen(s)}; }
 static field_t fmem(const void *p, size_t n) { return (field_t){p, n}; }
 
+/* Write a whole frame to the host. The port is non-blocking: while no host is connected (POLLHUP),
+ * frames are dropped rather than blocking the agent (a later host starts with a ping). */
 static void write_all(const char *p, size_t n) {
   while (n > 0) {
     ssize_t w = write(port, p, n);
@@ -115,6 +118,7 @@ static void write_all(const char *p, size_t n) {
       if (errno == EAGAIN) {
         struct pollfd pf = {.fd = port, .events = POLLOUT};
         poll(&pf, 1, 1000);
+        if ((pf.revents & POLLHUP) && !(pf.revents & POLLOUT)) return;
         continue;
       }
       logmsg("vslab-agent: write to the host failed: %s", strerror(errno));
@@ -672,7 +676,7 @@ static int open_port(void) {
     fclose(fp);
     if (strcmp(name, AGENT_PORT_NAME)) continue;
     snprintf(p, sizeof p, "/dev/%s", e->d_name);
-    fd = open(p, O_RDWR | O_CLOEXEC);
+    fd = open(p, O_RDWR | O_CLOEXEC | O_NONBLOCK);
   }
   closedir(d);
   return fd;
@@ -686,6 +690,7 @@ int main(void) {
     usleep(50 * 1000);
   }
   home_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
   signal(SIGPIPE, SIG_IGN);
   sigset_t chld;
   sigemptyset(&chld);
@@ -698,6 +703,7 @@ int main(void) {
   logmsg("vslab-agent: ready (protocol %s, kernel %s)", AGENT_PROTOCOL, release);
 
   buf_t in = {0};
+  int host_gone = 0;
   static struct pollfd pf[2 + 3 * MAX_PROCS];
   static proc_t *owner[2 + 3 * MAX_PROCS];
   static int kind[2 + 3 * MAX_PROCS];
@@ -739,6 +745,7 @@ int main(void) {
       char tmp[65536];
       ssize_t got = read(port, tmp, sizeof tmp);
       if (got > 0) buf_put(&in, tmp, (size_t)got);
+      host_gone = 0;
       size_t off = 0;
       while (in.len - off >= 4) {
         uint32_t fl = get_u32((unsigned char *)in.p + off);
@@ -756,7 +763,10 @@ int main(void) {
         in.len -= off;
       }
     } else if (r > 0 && (pf[0].revents & POLLHUP)) {
-      usleep(100 * 1000); /* the host is not connected (yet) */
+      /* No host connected (yet, or any more): a half-received frame will never be completed. */
+      if (!host_gone) in.len = 0;
+      host_gone = 1;
+      usleep(100 * 1000);
     }
     if (r > 0 && (pf[1].revents & POLLIN)) {
       struct signalfd_siginfo si;

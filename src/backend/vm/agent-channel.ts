@@ -30,7 +30,7 @@ export interface AgentHello {
 }
 
 /** Extra time the host waits beyond a request's own guest-side timeout (TCG on a loaded 2-core host is slow). */
-const HOST_GRACE_MS = 30_000;
+export const DEFAULT_GRACE_MS = 30_000;
 
 const signalNames = new Map<number, string>(Object.entries(os.constants.signals).map(([k, v]) => [v as number, k]));
 
@@ -44,12 +44,14 @@ export class AgentChannel {
 
   /**
    * @param onStall called when a request got no answer in time: the owner decides whether the guest is hung.
-   * @param onBroken called once if the stream from the agent is corrupt or closes.
+   * @param onBroken called if the stream from the agent is corrupt or closes; the owner must then close() the
+   *   channel with the error pending requests should see.
    */
   constructor(
     private readonly socket: Socket,
     private readonly onStall: (what: string) => void,
     private readonly onBroken: (e: Error) => void,
+    private readonly graceMs = DEFAULT_GRACE_MS,
   ) {
     socket.on('data', (b: Buffer) => {
       let frames: Frame[];
@@ -63,9 +65,8 @@ export class AgentChannel {
       for (const f of frames) this.dispatch(f);
     });
     socket.on('close', () => {
-      const e = new Error('the guest agent channel closed');
-      if (!this.closedWith) this.onBroken(e);
-      this.close(e);
+      // The owner closes the channel with the reason (it knows whether qemu exited or the kernel crashed).
+      if (!this.closedWith) this.onBroken(new Error('the guest agent channel closed'));
     });
     socket.on('error', () => undefined); // 'close' follows
   }
@@ -80,6 +81,7 @@ export class AgentChannel {
     if (this.hello) return;
     this.hello = h;
     for (const w of this.helloWaiters.splice(0)) w(h);
+    this.refIfBusy();
   }
 
   private dispatch(f: Frame): void {
@@ -99,7 +101,15 @@ export class AgentChannel {
     if (done) {
       if (p.timer) clearTimeout(p.timer);
       this.pending.delete(f.id);
+      this.refIfBusy();
     }
+  }
+
+  /** An idle channel does not keep this process alive (a persistent guest outlives `vslab up`). */
+  private refIfBusy(): void {
+    if (this.closedWith) return;
+    if (this.pending.size || !this.hello) this.socket.ref();
+    else this.socket.unref();
   }
 
   /** Fail every pending request with err and refuse new ones. */
@@ -134,11 +144,13 @@ export class AgentChannel {
     if (deadlineMs > 0) {
       p.timer = setTimeout(() => {
         this.pending.delete(id);
+        this.refIfBusy();
         fail(new AgentTimeoutError(`the guest agent did not answer ${what} within ${Math.round(deadlineMs / 1000)} s`));
         this.onStall(what);
       }, deadlineMs);
     }
     this.pending.set(id, p);
+    this.refIfBusy();
     this.send(id, type, fields);
     return id;
   }
@@ -176,7 +188,7 @@ export class AgentChannel {
     const input = opts.input === undefined ? Buffer.alloc(0) : Buffer.isBuffer(opts.input) ? opts.input : Buffer.from(opts.input);
     const what = `exec ${JSON.stringify(argv.join(' ').slice(0, 120))}${ns ? ` in ${ns}` : ''}`;
     return new Promise((resolve, reject) => {
-      this.request(FrameType.Run, ['collect', ns ?? '', opts.cwd ?? '', timeout, input, env.length, ...env, ...argv], what, timeout + HOST_GRACE_MS, (f) => {
+      this.request(FrameType.Run, ['collect', ns ?? '', opts.cwd ?? '', timeout, input, env.length, ...env, ...argv], what, timeout + this.graceMs, (f) => {
         if (f.type === FrameType.Error) reject(new AgentRequestError(`${what}: ${f.fields[0]?.toString()}`));
         else if (f.type === FrameType.Exit) resolve(exitResult(f));
         else return false;
@@ -229,7 +241,7 @@ export class AgentChannel {
 
   netlink(ns: string | null, protocol: number, request: Buffer, timeoutMs = 5000): Promise<Buffer> {
     return this.simple(FrameType.Netlink, [ns ?? '', protocol, timeoutMs, request], `netlink (protocol ${protocol})${ns ? ` in ${ns}` : ''}`,
-      timeoutMs + HOST_GRACE_MS, FrameType.NlReply, (f) => Buffer.from(f.fields[0] ?? Buffer.alloc(0)));
+      timeoutMs + this.graceMs, FrameType.NlReply, (f) => Buffer.from(f.fields[0] ?? Buffer.alloc(0)));
   }
 
   /** Copy a guest file to hostPath (written to a temp file, renamed when complete). */

@@ -1,7 +1,12 @@
-// A running VM guest: qemu (TCG) booting a cached kernel + initramfs, with the control agent
-// on a virtio-serial port. Boots with a timeout and retries, watches the console for panics and oopses,
-// notices a hung agent, and never lets qemu outlive its owner (kill on shutdown, on failure, on
-// process exit, and qemu's parent-death signal for a owner killed outright).
+// A running VM guest: qemu (TCG) booting a cached kernel + initramfs, with the control agent on a
+// virtio-serial port whose host end is a unix socket qemu listens on.
+//
+// Boots with a timeout and retries; watches the console (a file qemu writes) for panics and oopses;
+// notices qemu exiting and an agent that stops answering; reports each with the console's last lines.
+// An ephemeral guest (tests, `vslab run`) never outlives its owner: it is killed on shutdown, on
+// failure, on process exit, and by the parent-death signal qemu is started with (setpriv
+// --pdeathsig), for an owner killed outright. A persistent guest (`vslab up`) runs detached until
+// shut down; other processes reach it with VmGuest.attach().
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
@@ -10,12 +15,12 @@ import type { ExecOptions, ExecResult, SpawnOptions } from '../types';
 import { AgentChannel, AgentHello, GuestProcess } from './agent-channel';
 import { buildInitramfs, GuestImage, InitramfsOptions } from './initramfs';
 import { DEFAULT_KERNEL, GuestKernel, KernelSpec, resolveKernel } from './kernel';
-import { AGENT_PORT_NAME } from './protocol';
+import { AGENT_PORT_NAME, AGENT_PROTOCOL } from './protocol';
 
 export interface VmShare {
   /** Host directory to share over virtio-9p. */
   hostPath: string;
-  /** Where the guest mounts it (absolute, no spaces or colons). Defaults to hostPath. */
+  /** Where the guest mounts it (absolute, no spaces, ':' or ','). Defaults to hostPath. */
   guestPath?: string;
   /** Default true: the guest cannot write to the host. */
   readOnly?: boolean;
@@ -24,25 +29,30 @@ export interface VmShare {
 export interface VmBootOptions {
   /** Distinguishing part of the VM name; the full name is namePrefix + name (default: pid and a counter). */
   name?: string;
-  /** "vslab-" for labs (what `vslab gc` looks for), "vslabvm-" in this backend's own tests. */
+  /** "vslab-" for labs (what `vslab gc` looks for; the default), "vslabvm-" in this backend's own tests. */
   namePrefix?: string;
   kernel?: KernelSpec;
   /** Guest memory in MiB (default 192, enough for the labs; qemu's RSS is ~310-340 MiB regardless). */
   memoryMiB?: number;
   initramfs?: InitramfsOptions;
+  /** Host directories shared read-only (by default) over virtio-9p. */
   shares?: VmShare[];
-  /** Per attempt, from qemu start to the agent's hello (default 90 s: TCG on a busy 2-core host). */
+  /** Per attempt, from starting qemu to the agent's hello (default 90 s: TCG on a busy 2-core host). */
   bootTimeoutMs?: number;
-  /** Boot attempts before giving up (default 3; -M pc has not hung in early boot here, but be safe). */
+  /** Boot attempts before giving up (default 3). */
   bootAttempts?: number;
-  /** Directory for the socket, pidfile and console log (default /run/vslab/vm/<name>); removed on shutdown. */
+  /** Directory for the socket, pidfile and logs (default /run/vslab/vm/<name>); removed on shutdown. */
   runDir?: string;
-  /** Also keep the guest console here (it survives shutdown). */
-  consoleLogPath?: string;
-  /** Print the whole kernel boot log on the console (slower; default only warnings, panics and oopses). */
+  /** Persistent guests keep running when this process exits (for `vslab up`); default false. */
+  persistent?: boolean;
+  /** Print the whole kernel boot log on the console (default: only warnings, panics and oopses). */
   verboseConsole?: boolean;
   /** Extra kernel command line arguments. */
   kernelArgs?: string[];
+  /** How long past a request's own timeout the agent may stay silent before the guest is checked (default 30 s). */
+  stallGraceMs?: number;
+  /** How long the liveness ping after a stall may take before the guest counts as hung (default 20 s). */
+  alivePingMs?: number;
   progress?: (msg: string) => void;
 }
 
@@ -62,7 +72,28 @@ export class VmGuestError extends Error {
 }
 
 /** Lines on the console that mean the guest kernel is dying. */
-const CRASH_PATTERNS = [/Kernel panic - not syncing/, /\bOops: /, /^\s*(\[[\s\d.]+\]\s*)?BUG: /m, /general protection fault/, /Attempted to kill init/];
+export const CRASH_PATTERNS = [/Kernel panic - not syncing/, /\bOops: /, /\bBUG: /, /general protection fault/, /Attempted to kill init/];
+
+/** Kernel arguments: serial console, PVH-friendly, fast under TCG, and die loudly (panic -> qemu exits). */
+const BASE_CMDLINE = [
+  'console=ttyS0', 'rdinit=/init', 'panic=-1', 'oops=panic', 'reboot=t',
+  // exec of dynamic binaries ~3x faster under TCG (docs/vm.md)
+  'norandmaps',
+  // skip probing and checks that cost boot time under TCG and mean nothing in this guest
+  'i8042.noaux', 'i8042.nokbd', 'i8042.nopnp', '8250.nr_uarts=1', 'tsc=reliable', 'no_timer_check', 'audit=0', 'mitigations=off',
+];
+
+export const VM_RUN_ROOT = process.env.VSLAB_VM_RUN_DIR ?? '/run/vslab/vm';
+
+/** What a run directory records about its guest (vm.json). */
+export interface VmRecord {
+  name: string;
+  qemuPid: number;
+  ownerPid: number;
+  persistent: boolean;
+  release: string;
+  createdAt: string;
+}
 
 const liveGuests = new Set<VmGuest>();
 let exitHookInstalled = false;
@@ -76,18 +107,31 @@ function installExitHook(): void {
   });
 }
 
-/** The qemu binary (override with VSLAB_QEMU). */
 function qemuBinary(): string {
   return process.env.VSLAB_QEMU || 'qemu-system-x86_64';
 }
 
-interface Launch {
-  child: ChildProcess;
-  server: net.Server;
-  channel?: AgentChannel;
-  exited: boolean;
-  exitInfo?: string;
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
+
+/** Whether pid is a qemu started with `-name <name>` (guards every kill by pid from a file). */
+export function isQemuNamed(pid: number, name: string): boolean {
+  try {
+    const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const i = argv.indexOf('-name');
+    return i >= 0 && (argv[i + 1] ?? '').split(',')[0] === name && argv.some((a) => /qemu-system/.test(path.basename(a)));
+  } catch {
+    return false;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class VmGuest {
   readonly name: string;
@@ -96,37 +140,42 @@ export class VmGuest {
   bootMs = 0;
   /** Attempts the boot took. */
   attempts = 0;
-  kernel!: GuestKernel;
-  image!: GuestImage;
-  hello!: AgentHello;
+  kernel: GuestKernel | undefined;
+  image: GuestImage | undefined;
+  hello: AgentHello | undefined;
   failure: VmGuestError | undefined;
+  qemuPid: number | undefined;
 
-  private launch: Launch | undefined;
+  private child: ChildProcess | undefined;
+  private qemuExited = false;
+  private channelRef: AgentChannel | undefined;
   private console: string[] = [];
   private consolePartial = '';
-  private consoleBytes = 0;
-  private consoleFd: number | undefined;
-  private keepFd: number | undefined;
+  private consoleOffset = 0;
+  private monitor: NodeJS.Timeout | undefined;
+  private crashTimer: NodeJS.Timeout | undefined;
   private failureListeners: Array<(e: VmGuestError) => void> = [];
   private aliveCheck: Promise<void> | undefined;
-  private crashTimer: NodeJS.Timeout | undefined;
   private stopping = false;
+  private bootWaiter: ((e: VmGuestError) => void) | undefined;
 
-  private constructor(private readonly opts: VmBootOptions) {
-    const prefix = opts.namePrefix ?? 'vslab-';
-    this.name = `${prefix}${opts.name ?? `${process.pid}-${++counter}`}`;
-    if (!/^[A-Za-z0-9_.-]+$/.test(this.name)) throw new Error(`VM name ${this.name}: use letters, digits, '-', '_' and '.' only`);
-    this.runDir = opts.runDir ?? path.join('/run/vslab/vm', this.name);
+  private constructor(name: string, runDir: string, private readonly opts: VmBootOptions) {
+    if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`VM name ${name}: use letters, digits, '-', '_' and '.' only`);
+    this.name = name;
+    this.runDir = runDir;
   }
+
+  // ------------------------------------------------------------------ boot / attach
 
   /** Boot a guest and wait until its agent answers. Throws VmGuestError (with the console tail) if it cannot. */
   static async boot(opts: VmBootOptions = {}): Promise<VmGuest> {
-    const g = new VmGuest(opts);
+    const name = `${opts.namePrefix ?? 'vslab-'}${opts.name ?? `${process.pid}-${++counter}`}`;
+    const g = new VmGuest(name, opts.runDir ?? path.join(VM_RUN_ROOT, name), opts);
     const progress = opts.progress ?? (() => undefined);
     g.kernel = await resolveKernel(opts.kernel ?? DEFAULT_KERNEL, progress);
     g.image = await buildInitramfs(g.kernel, opts.initramfs ?? {}, progress);
     const attempts = Math.max(1, opts.bootAttempts ?? 3);
-    installExitHook();
+    if (!opts.persistent) installExitHook();
     liveGuests.add(g);
     let last: Error | undefined;
     try {
@@ -135,6 +184,7 @@ export class VmGuest {
         try {
           progress(`booting ${g.name} (${g.kernel.release})${i > 1 ? `, attempt ${i} of ${attempts}` : ''}`);
           await g.launchOnce();
+          if (opts.persistent) liveGuests.delete(g);
           return g;
         } catch (e) {
           last = e as Error;
@@ -150,27 +200,57 @@ export class VmGuest {
     }
   }
 
+  /** Connect to a guest another process booted (persistent), by its run directory. */
+  static async attach(runDir: string, timeoutMs = 20_000): Promise<VmGuest> {
+    let rec: VmRecord;
+    try {
+      rec = JSON.parse(fs.readFileSync(path.join(runDir, 'vm.json'), 'utf8')) as VmRecord;
+    } catch (e) {
+      throw new Error(`no VM in ${runDir} (${(e as Error).message})`);
+    }
+    const g = new VmGuest(rec.name, runDir, { persistent: true });
+    if (!pidAlive(rec.qemuPid) || !isQemuNamed(rec.qemuPid, rec.name)) {
+      g.readConsole();
+      throw new VmGuestError('qemu-exited', rec.name, `qemu (pid ${rec.qemuPid}) is not running any more`, g.consoleTail());
+    }
+    g.qemuPid = rec.qemuPid;
+    g.consoleOffset = Math.max(0, (fs.existsSync(g.consolePath) ? fs.statSync(g.consolePath).size : 0) - 16384);
+    g.readConsole();
+    const socket = await g.connect(timeoutMs);
+    const channel = g.makeChannel(socket);
+    g.startMonitor();
+    try {
+      g.hello = await channel.ping(timeoutMs);
+    } catch (e) {
+      g.stopMonitor();
+      channel.close(e as Error);
+      throw new VmGuestError('hung', rec.name, `the guest agent does not answer (${(e as Error).message})`, g.consoleTail());
+    }
+    return g;
+  }
+
+  private get consolePath(): string {
+    return path.join(this.runDir, 'console.log');
+  }
+
   private qemuArgs(): string[] {
     const o = this.opts;
-    const cmdline = [
-      'console=ttyS0', 'rdinit=/init', 'norandmaps', 'panic=-1', 'oops=panic', 'reboot=t',
-      ...(o.verboseConsole ? [] : ['quiet', 'loglevel=4']),
-    ];
+    const cmdline = [...BASE_CMDLINE, ...(o.verboseConsole ? [] : ['quiet', 'loglevel=4'])];
     const args = [
       '-name', `${this.name},process=${this.name}`,
       '-M', 'pc', '-accel', 'tcg', '-cpu', 'max,cx16=off', '-smp', '1', '-m', `${o.memoryMiB ?? 192}M`,
       '-nodefaults', '-no-user-config', '-nic', 'none', '-display', 'none', '-vga', 'none', '-no-reboot',
-      '-chardev', 'stdio,id=con,signal=off', '-serial', 'chardev:con', '-monitor', 'none',
+      '-chardev', `file,id=con,path=${this.consolePath}`, '-serial', 'chardev:con', '-monitor', 'none',
       '-pidfile', path.join(this.runDir, 'qemu.pid'),
-      '-kernel', this.kernel.vmlinux, '-initrd', this.image.path,
+      '-kernel', this.kernel!.vmlinux, '-initrd', this.image!.path,
       '-device', 'virtio-serial-pci,id=vser0',
-      '-chardev', `socket,id=agent,path=${path.join(this.runDir, 'agent.sock')}`,
+      '-chardev', `socket,id=agent,path=${path.join(this.runDir, 'agent.sock')},server=on,wait=off`,
       '-device', `virtserialport,bus=vser0.0,chardev=agent,name=${AGENT_PORT_NAME}`,
     ];
     (o.shares ?? []).forEach((s, i) => {
       const guestPath = s.guestPath ?? s.hostPath;
       if (!path.isAbsolute(guestPath) || /[\s:,]/.test(guestPath)) throw new Error(`9p share ${guestPath}: the guest path must be absolute without spaces, ':' or ','`);
-      if (/,/.test(s.hostPath)) throw new Error(`9p share ${s.hostPath}: qemu cannot share a path with ','`);
+      if (/,/.test(s.hostPath)) throw new Error(`9p share ${s.hostPath}: qemu cannot share a path containing ','`);
       const tag = `vslab${i}`;
       args.push('-fsdev', `local,id=fs${i},path=${s.hostPath},security_model=none${s.readOnly === false ? '' : ',readonly=on'}`);
       args.push('-device', `virtio-9p-pci,fsdev=fs${i},mount_tag=${tag}`);
@@ -183,118 +263,188 @@ export class VmGuest {
 
   private async launchOnce(): Promise<void> {
     fs.mkdirSync(this.runDir, { recursive: true, mode: 0o700 });
-    const sock = path.join(this.runDir, 'agent.sock');
-    fs.rmSync(sock, { force: true });
-    fs.writeFileSync(path.join(this.runDir, 'owner.json'), JSON.stringify({ ownerPid: process.pid, name: this.name, createdAt: new Date().toISOString() }) + '\n');
-    if (this.consoleFd === undefined) this.consoleFd = fs.openSync(path.join(this.runDir, 'console.log'), 'a');
-    if (this.opts.consoleLogPath && this.keepFd === undefined) this.keepFd = fs.openSync(this.opts.consoleLogPath, 'a');
+    for (const f of ['agent.sock', 'qemu.pid']) fs.rmSync(path.join(this.runDir, f), { force: true });
+    fs.appendFileSync(this.consolePath, '');
+    this.consoleOffset = fs.statSync(this.consolePath).size;
     this.console = [];
     this.consolePartial = '';
-    this.consoleNote(`---- ${new Date().toISOString()} boot attempt ${this.attempts} of ${this.name}`);
-
-    const server = net.createServer();
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(sock, () => resolve());
-    });
+    this.qemuExited = false;
+    this.failure = undefined;
+    if (this.crashTimer) clearTimeout(this.crashTimer);
+    this.crashTimer = undefined;
+    const qlog = fs.openSync(path.join(this.runDir, 'qemu.log'), 'a');
     const args = this.qemuArgs();
-    // setpriv --pdeathsig: the kernel kills qemu if this process dies without running its exit hooks.
-    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', qemuBinary(), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const launch: Launch = { child, server, exited: false };
-    this.launch = launch;
+    const persistent = !!this.opts.persistent;
+    // Ephemeral: setpriv --pdeathsig makes the kernel kill qemu if this process dies without running
+    // its exit hooks. Persistent: qemu gets its own session and survives us.
+    const child = persistent
+      ? spawn(qemuBinary(), args, { stdio: ['ignore', qlog, qlog], detached: true })
+      : spawn('setpriv', ['--pdeathsig', 'KILL', '--', qemuBinary(), ...args], { stdio: ['ignore', qlog, qlog] });
+    fs.closeSync(qlog);
+    this.child = child;
+    this.qemuPid = child.pid;
     const started = Date.now();
-
-    return new Promise<void>((resolve, reject) => {
-      let settled = false;
-      const timers: NodeJS.Timeout[] = [];
-      const settle = (err?: VmGuestError) => {
-        if (settled) return;
-        settled = true;
-        timers.forEach(clearTimeout);
-        if (err) reject(err);
-        else resolve();
-      };
-      child.stdout!.on('data', (b: Buffer) => this.onConsole(b));
-      child.stderr!.on('data', (b: Buffer) => {
-        for (const l of b.toString().split('\n').filter(Boolean)) this.consoleNote(`[qemu] ${l}`);
-      });
-      child.on('error', (e) => settle(new VmGuestError('qemu-exited', this.name, `cannot start ${qemuBinary()}: ${e.message}`, this.consoleTail())));
-      child.on('exit', (code, signal) => {
-        launch.exited = true;
-        launch.exitInfo = signal ? `signal ${signal}` : `exit code ${code}`;
-        const crashed = this.console.some((l) => CRASH_PATTERNS.some((p) => p.test(l)));
-        const err = new VmGuestError(crashed ? 'crashed' : 'qemu-exited', this.name,
-          crashed ? `the guest kernel crashed (qemu ${launch.exitInfo})` : `qemu exited (${launch.exitInfo})`, this.consoleTail());
-        if (!settled) settle(err);
-        else this.fail(err);
-      });
-      server.on('connection', (socket) => {
-        if (launch.channel) {
-          socket.destroy();
-          return;
-        }
-        const channel = new AgentChannel(socket, (what) => this.onStall(what), (e) => {
-          if (!this.stopping && !launch.exited) this.fail(new VmGuestError('channel-broken', this.name, e.message, this.consoleTail()));
-        });
-        launch.channel = channel;
-        channel.waitHello().then((h) => {
-          if (h.protocol !== '1') {
-            settle(new VmGuestError('channel-broken', this.name, `the guest agent speaks protocol ${h.protocol}, this host speaks 1`, this.consoleTail()));
-            return;
-          }
-          this.hello = h;
-          this.bootMs = Date.now() - started;
-          settle();
-        });
-        // The agent says hello by itself; probe too, in case its hello went out before qemu forwarded it.
-        const probe = () => {
-          if (settled || channel.closed) return;
-          channel.probe();
-          timers.push(setTimeout(probe, 3000));
-        };
-        timers.push(setTimeout(probe, 5000));
-      });
-      const timeout = this.opts.bootTimeoutMs ?? 90_000;
-      timers.push(setTimeout(() => settle(new VmGuestError('boot-timeout', this.name, `the guest agent did not come up within ${Math.round(timeout / 1000)} s`, this.consoleTail())), timeout));
-      this.onCrashDuringBoot = (e) => settle(e);
+    child.on('exit', (code, signal) => {
+      this.qemuExited = true;
+      this.onQemuExit(signal ? `signal ${signal}` : `exit code ${code}`);
     });
-  }
+    if (persistent) child.unref();
 
-  private onCrashDuringBoot: ((e: VmGuestError) => void) | undefined;
-
-  private onConsole(b: Buffer): void {
-    const text = this.consolePartial + b.toString('utf8');
-    const lines = text.split(/\r?\n/);
-    this.consolePartial = lines.pop() ?? '';
-    for (const l of lines) this.consoleLine(l);
-    if (this.consolePartial.length > 4096) {
-      this.consoleLine(this.consolePartial);
-      this.consolePartial = '';
+    const bootFailed = new Promise<never>((_, reject) => {
+      this.bootWaiter = reject;
+      child.on('error', (e) => reject(new VmGuestError('qemu-exited', this.name, `cannot start ${qemuBinary()}: ${e.message}`, this.consoleTail())));
+    });
+    bootFailed.catch(() => undefined);
+    this.startMonitor();
+    const timeoutMs = this.opts.bootTimeoutMs ?? 90_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.readConsole();
+        reject(new VmGuestError('boot-timeout', this.name, `the guest agent did not come up within ${Math.round(timeoutMs / 1000)} s`, this.consoleTail()));
+      }, timeoutMs);
+    });
+    try {
+      const socket = await Promise.race([this.connect(timeoutMs), bootFailed, timeout]);
+      const channel = this.makeChannel(socket);
+      // The agent says hello by itself once it runs; ping as well, in case its hello went out
+      // before this end was connected (qemu drops what the guest writes to an unconnected socket).
+      let probing = true;
+      const probe = async () => {
+        while (probing && !channel.closed && !channel.hello) {
+          channel.probe();
+          await sleep(2000);
+        }
+      };
+      void probe();
+      try {
+        this.hello = await Promise.race([channel.waitHello(), bootFailed, timeout]);
+      } finally {
+        probing = false;
+      }
+      if (this.hello.protocol !== AGENT_PROTOCOL) {
+        throw new VmGuestError('channel-broken', this.name, `the guest agent speaks protocol ${this.hello.protocol}, this host ${AGENT_PROTOCOL}`, this.consoleTail());
+      }
+      this.bootMs = Date.now() - started;
+      this.bootWaiter = undefined;
+      const rec: VmRecord = {
+        name: this.name, qemuPid: child.pid!, ownerPid: process.pid, persistent, release: this.kernel!.release, createdAt: new Date().toISOString(),
+      };
+      fs.writeFileSync(path.join(this.runDir, 'vm.json'), JSON.stringify(rec, null, 2) + '\n');
+    } finally {
+      clearTimeout(timer);
     }
   }
 
-  private consoleNote(line: string): void {
-    this.consoleLine(line, true);
+  /** Connect to qemu's agent socket, retrying while qemu creates it. */
+  private async connect(timeoutMs: number): Promise<net.Socket> {
+    const sock = path.join(this.runDir, 'agent.sock');
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.qemuExited) throw new VmGuestError('qemu-exited', this.name, 'qemu exited before its agent socket appeared', this.consoleTail());
+      try {
+        return await new Promise<net.Socket>((resolve, reject) => {
+          const s = net.connect(sock);
+          s.once('connect', () => {
+            s.removeAllListeners('error');
+            resolve(s);
+          });
+          s.once('error', reject);
+        });
+      } catch (e) {
+        if (Date.now() > deadline) throw new Error(`cannot connect to ${sock}: ${(e as Error).message}`);
+        await sleep(25);
+      }
+    }
   }
 
-  private consoleLine(line: string, note = false): void {
-    const out = Buffer.from(line + '\n');
-    if (this.consoleFd !== undefined) fs.writeSync(this.consoleFd, out);
-    if (this.keepFd !== undefined) fs.writeSync(this.keepFd, out);
+  private makeChannel(socket: net.Socket): AgentChannel {
+    const channel = new AgentChannel(socket, (what) => this.onStall(what), (e) => {
+      if (this.stopping) {
+        channel.close(e);
+        return;
+      }
+      // qemu exiting closes the socket too: give its exit handler a moment to say why (crash, exit).
+      setTimeout(() => {
+        if (!this.stopping && !this.qemuExited && !this.failure) this.fail(new VmGuestError('channel-broken', this.name, e.message, this.consoleTail()));
+        channel.close(this.failure ?? e);
+      }, 500);
+    }, this.opts.stallGraceMs);
+    this.channelRef = channel;
+    return channel;
+  }
+
+  // ------------------------------------------------------------------ watching the guest
+
+  private startMonitor(): void {
+    this.stopMonitor();
+    this.monitor = setInterval(() => {
+      this.readConsole();
+      // An attached guest is not our child: notice its qemu going away by pid.
+      if (!this.child && this.qemuPid && !this.qemuExited && !pidAlive(this.qemuPid)) {
+        this.qemuExited = true;
+        this.onQemuExit('gone');
+      }
+    }, 250);
+    this.monitor.unref();
+  }
+
+  private stopMonitor(): void {
+    if (this.monitor) clearInterval(this.monitor);
+    this.monitor = undefined;
+  }
+
+  /** Read what the guest printed since last time. */
+  private readConsole(): void {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.consolePath, 'r');
+    } catch {
+      return;
+    }
+    try {
+      const buf = Buffer.alloc(65536);
+      for (;;) {
+        const n = fs.readSync(fd, buf, 0, buf.length, this.consoleOffset);
+        if (n <= 0) break;
+        this.consoleOffset += n;
+        const lines = (this.consolePartial + buf.subarray(0, n).toString('utf8')).split(/\r?\n/);
+        this.consolePartial = lines.pop() ?? '';
+        for (const l of lines) this.consoleLine(l);
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  private consoleLine(line: string): void {
     this.console.push(line);
-    this.consoleBytes += line.length;
-    while (this.console.length > 400) this.consoleBytes -= this.console.shift()!.length;
-    if (!note && !this.crashTimer && CRASH_PATTERNS.some((p) => p.test(line))) {
-      // Give the kernel a moment to print the trace (and qemu to exit on panic), then report.
+    if (this.console.length > 400) this.console.splice(0, this.console.length - 400);
+    if (!this.crashTimer && !this.stopping && CRASH_PATTERNS.some((p) => p.test(line))) {
+      // Let the kernel finish printing its trace (and qemu exit, on a panic), then report.
       this.crashTimer = setTimeout(() => {
-        const err = new VmGuestError('crashed', this.name, `the guest kernel crashed: ${line.trim()}`, this.consoleTail());
-        if (this.onCrashDuringBoot && !this.hello) this.onCrashDuringBoot(err);
-        else this.fail(err);
+        this.readConsole();
+        this.fail(new VmGuestError('crashed', this.name, `the guest kernel crashed: ${line.trim()}`, this.consoleTail()));
       }, 1500);
     }
   }
 
-  /** The last lines the guest printed on its console (and qemu's own messages). */
+  private onQemuExit(how: string): void {
+    if (this.stopping) return;
+    this.readConsole();
+    const crashed = this.console.some((l) => CRASH_PATTERNS.some((p) => p.test(l)));
+    const qlog = (() => {
+      try {
+        return fs.readFileSync(path.join(this.runDir, 'qemu.log'), 'utf8').trim().split('\n').slice(-5).map((l) => `[qemu] ${l}`).join('\n');
+      } catch {
+        return '';
+      }
+    })();
+    const tail = [this.consoleTail(), qlog].filter(Boolean).join('\n');
+    this.fail(new VmGuestError(crashed ? 'crashed' : 'qemu-exited', this.name, crashed ? `the guest kernel crashed (qemu ${how})` : `qemu exited (${how})`, tail));
+  }
+
+  /** The last lines the guest printed on its console. */
   consoleTail(lines = 40): string {
     const all = this.consolePartial ? [...this.console, this.consolePartial] : this.console;
     return all.slice(-lines).join('\n');
@@ -308,7 +458,13 @@ export class VmGuest {
   private fail(err: VmGuestError): void {
     if (this.failure || this.stopping) return;
     this.failure = err;
-    this.launch?.channel?.close(err);
+    if (this.bootWaiter) {
+      const w = this.bootWaiter;
+      this.bootWaiter = undefined;
+      w(err);
+      return; // boot() retries or reports
+    }
+    this.channelRef?.close(err);
     this.killNow();
     for (const cb of this.failureListeners) cb(err);
   }
@@ -317,8 +473,9 @@ export class VmGuest {
     if (this.aliveCheck || this.failure) return;
     this.aliveCheck = (async () => {
       try {
-        await this.channel().ping(20_000);
+        await this.channel().ping(this.opts.alivePingMs ?? 20_000);
       } catch {
+        this.readConsole();
         this.fail(new VmGuestError('hung', this.name, `the guest agent stopped answering (${what} got no reply, and neither did a ping)`, this.consoleTail()));
       } finally {
         this.aliveCheck = undefined;
@@ -328,17 +485,13 @@ export class VmGuest {
 
   private channel(): AgentChannel {
     if (this.failure) throw this.failure;
-    const c = this.launch?.channel;
+    const c = this.channelRef;
     if (!c || c.closed) throw new VmGuestError('channel-broken', this.name, 'the guest is not running', this.consoleTail());
     return c;
   }
 
-  get qemuPid(): number | undefined {
-    return this.launch?.child.pid;
-  }
-
   get alive(): boolean {
-    return !!this.launch && !this.launch.exited && !this.failure;
+    return !!this.qemuPid && !this.qemuExited && !this.failure && !this.stopping;
   }
 
   // ------------------------------------------------------------------ what the guest offers
@@ -352,7 +505,11 @@ export class VmGuest {
 
   /** Run a program in the guest (in network namespace `ns`, or the guest's initial one for null) and collect its output. */
   exec(ns: string | null, argv: string[], opts?: ExecOptions): Promise<ExecResult> {
-    return this.channel().exec(ns, argv, opts);
+    try {
+      return this.channel().exec(ns, argv, opts);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** Start a long-lived program in the guest; its output streams back as it comes. */
@@ -366,7 +523,11 @@ export class VmGuest {
    * netlinkTransact (waits until each request sequence number got an ACK/ERROR or DONE).
    */
   netlinkTransact(ns: string | null, protocol: number, request: Buffer, timeoutMs = 5000): Promise<Buffer> {
-    return this.channel().netlink(ns, protocol, request, timeoutMs);
+    try {
+      return this.channel().netlink(ns, protocol, request, timeoutMs);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** Copy a guest file to the host. */
@@ -374,56 +535,81 @@ export class VmGuest {
     await this.channel().fetchToFile(guestPath, hostPath);
   }
 
-  readFile(guestPath: string): Promise<Buffer> {
+  async readFile(guestPath: string): Promise<Buffer> {
     return this.channel().readFile(guestPath);
   }
 
-  writeFile(guestPath: string, data: string | Buffer, mode?: number): Promise<void> {
+  async writeFile(guestPath: string, data: string | Buffer, mode?: number): Promise<void> {
     return this.channel().writeFile(guestPath, data, mode);
   }
 
-  /** Stop the guest and remove its run directory. Safe to call more than once. */
+  // ------------------------------------------------------------------ stopping
+
+  /** Close this process's connection and leave the guest running (persistent guests). */
+  detach(): void {
+    this.stopping = true;
+    this.stopMonitor();
+    this.channelRef?.close(new Error(`detached from VM ${this.name}`));
+    liveGuests.delete(this);
+  }
+
+  /** Stop the guest (kill qemu) and remove its run directory. Safe to call more than once. */
   async shutdown(): Promise<void> {
     this.stopping = true;
     if (this.crashTimer) clearTimeout(this.crashTimer);
-    this.launch?.channel?.close(this.failure ?? new Error(`VM ${this.name} was shut down`));
+    this.stopMonitor();
+    this.channelRef?.close(this.failure ?? new Error(`VM ${this.name} was shut down`));
     await this.stopQemu();
     liveGuests.delete(this);
-    for (const fd of [this.consoleFd, this.keepFd]) if (fd !== undefined) fs.closeSync(fd);
-    this.consoleFd = this.keepFd = undefined;
     if (!this.opts.runDir) fs.rmSync(this.runDir, { recursive: true, force: true });
-    else for (const f of ['agent.sock', 'qemu.pid', 'owner.json']) fs.rmSync(path.join(this.runDir, f), { force: true });
+    else for (const f of ['agent.sock', 'qemu.pid', 'vm.json']) fs.rmSync(path.join(this.runDir, f), { force: true });
   }
 
   private async stopQemu(): Promise<void> {
-    const l = this.launch;
-    if (!l) return;
-    l.channel?.close(new Error(`VM ${this.name} stopped`));
-    if (!l.exited && l.child.pid) {
-      const gone = new Promise<void>((r) => l.child.once('exit', () => r()));
-      try {
-        l.child.kill('SIGKILL');
-      } catch {
-        /* already gone */
-      }
+    const pid = this.qemuPid;
+    if (!pid || this.qemuExited) return;
+    const wasStopping = this.stopping;
+    this.stopping = true; // an exit we cause is not a failure
+    this.channelRef?.close(new Error(`VM ${this.name} was stopped`));
+    if (this.child) {
+      const gone = new Promise<void>((r) => this.child!.once('exit', () => r()));
+      this.killNow();
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([gone, new Promise((r) => (timer = setTimeout(r, 10_000)))]);
       clearTimeout(timer);
+    } else {
+      this.killNow();
+      for (let i = 0; i < 200 && pidAlive(pid); i++) await sleep(50);
     }
-    l.server.close();
-    this.launch = undefined;
+    this.qemuExited = true;
+    this.child = undefined;
+    this.stopping = wasStopping;
   }
 
-  /** Synchronous kill for exit hooks and failures. */
+  /** Synchronous SIGKILL of qemu (exit hooks, failures). */
   killNow(removeRunDir = false): void {
-    const l = this.launch;
-    if (l && !l.exited && l.child.pid) {
+    const pid = this.qemuPid;
+    if (pid && !this.qemuExited && (this.child || isQemuNamed(pid, this.name))) {
       try {
-        process.kill(l.child.pid, 'SIGKILL');
+        process.kill(pid, 'SIGKILL');
       } catch {
-        /* gone */
+        /* already gone */
       }
     }
     if (removeRunDir && !this.opts.runDir) fs.rmSync(this.runDir, { recursive: true, force: true });
   }
+}
+
+/** Kill a guest by its run directory (for `vslab down`/gc of a persistent VM) and remove the directory. */
+export async function destroyVmByRunDir(runDir: string): Promise<void> {
+  try {
+    const rec = JSON.parse(fs.readFileSync(path.join(runDir, 'vm.json'), 'utf8')) as VmRecord;
+    if (pidAlive(rec.qemuPid) && isQemuNamed(rec.qemuPid, rec.name)) {
+      process.kill(rec.qemuPid, 'SIGKILL');
+      for (let i = 0; i < 200 && pidAlive(rec.qemuPid); i++) await sleep(50);
+    }
+  } catch {
+    /* no record: nothing running to kill */
+  }
+  fs.rmSync(runDir, { recursive: true, force: true });
 }

@@ -14,9 +14,10 @@ import { buildAgent, guestSourceDir } from './agent-build';
 import { cacheDir, withCacheLock } from './cache';
 import type { GuestKernel } from './kernel';
 import { runTool, runToolOk } from './proc';
+import { GUEST_NODE_DIR } from './shares';
 
 /** Bump when the layout changes in a way file identities do not capture. */
-const BUILDER_VERSION = '2';
+const BUILDER_VERSION = '3';
 
 const REQUIRED_TOOLS = ['dash', 'busybox', 'ip', 'tc', 'ipvsadm', 'tcpdump', 'nft', 'socat', 'kmod'];
 const OPTIONAL_TOOLS = ['ss', 'bridge', 'ethtool', 'conntrack'];
@@ -193,7 +194,12 @@ async function plan(kernel: GuestKernel, opts: InitramfsOptions): Promise<Plan> 
   }
   const node = opts.node ?? 'libs';
   if (node === 'binary') tools.push(process.execPath);
-  else if (node === 'libs') for (const lib of await sharedLibs(fs.realpathSync(process.execPath))) files.set(guestPath(lib), lib);
+  else if (node === 'libs') {
+    const real = fs.realpathSync(process.execPath);
+    for (const lib of await sharedLibs(real)) files.set(guestPath(lib), lib);
+    // node's host path leads to the binary shared over 9p (shares.ts), so host paths work in the guest
+    for (const p of new Set([guestPath(real), guestPath(process.execPath)])) links.set(p, `${GUEST_NODE_DIR}/node`);
+  }
   for (const t of tools) {
     const real = fs.realpathSync(t);
     files.set(guestPath(real), real);
@@ -304,6 +310,9 @@ async function populate(stage: string, kernel: GuestKernel, p: Plan): Promise<vo
   fs.writeFileSync(at('/etc/hosts'), '127.0.0.1 localhost\n::1 localhost\n');
   fs.writeFileSync(at('/etc/nsswitch.conf'), 'passwd: files\ngroup: files\nhosts: files\nservices: files\nprotocols: files\n');
   fs.writeFileSync(at('/etc/hostname'), 'vslab-guest\n');
+  // Loading these must not create devices of their own in every namespace (as on Debian hosts).
+  fs.mkdirSync(at('/etc/modprobe.d'), { recursive: true });
+  fs.writeFileSync(at('/etc/modprobe.d/vslab.conf'), 'options dummy numdummies=0\noptions bonding max_bonds=0\noptions ifb numifbs=0\n');
   // modules: the subset, then a modules.dep of our own for it
   const src = path.join(kernel.modulesRoot, 'lib', 'modules', kernel.release);
   const dst = at(`/usr/lib/modules/${kernel.release}`);

@@ -54,6 +54,8 @@ export function encodeFrame(id: number, type: number, fields: Field[]): Buffer {
 export class FrameDecoder {
   private pending: Buffer[] = [];
   private pendingLen = 0;
+  /** Bytes needed before the next frame is complete (0: its length is not known yet). */
+  private need = 0;
 
   constructor(private readonly maxFrame = 512 << 20) {}
 
@@ -62,13 +64,17 @@ export class FrameDecoder {
     this.pending.push(chunk);
     this.pendingLen += chunk.length;
     const frames: Frame[] = [];
-    if (this.pendingLen < 4) return frames;
+    if (this.pendingLen < 4 || this.pendingLen < this.need) return frames;
     let buf = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingLen);
     let off = 0;
     while (buf.length - off >= 4) {
       const len = buf.readUInt32LE(off);
       if (len < 5 || len > this.maxFrame) throw new Error(`corrupt frame from the guest agent (length ${len})`);
-      if (buf.length - off - 4 < len) break;
+      if (buf.length - off - 4 < len) {
+        this.need = 4 + len;
+        break;
+      }
+      this.need = 0;
       frames.push(decodeBody(buf.subarray(off + 4, off + 4 + len)));
       off += 4 + len;
     }
