@@ -1,16 +1,19 @@
 // VM backend figures, each printed beside its target / the anchor measured on this machine earlier
 // (docs/vm.md, vm-notes): boot to a ready agent, command round trip, file transfer, node start in
-// the guest, a NAT lab inside the guest, shutdown. Not a test. Usage: node bench/vm-boot.js [boots]
+// the guest, a NAT lab inside the guest, shutdown. Not a test.
+// Usage: node bench/vm-boot.js [boots] [bookworm|backports]
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { VmGuest } from '../src/backend/vm/guest';
 import { upVmLab } from '../src/backend/vm';
+import { parseKernelOption } from '../src/backend/vm/kernel';
 import { defaultShares } from '../src/backend/vm/shares';
 import { loadTopologyFile } from '../src/topology/load';
 
 const PREFIX = 'vslabvm-bench-';
 const boots = Number(process.argv[2] || 5);
+const kernel = parseKernelOption(process.argv[3]);
 
 const sorted = (a: number[]) => [...a].sort((x, y) => x - y);
 const median = (a: number[]) => sorted(a)[Math.floor(a.length / 2)];
@@ -26,7 +29,7 @@ function line(what: string, value: string, compare: string): void {
 async function timeBoots(n: number, label: string, opts: Parameters<typeof VmGuest.boot>[0]): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
-    const g = await VmGuest.boot({ namePrefix: PREFIX, ...opts });
+    const g = await VmGuest.boot({ namePrefix: PREFIX, kernel, ...opts });
     out.push(g.bootMs);
     await g.shutdown();
   }
@@ -37,12 +40,14 @@ async function timeBoots(n: number, label: string, opts: Parameters<typeof VmGue
 async function main(): Promise<void> {
   console.log(`VM backend bench: qemu TCG, -smp 1, ${os.cpus().length} host cores, load average at start ${load()}`);
   // Warm the caches (kernel, initramfs, agent) so boots measure booting only.
-  await (await VmGuest.boot({ namePrefix: PREFIX })).shutdown();
+  const warm = await VmGuest.boot({ namePrefix: PREFIX, kernel });
+  console.log(`kernel ${warm.kernel?.origin}; initramfs ${((warm.image?.sizeBytes ?? 0) / 1e6).toFixed(1)} MB`);
+  await warm.shutdown();
 
   await timeBoots(boots, 'bare guest', {});
   await timeBoots(Math.max(1, Math.ceil(boots / 2)), 'lab guest (9p project+node)', { shares: defaultShares(), memoryMiB: 512 });
 
-  const g = await VmGuest.boot({ namePrefix: PREFIX, shares: defaultShares(), memoryMiB: 512 });
+  const g = await VmGuest.boot({ namePrefix: PREFIX, kernel, shares: defaultShares(), memoryMiB: 512 });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vslabvm-bench-'));
   try {
     const pings: number[] = [];
@@ -94,7 +99,7 @@ async function main(): Promise<void> {
   const ready: number[] = [];
   const build: number[] = [];
   for (let i = 0; i < 2; i++) {
-    const lab = await upVmLab(model, { name: `vslabvm-bench-nat-${process.pid}-${i}`, ephemeral: true, boot: { namePrefix: PREFIX } });
+    const lab = await upVmLab(model, { name: `vslabvm-bench-nat-${process.pid}-${i}`, ephemeral: true, kernel: process.argv[3], boot: { namePrefix: PREFIX } });
     ready.push(lab.readyMs);
     build.push(lab.readyMs - lab.guest.bootMs);
     await lab.down();
