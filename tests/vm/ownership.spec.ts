@@ -5,6 +5,7 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { destroyVmByRunDir, VmGuest } from '../../src/backend/vm/guest';
+import { findVmLeftovers, removeVmLeftover } from '../../src/backend/vm/leftovers';
 import { ourQemus, pidAlive, TEST_PREFIX, VM_TEST_TIMEOUT } from './vm-helpers';
 
 test.describe.configure({ timeout: VM_TEST_TIMEOUT });
@@ -54,7 +55,11 @@ test('an ephemeral guest dies when its owner is killed outright (SIGKILL)', asyn
   o.child.kill('SIGKILL');
   await o.exited;
   await expect.poll(() => pidAlive(qemuPid), { timeout: 20_000 }).toBe(false);
-  fs.rmSync(runDir, { recursive: true, force: true }); // what gc does for a dead owner's leftovers
+  // Its run directory is left behind; the gc helpers find it and remove it.
+  const left = findVmLeftovers(TEST_PREFIX).filter((l) => l.runDir === runDir);
+  expect(left).toEqual([{ runDir, name: path.basename(runDir), reason: `qemu (pid ${qemuPid}) is gone` }]);
+  removeVmLeftover(left[0]);
+  expect(fs.existsSync(runDir)).toBe(false);
 });
 
 test('a persistent guest outlives its owner, another process attaches to it, and destroying it leaves nothing', async () => {

@@ -530,6 +530,11 @@ export class VmGuest {
     }
   }
 
+  /** netlinkTransact bound to a namespace and protocol (default 16, generic netlink), as a { transact } transport. */
+  netlinkTransport(ns: string | null, protocol = 16, timeoutMs = 20_000): { transact(request: Buffer): Promise<Buffer> } {
+    return { transact: (request: Buffer) => this.netlinkTransact(ns, protocol, request, timeoutMs) };
+  }
+
   /** Copy a guest file to the host. */
   async fetchFile(guestPath: string, hostPath: string): Promise<void> {
     await this.channel().fetchToFile(guestPath, hostPath);

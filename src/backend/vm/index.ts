@@ -24,6 +24,8 @@ export type { GuestProcess } from './agent-channel';
 export { parseKernelOption, resolveKernel } from './kernel';
 export type { KernelSpec, GuestKernel, DebianKernelSuite } from './kernel';
 export { renderPlanScript } from './plan-script';
+export { findVmLeftovers, removeVmLeftover } from './leftovers';
+export type { VmLeftover } from './leftovers';
 
 export interface VmLabUpOptions extends UpOptions {
   ephemeral?: boolean;
@@ -68,6 +70,11 @@ export class VmNode implements LabNode {
   /** Netlink request(s) from a socket in this node's namespace (e.g. the IPVS generic-netlink family on the director). */
   netlinkTransact(protocol: number, request: Buffer, timeoutMs?: number): Promise<Buffer> {
     return this.guest.netlinkTransact(this.ns, protocol, request, timeoutMs);
+  }
+
+  /** The same, shaped as a netlink transport ({ transact }) for the netlink clients. */
+  netlinkTransport(protocol = 16, timeoutMs = 20_000): { transact(request: Buffer): Promise<Buffer> } {
+    return this.guest.netlinkTransport(this.ns, protocol, timeoutMs);
   }
 }
 

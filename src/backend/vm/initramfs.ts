@@ -250,11 +250,27 @@ async function plan(kernel: GuestKernel, opts: InitramfsOptions): Promise<Plan> 
   return { files, links, modules, agent, key: h.digest('hex').slice(0, 16) };
 }
 
+/** Images this process already built or found (planning costs ~0.3 s of ldd and hashing per boot). */
+const known = new Map<string, string>();
+
 /** Build (or find in the cache) the guest initramfs for this kernel. */
 export async function buildInitramfs(kernel: GuestKernel, opts: InitramfsOptions = {}, progress?: (m: string) => void): Promise<GuestImage> {
+  const memo = JSON.stringify([kernel.release, kernel.modulesRoot, opts.node ?? 'libs', opts.extraTools ?? [], opts.extraModules ?? []]);
+  const seen = known.get(memo);
+  if (seen && fs.existsSync(seen)) return { path: seen, release: kernel.release, sizeBytes: fs.statSync(seen).size };
+  const img = await buildInitramfsUncached(kernel, opts, progress);
+  known.set(memo, img.path);
+  return img;
+}
+
+async function buildInitramfsUncached(kernel: GuestKernel, opts: InitramfsOptions, progress?: (m: string) => void): Promise<GuestImage> {
   const p = await plan(kernel, opts);
   const out = path.join(cacheDir('initramfs'), `${kernel.release}-${p.key}.cpio`);
-  const done = (): GuestImage => ({ path: out, release: kernel.release, sizeBytes: fs.statSync(out).size });
+  const done = (): GuestImage => {
+    const now = new Date();
+    fs.utimesSync(out, now, now); // last use, for pruneImages
+    return { path: out, release: kernel.release, sizeBytes: fs.statSync(out).size };
+  };
   if (fs.existsSync(out)) return done();
   return withCacheLock(`initramfs-${p.key}`, async () => {
     if (fs.existsSync(out)) return done();
@@ -275,14 +291,21 @@ export async function buildInitramfs(kernel: GuestKernel, opts: InitramfsOptions
     } finally {
       fs.rmSync(stage, { recursive: true, force: true });
     }
-    // Older images for the same release are dead weight.
-    for (const f of fs.readdirSync(path.dirname(out))) {
-      if (f.startsWith(`${kernel.release}-`) && f.endsWith('.cpio') && path.join(path.dirname(out), f) !== out) {
-        fs.rmSync(path.join(path.dirname(out), f), { force: true });
-      }
-    }
+    pruneImages(path.dirname(out), kernel.release);
     return done();
   });
+}
+
+/** Images kept per kernel release: several worktrees/configurations (e.g. node 'none' vs 'libs') may share the cache. */
+const KEEP_IMAGES = 6;
+
+/** Remove the least recently used images of a release beyond KEEP_IMAGES (never one in use minutes ago). */
+function pruneImages(dir: string, release: string): void {
+  const imgs = fs.readdirSync(dir)
+    .filter((f) => f.startsWith(`${release}-`) && f.endsWith('.cpio'))
+    .map((f) => ({ f: path.join(dir, f), t: fs.statSync(path.join(dir, f)).mtimeMs }))
+    .sort((a, b) => b.t - a.t);
+  for (const { f, t } of imgs.slice(KEEP_IMAGES)) if (Date.now() - t > 10 * 60_000) fs.rmSync(f, { force: true });
 }
 
 async function populate(stage: string, kernel: GuestKernel, p: Plan): Promise<void> {
