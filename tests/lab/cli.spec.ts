@@ -65,16 +65,41 @@ test('doctor reports tools and kernel features with a fix for each missing one',
   expect(d.backend.kernelIpvs).toContain(ipvs.ok ? 'netns' : 'vm');
 });
 
-test('the main job drives traffic through the default NAT lab and prints a results table', () => {
-  const r = vslab('run', '--json');
-  expect(r.status, r.stderr).toBe(0);
-  const out = JSON.parse(r.stdout);
-  expect(out.summary.failed).toBe(0);
-  expect(out.results.length).toBe(4);
-  for (const s of out.results) {
-    expect(s.status).toBe('passed');
-    expect(s.answered).toBe(s.connections);
-    for (const rs of ['rs1', 'rs2', 'rs3']) expect(s.perServer[rs]).toBeGreaterThan(0);
+for (const variant of [
+  { name: 'kernel IPVS (the default director)', args: [] as string[], director: 'ipvs' },
+  { name: 'the nftables stand-in on the namespace backend', args: ['--backend', 'netns', '--director', 'nftables'], director: 'nftables' },
+]) {
+  test(`the main job drives traffic through the default NAT lab with ${variant.name} and prints a results table`, () => {
+    test.skip(variant.director === 'ipvs' && process.env.VSLAB_SKIP_VM === '1', 'VSLAB_SKIP_VM=1: the VM is skipped on request');
+    const r = vslab('run', ...variant.args, '--json');
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.director).toBe(variant.director);
+    expect(out.summary.failed).toBe(0);
+    expect(out.results.length).toBe(4);
+    for (const s of out.results) {
+      expect(s.status).toBe('passed');
+      expect(s.answered).toBe(s.connections);
+      for (const rs of ['rs1', 'rs2', 'rs3']) expect(s.perServer[rs]).toBe(s.expected[rs]);
+    }
+    expect(vslabNamespaces('nat')).toEqual([]);
+  });
+}
+
+test('up --backend vm programs kernel IPVS on the director from the topology', () => {
+  test.skip(process.env.VSLAB_SKIP_VM === '1', 'VSLAB_SKIP_VM=1: the VM is skipped on request');
+  const up = vslab('up', topo('nat.yaml'), '--backend', 'vm', '--name', 'cli-vm', '--json');
+  expect(up.status, up.stderr).toBe(0);
+  try {
+    const info = JSON.parse(up.stdout);
+    expect(info.director).toMatchObject({ driver: 'ipvs', differences: [] });
+    const l = vslab('exec', 'cli-vm', 'director', '--', 'ipvsadm', '-Ln');
+    expect(l.status).toBe(0);
+    expect(l.stdout).toContain('TCP  198.19.0.100:80 rr');
+    expect(l.stdout).toContain('-> 198.18.1.4:8080              Masq    1');
+    expect(l.stdout).toContain('TCP  [2001:db8:ffff::100]:80 wrr');
+  } finally {
+    expect(vslab('down', 'cli-vm').status).toBe(0);
   }
-  expect(vslabNamespaces('nat')).toEqual([]);
+  expect(vslab('gc', '--json').stdout).toContain('"clean": true');
 });

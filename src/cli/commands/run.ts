@@ -7,13 +7,15 @@ import { upLab } from '../../backend';
 import { hostRoutedPrefixes } from '../../backend/registry';
 import type { BackendKind, RunningLab } from '../../backend/types';
 import { runClient, startResponder, type ResponderHandle } from '../../traffic';
-import { nftablesNatRuleset } from '../../director/nftables-nat';
+import { nftablesNatRuleset, type NftPlan } from '../../director/nftables-nat';
+import { programDirectors } from '../../director/program';
+import * as fs from 'fs';
 import { loadTopologyFile } from '../../topology/load';
 import type { ServiceModel } from '../../topology/model';
 import { parse, printJson, progressPrinter } from '../args';
 import { UsageError, type CliCommand } from '../command';
 
-const usage = 'vslab run [--topology FILE] [--backend netns] [--connections N] [--json]';
+const usage = 'vslab run [--topology FILE] [--backend vm|netns] [--director ipvs|nftables] [--kernel K] [--connections N] [--json]';
 export const DEFAULT_TOPOLOGY = path.resolve(__dirname, '..', '..', '..', 'topologies', 'nat.yaml');
 
 interface ServiceResult {
@@ -39,10 +41,15 @@ export const command: CliCommand = {
   summary: 'the main job: bring up the default NAT lab, drive traffic through its director, print the results',
   usage,
   async run(args) {
-    const { values, positionals } = parse(args, { topology: { type: 'string' }, backend: { type: 'string' }, connections: { type: 'string' }, json: { type: 'boolean' } }, usage);
+    const { values, positionals } = parse(args, { topology: { type: 'string' }, backend: { type: 'string' }, director: { type: 'string' }, kernel: { type: 'string' }, connections: { type: 'string' }, json: { type: 'boolean' } }, usage);
     if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}\nusage: ${usage}`);
-    const backend = (values.backend ?? 'netns') as BackendKind;
-    if (backend !== 'netns') throw new UsageError('run supports --backend netns for now');
+    // The default director is kernel IPVS, the reference implementation: in a VM when this host lacks it.
+    const hostIpvs = fs.existsSync('/proc/net/ip_vs') || fs.existsSync('/sys/module/ip_vs');
+    const directorKind = values.director ?? (values.backend === 'netns' && !hostIpvs ? 'nftables' : 'ipvs');
+    if (directorKind !== 'ipvs' && directorKind !== 'nftables') throw new UsageError(`unknown director "${directorKind}" (ipvs, nftables)`);
+    const backend = (values.backend ?? (directorKind === 'ipvs' && !hostIpvs ? 'vm' : 'netns')) as BackendKind;
+    if (backend !== 'netns' && backend !== 'vm') throw new UsageError(`run supports --backend vm or netns, not ${backend}`);
+    if (directorKind === 'ipvs' && backend === 'netns' && !hostIpvs) throw new UsageError('this host kernel has no IPVS: use --backend vm (the default) or --director nftables');
     const perCycle = Number(values.connections ?? '0');
     if (!Number.isInteger(perCycle) || perCycle < 0) throw new UsageError('--connections takes a whole number');
     const progress = progressPrinter(!!values.json);
@@ -51,14 +58,27 @@ export const command: CliCommand = {
     const client = model.nodes.find((n) => n.role === 'client');
     if (!director || !client) throw new UsageError(`${model.file}: the main job needs a director and a client`);
     progress(`bringing up ${model.name} (${model.nodes.length} nodes)`);
-    const lab = await upLab(model, { backend, ephemeral: true, progress });
+    const lab = await upLab(model, { backend, ephemeral: true, progress, kernel: values.kernel });
     const results: ServiceResult[] = [];
     let responders: ResponderHandle[] = [];
     try {
-      const plan = nftablesNatRuleset(model, director.name);
-      progress('programming the director (nftables NAT: this host has no IPVS)');
-      const nft = await lab.node(director.name).exec(['nft', '-f', '-'], { input: plan.ruleset });
-      if (nft.code !== 0) throw new Error(`the director refused its ruleset: ${nft.stderr.trim()}`);
+      let plan: Pick<NftPlan, 'supported' | 'unsupported'>;
+      if (directorKind === 'nftables') {
+        const nft = nftablesNatRuleset(model, director.name);
+        progress('programming the director (nftables NAT)');
+        const r = await lab.node(director.name).exec(['nft', '-f', '-'], { input: nft.ruleset });
+        if (r.code !== 0) throw new Error(`the director refused its ruleset: ${r.stderr.trim()}`);
+        plan = nft;
+      } else {
+        progress('programming the director (kernel IPVS)');
+        const [p] = await programDirectors('ipvs', lab);
+        if (p && p.result.differences.length) throw new Error(`the director does not hold what was asked: ${JSON.stringify(p.result.differences)}`);
+        // Counting per real server checks rr/wrr exactly over whole cycles; other schedulers need the scheduler suites.
+        plan = {
+          supported: model.services.filter((s) => s.director === director.name && (s.scheduler === 'rr' || s.scheduler === 'wrr') && !s.persistence && s.vip && s.protocol !== 'sctp'),
+          unsupported: model.services.filter((s) => s.director === director.name && !((s.scheduler === 'rr' || s.scheduler === 'wrr') && !s.persistence && s.vip && s.protocol !== 'sctp')).map((s) => ({ service: s.name, reason: `scheduler ${s.scheduler}${s.persistence ? ' with persistence' : ''}: the main job checks rr/wrr distributions only` })),
+        };
+      }
       responders = await startResponders(lab, plan.supported);
       for (const u of plan.unsupported) {
         const s = model.services.find((x) => x.name === u.service)!;
@@ -86,9 +106,9 @@ export const command: CliCommand = {
       await lab.down();
     }
     const summary = { passed: results.filter((r) => r.status === 'passed').length, failed: results.filter((r) => r.status === 'failed').length, notApplicable: results.filter((r) => r.status === 'not-applicable').length };
-    if (values.json) printJson({ lab: model.name, backend, director: 'nftables-nat', readyMs: lab.readyMs, results, summary });
+    if (values.json) printJson({ lab: model.name, backend, director: directorKind, readyMs: lab.readyMs, results, summary });
     else {
-      console.log(`lab ${model.name} (${backend}) ready in ${lab.readyMs.toFixed(1)} ms; director: nftables NAT (kernel IPVS needs --backend vm)`);
+      console.log(`lab ${model.name} (${backend}) ready in ${lab.readyMs.toFixed(1)} ms; director: ${directorKind === 'ipvs' ? 'kernel IPVS' : 'nftables NAT'}`);
       console.log(`${'SERVICE'.padEnd(8)} ${'PROTO'.padEnd(6)} ${'VIP:PORT'.padEnd(26)} ${'SCHED'.padEnd(6)} ${'METHOD'.padEnd(8)} ${'ANSWERED'.padEnd(9)} ${'PER REAL SERVER (seen/expected)'.padEnd(34)} RESULT`);
       for (const r of results) {
         const dist = Object.keys({ ...r.expected, ...r.perServer }).map((k) => `${k} ${r.perServer[k] ?? 0}/${r.expected[k] ?? 0}`).join('  ');
