@@ -10,12 +10,16 @@ if [ "$(id -u)" != 0 ]; then echo "vslab setup: run as root (labs create namespa
 declare -A PKG=(
   [ip]=iproute2 [nsenter]=util-linux [tcpdump]=tcpdump [nft]=nftables [socat]=socat [ping]=iputils-ping
   [ss]=iproute2 [ipvsadm]=ipvsadm [qemu-system-x86_64]=qemu-system-x86 [busybox]=busybox-static
-  [tshark]=tshark [cc]=gcc [cpio]=cpio [kmod]=kmod [dash]=dash
+  [tshark]=tshark [cc]=gcc [cpio]=cpio [kmod]=kmod [dash]=dash [zstd]=zstd [xz]=xz-utils
+  [setpriv]=util-linux
 )
 missing=()
 for tool in "${!PKG[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${PKG[$tool]}")
 done
+# Not tools but files: the static guest agent needs libc's static archive; apt-get download needs Debian's keys.
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
+[ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
 if [ ${#missing[@]} -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   echo "vslab setup: installing Debian packages: ${missing[*]}"

@@ -7,10 +7,11 @@ import * as path from 'path';
 import { native } from '../native';
 import { parseNsName } from './plan';
 import { NETNS_DIR } from './netns';
+import { findVmLeftovers, removeVmLeftover, type VmLeftover } from './vm/leftovers';
 import { hostGuardRoutes, labAlive, pidAlive, readLabStates, removeHostGuard, removeLabState, withLock, WORK_ROOT } from './registry';
 
 export interface GcItem {
-  kind: 'namespace' | 'lab-state' | 'host-route' | 'qemu' | 'container' | 'workdir';
+  kind: 'namespace' | 'lab-state' | 'host-route' | 'qemu' | 'vm-rundir' | 'container' | 'workdir';
   id: string;
   lab?: string;
   reason: string;
@@ -63,6 +64,10 @@ function scan(): { items: GcItem[]; alive: Set<string> } {
     const lab = q.name.replace(/^vslab-/, '');
     if (!alive.has(lab)) items.push({ kind: 'qemu', id: String(q.pid), lab, reason: `VM ${q.name} belongs to no lab that is up` });
   }
+  for (const v of findVmLeftovers()) {
+    const lab = v.name.replace(/^vslab-/, '');
+    if (!alive.has(lab)) items.push({ kind: 'vm-rundir', id: v.runDir, lab, reason: v.reason });
+  }
   for (const c of vslabContainers()) if (!alive.has(c.lab)) items.push({ kind: 'container', id: c.id, lab: c.lab, reason: 'belongs to no lab that is up' });
   if (!alive.size) for (const r of hostGuardRoutes()) items.push({ kind: 'host-route', id: r, reason: 'guard route with no lab up' });
   if (fs.existsSync(WORK_ROOT)) for (const d of fs.readdirSync(WORK_ROOT)) if (!alive.has(d)) items.push({ kind: 'workdir', id: path.join(WORK_ROOT, d), lab: d, reason: 'work directory of no lab that is up' });
@@ -80,7 +85,15 @@ export async function gc(dryRun: boolean): Promise<GcReport> {
           switch (it.kind) {
             case 'namespace': native().netnsDelete(path.join(NETNS_DIR, it.id)); break;
             case 'lab-state': removeLabState(it.id); break;
-            case 'qemu': { const pid = Number(it.id); process.kill(pid, 'SIGKILL'); break; }
+            case 'qemu': {
+              try { process.kill(Number(it.id), 'SIGKILL'); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e; }
+              break;
+            }
+            case 'vm-rundir': {
+              const v = findVmLeftovers().find((x: VmLeftover) => x.runDir === it.id);
+              if (v) removeVmLeftover(v);
+              break;
+            }
             case 'container': execFileSync('docker', ['rm', '-f', '-v', it.id], { timeout: 30_000, stdio: 'ignore' }); break;
             case 'host-route': break; // handled below, once
             case 'workdir': fs.rmSync(it.id, { recursive: true, force: true }); break;

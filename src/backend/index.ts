@@ -7,8 +7,10 @@ import type { BackendKind, LabSummary, RunningLab, UpOptions } from './types';
 export interface LabUpOptions extends UpOptions {
   backend?: BackendKind;
   ephemeral?: boolean;
-  /** VM backend: kernel image to boot. */
+  /** VM backend: kernel to boot ("bookworm", "backports" or a vmlinuz path). */
   kernel?: string;
+  /** VM backend: modules directory for a kernel given by path. */
+  modules?: string;
 }
 
 interface VmModule {

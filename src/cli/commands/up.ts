@@ -6,14 +6,14 @@ import { DIRECTOR_KINDS, programDirectors, type DirectorKind } from '../../direc
 import { parse, printJson, progressPrinter } from '../args';
 import { UsageError, type CliCommand } from '../command';
 
-const usage = 'vslab up <topology.yaml> [--backend netns|vm] [--director ipvs|none] [--name NAME] [--kernel VMLINUZ] [--json]';
+const usage = 'vslab up <topology.yaml> [--backend netns|vm] [--director ipvs|none] [--name NAME] [--kernel bookworm|backports|VMLINUZ [--modules DIR]] [--json]';
 
 export const command: CliCommand = {
   name: 'up',
   summary: 'bring a lab up from a topology file (it stays up until `vslab down`)',
   usage,
   async run(args) {
-    const { values, positionals } = parse(args, { backend: { type: 'string' }, name: { type: 'string' }, kernel: { type: 'string' }, director: { type: 'string' }, json: { type: 'boolean' } }, usage);
+    const { values, positionals } = parse(args, { backend: { type: 'string' }, name: { type: 'string' }, kernel: { type: 'string' }, modules: { type: 'string' }, director: { type: 'string' }, json: { type: 'boolean' } }, usage);
     if (positionals.length !== 1) throw new UsageError(`expected one topology file\nusage: ${usage}`);
     const backend = (values.backend ?? 'netns') as BackendKind;
     if (!['netns', 'vm', 'docker'].includes(backend)) throw new UsageError(`unknown backend "${backend}" (netns, vm, docker)`);
@@ -21,11 +21,12 @@ export const command: CliCommand = {
     // Kernel IPVS is programmed where the kernel has it (the VM); on the netns backend the host kernel decides.
     const director = (values.director ?? (backend === 'vm' ? 'ipvs' : 'none')) as DirectorKind;
     if (!DIRECTOR_KINDS.includes(director)) throw new UsageError(`unknown director "${director}" (${DIRECTOR_KINDS.join(', ')})`);
+    if ((values.kernel || values.modules) && backend !== 'vm') throw new UsageError('--kernel and --modules apply to --backend vm');
     const t0 = performance.now();
     const model = loadTopologyFile(positionals[0], { hostPrefixes: hostRoutedPrefixes() });
     const parseMs = performance.now() - t0;
     const progress = progressPrinter(!!values.json);
-    const lab = await upLab(model, { backend, name: values.name, kernel: values.kernel, progress });
+    const lab = await upLab(model, { backend, name: values.name, kernel: values.kernel, modules: values.modules, progress });
     let programmed: Awaited<ReturnType<typeof programDirectors>> = [];
     try {
       if (director !== 'none') progress(`programming the director(s) with ${director}`);
