@@ -174,6 +174,16 @@ export const SCENARIO_SCHEMA = {
     },
     seed: { type: 'integer', minimum: 0, maximum: 4294967295 },
     timingMargin: { type: 'number', minimum: 0 },
+    timeouts: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'ipvsadm --set tcp tcpfin udp for the run, in seconds (kernel defaults 900, 120, 300)',
+      properties: {
+        tcp: { type: 'integer', minimum: 1, maximum: 2147483 },
+        tcpfin: { type: 'integer', minimum: 1, maximum: 2147483 },
+        udp: { type: 'integer', minimum: 1, maximum: 2147483 },
+      },
+    },
     expect: { type: 'array', items: { type: ['string', 'null'] } },
   },
 } as const;

@@ -77,6 +77,8 @@ export interface Scenario {
   };
   seed?: number;
   timingMargin?: number;
+  /** `ipvsadm --set tcp tcpfin udp` for the run (seconds; kernel defaults 900 120 300). */
+  timeouts?: { tcp?: number; tcpfin?: number; udp?: number };
   expect?: (string | null)[];
 }
 
@@ -531,6 +533,7 @@ export function resolveScenario(data: unknown): ResolvedScenario {
     onePacket: !!svc.onePacket,
     seed: sc.seed ?? 1,
     timingMargin: sc.timingMargin,
+    timeouts: sc.timeouts,
     sysctls: {
       expireQuiescentTemplate: s.expire_quiescent_template === 1,
       connReuseMode: s.conn_reuse_mode ?? 1,

@@ -39,6 +39,29 @@ export const TIMEOUTS = {
 
 export type ConnState = 'NONE' | 'SYN_RECV' | 'ESTABLISHED' | 'FIN_WAIT' | 'TIME_WAIT' | 'UDP';
 
+/**
+ * The three timeouts `ipvsadm --set tcp tcpfin udp` changes (IPVS_CMD_SET_CONFIG, seconds; per network
+ * namespace): ESTABLISHED, FIN_WAIT and UDP. Omitted ones keep the kernel defaults. TIME_WAIT,
+ * SYN_RECV and the template keepalive cannot be set.
+ */
+export interface ProtocolTimeouts {
+  tcp?: number;
+  tcpfin?: number;
+  udp?: number;
+}
+
+/** Timeout per connection state, from the defaults and what `ipvsadm --set` changed. */
+export function stateTimeouts(t: ProtocolTimeouts = {}): Record<ConnState, number> {
+  return {
+    NONE: TIMEOUTS.NONE,
+    SYN_RECV: TIMEOUTS.SYN_RECV,
+    ESTABLISHED: t.tcp || TIMEOUTS.ESTABLISHED,
+    FIN_WAIT: t.tcpfin || TIMEOUTS.FIN_WAIT,
+    TIME_WAIT: TIMEOUTS.TIME_WAIT,
+    UDP: t.udp || TIMEOUTS.UDP,
+  };
+}
+
 /** Active states of the model (tcp_state_active_table: also SYN_SENT and SYNACK, never reached here). */
 function isActiveState(s: ConnState): boolean {
   return s === 'SYN_RECV' || s === 'ESTABLISHED';
@@ -83,6 +106,8 @@ export interface ServiceOptions {
   timingMargin?: number;
   /** Compute the exact pick distribution of random schedulers for every flow (costly: O(N^2)). */
   recordChoices?: boolean;
+  /** `ipvsadm --set tcp tcpfin udp` in force (kernel defaults for omitted ones). */
+  timeouts?: ProtocolTimeouts;
 }
 
 export interface DestSpec {
@@ -134,9 +159,9 @@ export class Conn {
   expires: number;
   slack: number;
   closed = false;
-  constructor(readonly key: string | number, readonly proto: Protocol, public dest: Dest, public state: ConnState, now: number) {
-    this.expires = now + stateTimeout(state);
-    this.slack = STATE_SLACK[state];
+  constructor(readonly key: string | number, readonly proto: Protocol, public dest: Dest, public state: ConnState, now: number, timeouts: Record<ConnState, number>) {
+    this.expires = now + timeouts[state];
+    this.slack = timerSlack(timeouts[state]);
   }
   /** In the service's connection table (false once expired or replaced). */
   live = false;
@@ -159,19 +184,6 @@ export interface FlowOutcome {
   /** For a random scheduler: the exact distribution of this pick given the state before it. */
   choices?: Choice[];
 }
-
-function stateTimeout(s: ConnState): number {
-  return TIMEOUTS[s];
-}
-
-const STATE_SLACK: Record<ConnState, number> = {
-  NONE: timerSlack(TIMEOUTS.NONE),
-  SYN_RECV: timerSlack(TIMEOUTS.SYN_RECV),
-  ESTABLISHED: timerSlack(TIMEOUTS.ESTABLISHED),
-  FIN_WAIT: timerSlack(TIMEOUTS.FIN_WAIT),
-  TIME_WAIT: timerSlack(TIMEOUTS.TIME_WAIT),
-  UDP: timerSlack(TIMEOUTS.UDP),
-};
 
 /**
  * Upper bound of how late a kernel timer armed for `seconds` may fire: the timer wheel's
@@ -203,8 +215,13 @@ export class ServiceModel implements SchedulerHost {
   private readonly timingMargin: number;
   private readonly fastKeys: boolean;
   private readonly recordChoices: boolean;
+  /** Timeout of each connection state in this service's namespace, and the matching timer slack. */
+  readonly timeouts: Record<ConnState, number>;
+  private readonly slackOf: Record<ConnState, number>;
 
   constructor(opts: ServiceOptions) {
+    this.timeouts = stateTimeouts(opts.timeouts);
+    this.slackOf = Object.fromEntries(Object.entries(this.timeouts).map(([k, v]) => [k, timerSlack(v)])) as Record<ConnState, number>;
     this.options = opts;
     this.sysctls = { ...DEFAULT_SYSCTLS, ...(opts.sysctls ?? {}) };
     this.flags = (opts.schedFlags ?? 0) | (opts.persistence ? SVC_F_PERSISTENT : 0) | (opts.onePacket ? SVC_F_ONEPACKET : 0);
@@ -358,8 +375,8 @@ export class ServiceModel implements SchedulerHost {
       c.dest.inactConns--;
       c.dest.activeConns++;
     }
-    c.expires = this.clock + TIMEOUTS[s];
-    c.slack = STATE_SLACK[s];
+    c.expires = this.clock + this.timeouts[s];
+    c.slack = this.slackOf[s];
   }
 
   private expireConn(c: Conn): void {
@@ -476,8 +493,8 @@ export class ServiceModel implements SchedulerHost {
         c.closed = false;
         if (!f.hold) this.closeConn(c);
       } else {
-        c.expires = this.clock + TIMEOUTS.UDP;
-        c.slack = timerSlack(TIMEOUTS.UDP);
+        c.expires = this.clock + this.timeouts.UDP;
+        c.slack = this.slackOf.UDP;
       }
       return { dest: c.dest, via: 'existing', conn: c };
     }
@@ -516,7 +533,7 @@ export class ServiceModel implements SchedulerHost {
     }
     const choices = picked.choices;
     // ip_vs_conn_new: bound with IP_VS_CONN_F_INACTIVE (state NONE), then the protocol state machine runs.
-    const c = new Conn(this.connKey(f), f.proto, dest, 'NONE', this.clock);
+    const c = new Conn(this.connKey(f), f.proto, dest, 'NONE', this.clock, this.timeouts);
     this.bindConn(dest, false);
     if (template) {
       c.template = template;
@@ -593,7 +610,7 @@ export class ServiceModel implements SchedulerHost {
         if (t.nControl > 0) {
           let soonest = Infinity;
           for (const c of t.controlled) soonest = Math.min(soonest, c.expires);
-          if (soonest - ev.at < t.slack + timerSlack(TIMEOUTS.TIME_WAIT)) {
+          if (soonest - ev.at < t.slack + timerSlack(Math.max(this.timeouts.TIME_WAIT, this.timeouts.FIN_WAIT))) {
             this.warn(`template ${t.key} on ${t.dest.name} fires at ${ev.at.toFixed(1)} s, ${Math.max(0, soonest - ev.at).toFixed(1)} s before its last connection expires: whether it lives 60 s longer depends on timer order`);
           }
           // expire_later: timeout becomes 60 s and the timer is re-armed from now

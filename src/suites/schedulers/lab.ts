@@ -1,0 +1,203 @@
+// The lab a scheduler scenario is replayed in: kernel IPVS in a VM, one client node, one director,
+// and a pool of real-server nodes, all on one LAN segment whose own ("plumbing") addresses are kept
+// out of every scenario's way. Everything a scenario needs -- its client addresses, the VIP, each
+// real server's address, routes, the fwmark rule -- is added before the scenario and removed after,
+// so one VM serves many scenarios (one per test worker).
+//
+//   client ──┐
+//   director ┼── lan 198.19.254.0/24, 2001:db8:fe::/64
+//   s1..sN ──┘
+//
+// Client addresses: the client node holds every address a scenario uses as a local route on lo
+// (single addresses and whole generated prefixes alike) with ip_nonlocal_bind, so a flow binds its
+// exact source address and port. Real servers are reached by direct routing (the scenario's default)
+// or NAT: the VIP (and any fwmark destination) is local on each server, which answers the client
+// straight over the LAN; NAT servers route their replies back through the director instead.
+import { IpvsDirector } from '../../director/ipvs';
+import { directorHost, type DirectorHost } from '../../director/host';
+import type { IpvsClient } from '../../netlink/ipvs';
+import { upVmLab, type VmLab, type VmNode } from '../../backend/vm';
+import { loadTopologyText } from '../../topology/load';
+import { startResponder, type ResponderHandle } from '../../traffic';
+import { DriverClient } from './driver-client';
+import { PLUMBING_V4, PLUMBING_V6 } from './plumbing';
+
+export { PLUMBING_V4, PLUMBING_V6 };
+
+/** Default number of real-server nodes: the largest shipped scenario uses 20 servers. */
+export const DEFAULT_SERVER_NODES = 20;
+
+export interface ReplayLabOptions {
+  /** Real-server nodes to create (default 20). */
+  servers?: number;
+  /** Kernel: "bookworm" (6.1, default), "backports" (6.12) or an image path. */
+  kernel?: string;
+  /** The lab's name (default ss-<pid>-<n>); VMs are named with $VSLAB_VM_NAME_PREFIX. */
+  name?: string;
+  progress?: (msg: string) => void;
+}
+
+/** The topology of a replay lab with `servers` real-server nodes (s1..sN). */
+export function replayTopology(servers: number, name = 'schedreplay'): string {
+  if (!(servers >= 1 && servers <= 200)) throw new RangeError(`a replay lab needs 1..200 real-server nodes, not ${servers}`);
+  const names = Array.from({ length: servers }, (_, i) => `s${i + 1}`);
+  const lines = [
+    `name: ${name}`,
+    'description: Scheduler scenario replay lab (client, director, real servers on one LAN; scenario addresses added per run).',
+    'nodes:',
+    '  client: { role: client, sysctls: { net.ipv4.ip_nonlocal_bind: 1, net.ipv6.ip_nonlocal_bind: 1 } }',
+    // NAT servers route replies through the director, which must not tell them the client is on-link.
+    '  director: { role: director, sysctls: { net.ipv4.conf.all.send_redirects: 0, net.ipv4.conf.default.send_redirects: 0 } }',
+    ...names.map((n) => `  ${n}: { role: real-server, sysctls: { net.ipv4.conf.all.arp_ignore: 1, net.ipv4.conf.all.arp_announce: 2 } }`),
+    'segments:',
+    '  lan:',
+    `    ipv4: ${PLUMBING_V4.prefix}`,
+    `    ipv6: ${PLUMBING_V6.prefix}`,
+    `    members: [client, director, ${names.join(', ')}]`,
+  ];
+  return lines.join('\n') + '\n';
+}
+
+let labCounter = 0;
+
+/** A long-lived responder on one real-server node, listening on a set of ports. */
+interface ServerResponder {
+  handle: ResponderHandle;
+  tcp: Set<number>;
+  udp: Set<number>;
+}
+
+export class ReplayLab {
+  private readonly responders = new Map<string, ServerResponder>();
+  private driverClient: DriverClient | null = null;
+  private kernelRelease = '';
+
+  private constructor(
+    readonly lab: VmLab,
+    readonly serverNodes: string[],
+    private readonly host: DirectorHost,
+    readonly director: IpvsDirector,
+  ) {}
+
+  /** Boots the VM and builds the lab (about 5-10 s on an idle machine, more under load). */
+  static async up(opts: ReplayLabOptions = {}): Promise<ReplayLab> {
+    const servers = opts.servers ?? DEFAULT_SERVER_NODES;
+    const name = opts.name ?? `ss-${process.pid}-${++labCounter}`;
+    const model = loadTopologyText(replayTopology(servers, name), `<replay lab ${name}>`);
+    const lab = await upVmLab(model, { name, ephemeral: true, kernel: opts.kernel, progress: opts.progress, boot: { bootTimeoutMs: 150_000 } });
+    try {
+      const host = directorHost(lab.node('director'));
+      const director = await IpvsDirector.open(host);
+      const rl = new ReplayLab(lab, model.nodes.filter((n) => n.role === 'real-server').map((n) => n.name), host, director);
+      rl.kernelRelease = (await lab.node('director').exec(['cat', '/proc/sys/kernel/osrelease'])).stdout.trim();
+      return rl;
+    } catch (e) {
+      await lab.down().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  get name(): string {
+    return this.lab.name;
+  }
+
+  get ipvs(): IpvsClient {
+    return this.director.client;
+  }
+
+  /** The guest kernel's release (e.g. 6.1.0-50-amd64). */
+  get kernel(): string {
+    return this.kernelRelease;
+  }
+
+  node(name: string): VmNode {
+    return this.lab.node(name);
+  }
+
+  /** The LAN address of a node (IPv4 or IPv6), a next hop for scenario routes. */
+  plumbing(node: string, family: 4 | 6): string {
+    const n = this.lab.model.nodes.find((x) => x.name === node);
+    const i = n?.interfaces[0];
+    const a = family === 4 ? i?.ipv4?.addr : i?.ipv6?.addr;
+    if (!a) throw new Error(`replay lab ${this.name}: node ${node} has no IPv${family} LAN address`);
+    return a;
+  }
+
+  /** Runs `ip -force -batch -` in a node; returns the failed lines' messages (none expected). */
+  async ipBatch(node: string, lines: string[], opts: { tolerate?: boolean } = {}): Promise<void> {
+    if (!lines.length) return;
+    const r = await this.node(node).exec(['ip', '-force', '-batch', '-'], { input: lines.join('\n') + '\n', timeoutMs: 60_000 });
+    if (r.code !== 0 && !opts.tolerate) {
+      throw new Error(`replay lab ${this.name}: ip -batch in node ${node} failed (${r.code}): ${(r.stderr || r.stdout).trim()}\ncommands:\n${lines.join('\n')}`);
+    }
+  }
+
+  /** A shell command line in a node; throws with its output when it fails. */
+  async sh(node: string, script: string, opts: { tolerate?: boolean; timeoutMs?: number } = {}): Promise<string> {
+    const r = await this.node(node).exec(['sh', '-c', script], { timeoutMs: opts.timeoutMs ?? 60_000 });
+    if (r.code !== 0 && !opts.tolerate) throw new Error(`replay lab ${this.name}: \`${script}\` in node ${node} failed (${r.code}): ${(r.stderr || r.stdout).trim()}`);
+    return r.stdout;
+  }
+
+  /**
+   * Deletes every IPVS service and every connection entry and template. `ipvsadm -C` alone leaves
+   * connections (and their templates) in the table until their timers fire, and a later scenario
+   * reusing a client port would follow them. With expire_nodest_conn=1 the kernel (5.9+) deletes the
+   * entries of removed destinations right after the flush; this waits until the table is empty.
+   */
+  async purgeIpvs(timeoutMs = 20_000): Promise<void> {
+    const vs = '/proc/sys/net/ipv4/vs/expire_nodest_conn';
+    const before = (await this.sh('director', `cat ${vs}`)).trim();
+    await this.sh('director', `echo 1 > ${vs}`);
+    try {
+      await this.ipvs.flush();
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const left = await this.ipvs.connections();
+        if (left.length === 0) break;
+        if (Date.now() > deadline) {
+          throw new Error(`replay lab ${this.name}: ${left.length} IPVS connection entries survive a flush with expire_nodest_conn=1 (e.g. ${JSON.stringify(left[0])})`);
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await this.sh('director', `echo ${before || 0} > ${vs}`);
+    }
+  }
+
+  /** Makes sure a responder answers on `node` for these ports (restarting it with the union if needed). */
+  async ensureResponder(node: string, tcp: number[], udp: number[]): Promise<ResponderHandle> {
+    const cur = this.responders.get(node);
+    if (cur && tcp.every((p) => cur.tcp.has(p)) && udp.every((p) => cur.udp.has(p))) return cur.handle;
+    const tcpSet = new Set([...(cur?.tcp ?? []), ...tcp]);
+    const udpSet = new Set([...(cur?.udp ?? []), ...udp]);
+    if (cur) await cur.handle.stop().catch(() => undefined);
+    const handle = startResponder(this.node(node), { name: node, tcp: [...tcpSet], udp: [...udpSet], log: false, rescanMs: 200, readyTimeoutMs: 60_000 });
+    this.responders.set(node, { handle, tcp: tcpSet, udp: udpSet });
+    await handle.ready;
+    return handle;
+  }
+
+  /** The responder running on a node, if any. */
+  responder(node: string): ResponderHandle | undefined {
+    return this.responders.get(node)?.handle;
+  }
+
+  /** The flow driver in the client node (started on first use, kept for later scenarios). */
+  async driver(): Promise<DriverClient> {
+    if (!this.driverClient || this.driverClient.exited) {
+      this.driverClient = await DriverClient.start(this.node('client'));
+    }
+    return this.driverClient;
+  }
+
+  /** Stops the traffic tools and the VM. */
+  async down(): Promise<void> {
+    const stops: Promise<unknown>[] = [...this.responders.values()].map((r) => r.handle.stop().catch(() => undefined));
+    if (this.driverClient) stops.push(this.driverClient.stop().catch(() => undefined));
+    await Promise.race([Promise.all(stops), new Promise((r) => setTimeout(r, 10_000))]);
+    this.responders.clear();
+    this.host.close();
+    await this.lab.down();
+  }
+}
