@@ -42,7 +42,7 @@ export const LAB_RANGES: Prefix[] = [parsePrefix('198.18.0.0/15'), parsePrefix('
 /** The replay lab's own LAN and the addresses it uses itself. */
 export const PLUMBING: Prefix[] = [parsePrefix(PLUMBING_V4.prefix), parsePrefix(PLUMBING_V6.prefix), parsePrefix(FWMARK_DEFAULT_DST[4]), parsePrefix(FWMARK_DEFAULT_DST[6])];
 /** Where moved prefixes go (tried in order, first free aligned block). */
-const POOLS: Prefix[] = [parsePrefix('198.18.128.0/17'), parsePrefix('198.19.64.0/18'), parsePrefix('2001:db8:f000::/36')];
+const POOLS: Prefix[] = [parsePrefix('198.18.160.0/19'), parsePrefix('198.19.32.0/19'), parsePrefix('2001:db8:f000::/36')];
 
 /** Every address or prefix a raw scenario names, with where (for messages). */
 export function scenarioPrefixes(sc: Scenario): { prefix: Prefix; where: string }[] {

@@ -5,7 +5,7 @@
 // so one VM serves many scenarios (one per test worker).
 //
 //   client ──┐
-//   director ┼── lan 198.19.254.0/24, 2001:db8:fe::/64
+//   director ┼── lan 198.19.100.0/24, 2001:db8:fe::/64
 //   s1..sN ──┘
 //
 // Client addresses: the client node holds every address a scenario uses as a local route on lo
@@ -45,10 +45,12 @@ export function replayTopology(servers: number, name = 'schedreplay'): string {
     `name: ${name}`,
     'description: Scheduler scenario replay lab (client, director, real servers on one LAN; scenario addresses added per run).',
     'nodes:',
-    '  client: { role: client, sysctls: { net.ipv4.ip_nonlocal_bind: 1, net.ipv6.ip_nonlocal_bind: 1 } }',
+    // tcp_max_tw_buckets 0: no TIME_WAIT entry keeps a scenario's client port or server socket busy for
+    // the next scenario (which may use the very same 4-tuple).
+    '  client: { role: client, sysctls: { net.ipv4.ip_nonlocal_bind: 1, net.ipv6.ip_nonlocal_bind: 1, net.ipv4.tcp_max_tw_buckets: 0 } }',
     // NAT servers route replies through the director, which must not tell them the client is on-link.
     '  director: { role: director, sysctls: { net.ipv4.conf.all.send_redirects: 0, net.ipv4.conf.default.send_redirects: 0 } }',
-    ...names.map((n) => `  ${n}: { role: real-server, sysctls: { net.ipv4.conf.all.arp_ignore: 1, net.ipv4.conf.all.arp_announce: 2 } }`),
+    ...names.map((n) => `  ${n}: { role: real-server, sysctls: { net.ipv4.conf.all.arp_ignore: 1, net.ipv4.conf.all.arp_announce: 2, net.ipv4.tcp_max_tw_buckets: 0 } }`),
     'segments:',
     '  lan:',
     `    ipv4: ${PLUMBING_V4.prefix}`,
@@ -71,6 +73,7 @@ export class ReplayLab {
   private readonly responders = new Map<string, ServerResponder>();
   private driverClient: DriverClient | null = null;
   private kernelRelease = '';
+  private schedulerList: Promise<string[]> | undefined;
 
   private constructor(
     readonly lab: VmLab,
@@ -163,6 +166,20 @@ export class ReplayLab {
     } finally {
       await this.sh('director', `echo ${before || 0} > ${vs}`);
     }
+  }
+
+  /**
+   * Aborts every TCP connection of these nodes (ss -K: a reset, no FIN_WAIT or TIME_WAIT left), so a
+   * held connection of one scenario cannot occupy a 4-tuple the next scenario uses.
+   */
+  async killConnections(nodes: string[]): Promise<void> {
+    for (const n of nodes) await this.sh(n, 'ss -K -t state connected >/dev/null', { tolerate: true });
+  }
+
+  /** Schedulers this kernel can load (probed once). */
+  async schedulers(): Promise<string[]> {
+    this.schedulerList ??= this.director.capabilities().then((c) => c.schedulers);
+    return this.schedulerList;
   }
 
   /** Makes sure a responder answers on `node` for these ports (restarting it with the union if needed). */

@@ -18,7 +18,7 @@
 //     timed prediction is what the kernel is compared with (compareAssignments). Random schedulers
 //     (twos) are checked pick by pick against the model's exact distributions (testRandomPicks).
 import { type AssignmentComparison, compareAssignments, formatComparison } from '../../models/compare';
-import { type FlowResult, type ResolvedScenario, resolveScenario, runScenario, type Scenario, type ScenarioEvent } from '../../models/scenario';
+import { type FlowResult, type ResolvedScenario, resolveScenario, type RunOptions, runScenario, type Scenario, type ScenarioEvent } from '../../models/scenario';
 import type { ServiceModel } from '../../models/service';
 import { testRandomPicks } from '../../models/stats';
 import type { IpvsConnection } from '../../netlink/ipvs-types';
@@ -35,6 +35,8 @@ export interface ReplayOptions {
   log?: (line: string) => void;
   /** Override the scenario's seed for the model of a random scheduler. */
   seed?: number;
+  /** Judge the kernel against another model (e.g. a deliberately wrong one, to show the replay catches it). */
+  model?: RunOptions['scheduler'];
 }
 
 /** What happened to one flow in the kernel. */
@@ -87,6 +89,9 @@ export interface ReplayResult {
   expectComparison: AssignmentComparison | null;
   /** Where the timed prediction differs from the nominal one (the replay's own timing mattered). */
   timingChanged: number[];
+  /** The scenario as it really ran (lab addresses, a wait of the elapsed time before every flow and
+   *  close): `vslab predict --file` on it reproduces `predicted`. */
+  timedScenario: Scenario;
   durationMs: number;
   ok: boolean;
 }
@@ -97,6 +102,14 @@ interface TimelineItem {
   t?: number;
   /** An original scenario event (not a wait). */
   event?: ScenarioEvent;
+}
+
+/** The kernel cannot run the scenario (its scheduler is not built); not a disagreement. */
+export class KernelLacksScheduler extends Error {
+  override name = 'KernelLacksScheduler';
+  constructor(readonly scheduler: string, readonly kernel: string, readonly available: string[]) {
+    super(`kernel ${kernel} cannot load the ${scheduler} scheduler (ip_vs_${scheduler} is not built); it has ${available.join(' ')}`);
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -134,7 +147,9 @@ export async function replayScenario(lab: ReplayLab, raw: unknown, opts: ReplayO
   const rs: ResolvedScenario = resolveScenario(mapped);
   const name = source.name ?? '(unnamed)';
   const random = rs.options.scheduler === 'twos';
-  const nominal = runScenario(rs).assignments;
+  const nominal = runScenario(rs, { scheduler: opts.model }).assignments;
+  const available = await lab.schedulers();
+  if (!available.includes(rs.options.scheduler as string)) throw new KernelLacksScheduler(rs.options.scheduler as string, lab.kernel, available);
 
   const setup = new ScenarioSetup(lab, rs);
   const driver = await lab.driver();
@@ -155,7 +170,9 @@ export async function replayScenario(lab: ReplayLab, raw: unknown, opts: ReplayO
     nameOfNode.set(slot.node, s.name);
     current.set(s.name, { addr: s.addr, port: s.port, weight: s.weight, upper: s.upper, lower: s.lower, forward: s.forward });
   };
+  const nodes = ['client', ...[...setup.slots.values()].map((s) => s.node)];
   try {
+    await lab.killConnections(nodes);
     log(`${name}: setting up (${setup.slots.size} servers, ${rs.flows.length} flows; ${map.describe()})`);
     await setup.apply();
     await setup.programDirector();
@@ -282,11 +299,15 @@ export async function replayScenario(lab: ReplayLab, raw: unknown, opts: ReplayO
     }
     await readTable(rs.flows.length);
     await applyEvents(rs.flows.length);
+    log(`${name}: all ${rs.flows.length} flows done`);
     for (let i = 0; i < flows.length; i++) if (tableBy[i] !== undefined) flows[i].table = tableBy[i];
   } finally {
+    log(`${name}: cleaning up`);
+    await lab.killConnections(nodes).catch((e: Error) => problems.push(e.message));
     const held = [...openHeld];
     if (held.length) await driver.close(held).catch((e: Error) => problems.push(e.message));
     problems = problems.concat(await setup.remove());
+    log(`${name}: cleaned up`);
   }
   if (problems.length) log(`${name}: cleanup problems: ${problems.join('; ')}`);
 
@@ -294,6 +315,7 @@ export async function replayScenario(lab: ReplayLab, raw: unknown, opts: ReplayO
   const timedRaw = timedScenario(mapped, timeline);
   const trace: TraceEntry[] = [];
   const timed = runScenario(timedRaw, {
+    scheduler: opts.model,
     observed: random ? observed : undefined,
     onFlow: (r, svc) => trace.push({ ...r, counters: svc.snapshot(), scheduler: svc.scheduler.describeState?.() }),
   });
@@ -312,7 +334,7 @@ export async function replayScenario(lab: ReplayLab, raw: unknown, opts: ReplayO
   return {
     name, scheduler: rs.options.scheduler as string, kernel: lab.kernel, addressMap: map.describe(),
     nominal, predicted, observed, flows, trace, comparison, randomTest, tableDisagreements, tableMissing, harnessErrors,
-    warnings: timed.warnings, expectComparison, timingChanged, durationMs: Date.now() - started, ok,
+    warnings: timed.warnings, expectComparison, timingChanged, timedScenario: timedRaw, durationMs: Date.now() - started, ok,
   };
 }
 

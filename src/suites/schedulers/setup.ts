@@ -154,6 +154,9 @@ export class ScenarioSetup {
     for (const slot of this.slots.values()) {
       const rip = `${slot.addr.text}/${hostLen(slot.addr)}`;
       pair(slot.node, `addr add ${rip} dev eth0${fam === 6 ? ' nodad' : ''}`, `addr del ${rip} dev eth0`);
+      // The director reaches each real server on-link (direct routing's assumption). A neighbour entry
+      // left from an earlier scenario, where this address was on another node, must go first.
+      pair('director', `neigh flush to ${rip}`, `neigh flush to ${rip}`);
       pair('director', `route add ${rip} dev eth0`, `route del ${rip} dev eth0`);
       const back = slot.forward === 'nat' ? dir4 : cli;
       for (const c of this.clientPrefixes) pair(slot.node, `route add ${c} via ${back}`, `route del ${c} via ${back}`);

@@ -1,0 +1,68 @@
+// Playwright fixtures of the scheduler suites: one replay lab (a VM with kernel IPVS) per worker,
+// shared by every test the worker runs; each scenario flushes IPVS and removes its addresses after
+// itself, so tests stay independent.
+//
+//   VSLAB_KERNEL=backports   guest kernel for every worker (default: bookworm, 6.1)
+//   VSLAB_REPLAY_SERVERS=N   real-server nodes per lab (default 20, the largest shipped scenario)
+import { test as base } from '@playwright/test';
+import * as fs from 'fs';
+import * as path from 'path';
+import type { Scenario } from '../../src/models/scenario';
+import { ReplayLab } from '../../src/suites/schedulers/lab';
+
+export const SCENARIO_DIR = path.join(__dirname, 'scenarios');
+
+export interface ScenarioFile {
+  name: string;
+  file: string;
+  scenario: Scenario;
+}
+
+/** Every scenario file, by name. */
+export function loadScenarios(dir = SCENARIO_DIR): ScenarioFile[] {
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => {
+      const file = path.join(dir, f);
+      return { name: f.replace(/\.json$/, ''), file, scenario: JSON.parse(fs.readFileSync(file, 'utf8')) as Scenario };
+    });
+}
+
+/** Seconds the scenario sleeps in its wait events. */
+export function waitSeconds(sc: Scenario): number {
+  return (sc.events ?? []).reduce((t, e) => t + (e.op === 'wait' ? e.seconds : 0), 0);
+}
+
+/** Flows the scenario opens (generated sets counted). */
+export function flowCount(sc: Scenario): number {
+  return sc.flows.reduce((n, f) => n + ('generate' in f ? f.generate.count : 1), 0);
+}
+
+/** A generous per-test timeout: boot allowance, waits, and ~100 ms per flow under TCG (x3). */
+export function scenarioTimeoutMs(sc: Scenario): number {
+  return 180_000 + waitSeconds(sc) * 1000 * 1.2 + flowCount(sc) * 300;
+}
+
+export const test = base.extend<object, { replayLab: ReplayLab; labKernel: string | undefined }>({
+  /** The guest kernel of this worker's lab (test.use({ labKernel: 'backports' }) in a describe). */
+  labKernel: [process.env.VSLAB_KERNEL || undefined, { scope: 'worker', option: true }],
+  replayLab: [
+    async ({ labKernel }, use, workerInfo) => {
+      const lab = await ReplayLab.up({
+        kernel: labKernel,
+        servers: Number(process.env.VSLAB_REPLAY_SERVERS || 20),
+        name: `ss-${process.pid}-w${workerInfo.workerIndex}`,
+      });
+      try {
+        await use(lab);
+      } finally {
+        await lab.down();
+      }
+    },
+    { scope: 'worker', timeout: 300_000 },
+  ],
+});
+
+export { expect } from '@playwright/test';
