@@ -77,7 +77,8 @@ async function main(): Promise<void> {
       const rep = await runClient(lab.node('client'), { target: { address: '198.19.0.100', port: 80 }, sources: ['198.18.0.2'], count: COUNT, concurrency: 50, timeoutMs: 10_000, quiet: true, processTimeoutMs: 1_800_000 });
       const wall = (performance.now() - tc) / 1000;
       console.log(`traffic client (concurrency 50, same VIP and servers):`);
-      console.log(`  ${rep.summary.perSecond.toFixed(0)} conn/s (client's own clock), ${wall.toFixed(1)} s wall incl. node start; outcomes ${JSON.stringify(rep.summary.outcomes)}; servers ${JSON.stringify(rep.summary.servers)}`);
+      console.log(`  ${rep.summary.perSecond.toFixed(0)} conn/s (client's own clock), ${wall.toFixed(1)} s wall incl. node start; outcomes ${JSON.stringify(rep.summary.outcomes)}; servers (nodes s1..s4 = rs1..rs4) ${JSON.stringify(rep.summary.servers)}`);
+      console.log('  (ephemeral ports come round again within the 30 s FIN_WAIT and follow their old entries, so this split is near, not exactly, 4:3:2:1)');
     } finally {
       await setup.remove();
     }
@@ -89,7 +90,7 @@ async function main(): Promise<void> {
       runScenario(sc);
       rates.push(COUNT / ((performance.now() - tm) / 1000));
     }
-    console.log(`model (runScenario, same ${COUNT} flows): best ${Math.max(...rates).toFixed(0)}/s, median ${median(rates).toFixed(0)}/s   (docs/schedulers.md target for wrr predict: >= 1M/s; ${(median(rates) / perSecond).toFixed(0)}x the kernel replay)`);
+    console.log(`model (runScenario: validation, flow generation and prediction of the same ${COUNT} flows): best ${Math.max(...rates).toFixed(0)}/s, median ${median(rates).toFixed(0)}/s   (docs/schedulers.md target for wrr predict: >= 1M/s; ${(median(rates) / perSecond).toFixed(0)}x the kernel replay)`);
   } finally {
     await lab.down();
   }

@@ -198,16 +198,18 @@ export async function replayScenario(lab: ReplayLab, raw: unknown, opts: ReplayO
           tableBy[i] = null;
           if (flows[i]?.server) tableMissing.push(i);
         } else {
-          tableBy[i] = nameOfAddr.get(e.destAddress) ?? `(unknown ${e.destAddress})`;
+          const n = nameOfAddr.get(e.destAddress);
+          // an entry of a removed server: its packets are dropped (expire_nodest_conn=0), no answer
+          tableBy[i] = n === undefined ? `(unknown ${e.destAddress})` : current.has(n) ? n : `${n} (removed)`;
         }
       }
       checked = upTo;
     };
 
     const byIndex = new Map<number, ScenarioEvent>();
-    rs.events.forEach((e) => {
+    rs.events.forEach((e, k) => {
       const m = /^\$\.events\[(\d+)\]$/.exec(e.path);
-      if (m) byIndex.set(rs.events.indexOf(e), mapped.events![Number(m[1])]);
+      if (m) byIndex.set(k, mapped.events![Number(m[1])]);
     });
 
     let ev = 0;
@@ -323,7 +325,7 @@ export async function replayScenario(lab: ReplayLab, raw: unknown, opts: ReplayO
   const comparison = random ? null : compareAssignments(predicted, observed);
   const randomTest = random ? testRandomPicks(observed, timed.flows.map((f) => f.choices ?? [])) : null;
   const tableDisagreements = flows
-    .filter((f) => f.table !== undefined && f.table !== null && f.table !== f.server)
+    .filter((f) => f.table !== undefined && f.table !== null && f.table !== f.server && !(f.server === null && f.table.endsWith(' (removed)')))
     .map((f) => ({ index: f.index, responder: f.server, table: f.table! }));
   const harnessErrors = flows
     .filter((f) => !['answered', 'refused', 'timeout'].includes(f.outcome))
