@@ -1,6 +1,8 @@
-// One replay lab (a VM with kernel IPVS, 6 real-server nodes) per test worker for the replayer's own
-// tests. VMs are named vslabss-... unless VSLAB_VM_NAME_PREFIX says otherwise.
-import { test as base } from '@playwright/test';
+// One replay lab (a VM with kernel IPVS, 6 real-server nodes) per spec file for the replayer's own
+// tests, booted before the file's first test and stopped after its last, so no VM outlives the file
+// when the whole test suite runs in one worker. VMs are named vslabss-... unless
+// VSLAB_VM_NAME_PREFIX says otherwise.
+import { expect, test } from '@playwright/test';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Scenario } from '../../src/models/scenario';
@@ -13,18 +15,36 @@ export const loadScenario = (name: string): Scenario => JSON.parse(fs.readFileSy
 /** Generous: TCG on a 2-core host shared with other work. */
 export const VM_TEST_TIMEOUT = 300_000;
 
-export const test = base.extend<object, { replayLab: ReplayLab }>({
-  replayLab: [
-    async ({}, use, workerInfo) => {
-      const lab = await ReplayLab.up({ servers: 6, kernel: process.env.VSLAB_KERNEL || undefined, name: `ss-t${process.pid}-w${workerInfo.workerIndex}` });
-      try {
-        await use(lab);
-      } finally {
-        await lab.down();
-      }
-    },
-    { scope: 'worker', timeout: VM_TEST_TIMEOUT },
-  ],
-});
+let counter = 0;
 
-export { expect } from '@playwright/test';
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Registers beforeAll/afterAll hooks in the calling spec file; the returned function gives the lab. */
+export function useReplayLab(): () => ReplayLab {
+  let lab: ReplayLab | undefined;
+  test.beforeAll(async () => {
+    test.setTimeout(VM_TEST_TIMEOUT);
+    lab = await ReplayLab.up({ servers: 6, kernel: process.env.VSLAB_KERNEL || undefined, name: `ss-t${process.pid}-${++counter}` });
+  });
+  test.afterAll(async () => {
+    test.setTimeout(VM_TEST_TIMEOUT);
+    const pid = lab?.lab.guest.qemuPid;
+    await lab?.down();
+    lab = undefined;
+    // the VM is gone with the lab
+    if (pid) expect(pidAlive(pid)).toBe(false);
+  });
+  return () => {
+    if (!lab) throw new Error('the replay lab is not up (did beforeAll fail?)');
+    return lab;
+  };
+}
+
+export { test, expect } from '@playwright/test';

@@ -7,9 +7,10 @@ import { compareAssignments, compareModels } from '../../src/models/compare';
 import { runScenario, type Scenario } from '../../src/models/scenario';
 import { formatReplay, replayScenario } from '../../src/suites/schedulers/replay';
 import { MUTANTS } from '../models/mutants';
-import { expect, SCENARIOS, test, VM_TEST_TIMEOUT } from './fixture';
+import { expect, SCENARIOS, test, useReplayLab, VM_TEST_TIMEOUT } from './fixture';
 
 test.describe.configure({ timeout: VM_TEST_TIMEOUT });
+const replayLab = useReplayLab();
 
 function smallestSeparatingScenario(mutant: (typeof MUTANTS)[number]): { name: string; scenario: Scenario; firstDifference: number } {
   const found = fs
@@ -25,10 +26,10 @@ function smallestSeparatingScenario(mutant: (typeof MUTANTS)[number]): { name: s
 }
 
 for (const mutantName of ['wrr-off-by-one', 'lc-last-wins-ties', 'mh-ignores-port']) {
-  test(`the kernel exposes the mutant model ${mutantName}`, async ({ replayLab }, testInfo) => {
+  test(`the kernel exposes the mutant model ${mutantName}`, async ({}, testInfo) => {
     const mutant = MUTANTS.find((m) => m.name === mutantName)!;
     const pick = smallestSeparatingScenario(mutant);
-    const r = await replayScenario(replayLab, pick.scenario, { model: { name: mutant.name, factory: mutant.factory } });
+    const r = await replayScenario(replayLab(), pick.scenario, { model: { name: mutant.name, factory: mutant.factory } });
     const text = formatReplay(r);
     await testInfo.attach(`${pick.name}.txt`, { body: text, contentType: 'text/plain' });
     expect(r.ok, `mutant ${mutant.name} (${mutant.what}) on ${pick.name} was not caught:\n${text}`).toBe(false);

@@ -3,9 +3,10 @@
 // UDP and persistence, NAT with connection reuse, one-packet UDP, a timed wait with ipvsadm --set.
 import { formatReplay, replayScenario } from '../../src/suites/schedulers/replay';
 import { runScenario } from '../../src/models/scenario';
-import { expect, loadScenario, test, VM_TEST_TIMEOUT } from './fixture';
+import { expect, loadScenario, test, useReplayLab, VM_TEST_TIMEOUT } from './fixture';
 
 test.describe.configure({ timeout: VM_TEST_TIMEOUT });
+const replayLab = useReplayLab();
 
 const REPRESENTATIVE = [
   'rr-basic', // list order: newest first
@@ -22,8 +23,8 @@ const REPRESENTATIVE = [
 
 test.describe('replayed scenarios agree with the model on the kernel', () => {
   for (const name of REPRESENTATIVE) {
-    test(name, async ({ replayLab }, testInfo) => {
-      const r = await replayScenario(replayLab, loadScenario(name));
+    test(name, async ({}, testInfo) => {
+      const r = await replayScenario(replayLab(), loadScenario(name));
       const text = formatReplay(r);
       await testInfo.attach('replay.txt', { body: text, contentType: 'text/plain' });
       expect(r.ok, text).toBe(true);
@@ -35,22 +36,22 @@ test.describe('replayed scenarios agree with the model on the kernel', () => {
     });
   }
 
-  test('one-packet UDP: every datagram scheduled on its own, no connection entry stays', async ({ replayLab }) => {
-    const r = await replayScenario(replayLab, loadScenario('rr-one-packet'));
+  test('one-packet UDP: every datagram scheduled on its own, no connection entry stays', async () => {
+    const r = await replayScenario(replayLab(), loadScenario('rr-one-packet'));
     expect(r.ok, formatReplay(r)).toBe(true);
     const checked = r.flows.filter((f) => f.table !== undefined);
     expect(checked.length).toBeGreaterThan(0);
     expect(checked.every((f) => f.table === null && r.tableMissing.includes(f.index))).toBe(true);
   });
 
-  test('a release and a wait with ipvsadm --set tcpfin 10: closed connections count until they expire', async ({ replayLab }) => {
+  test('a release and a wait with ipvsadm --set tcpfin 10: closed connections count until they expire', async () => {
     test.setTimeout(VM_TEST_TIMEOUT);
-    const r = await replayScenario(replayLab, loadScenario('rr-upper-threshold'));
+    const r = await replayScenario(replayLab(), loadScenario('rr-upper-threshold'));
     expect(r.ok, formatReplay(r)).toBe(true);
     expect(r.timedScenario.events!.some((e) => e.op === 'wait' && e.seconds >= 15)).toBe(true);
     // the lab is back to the kernel defaults afterwards
-    expect(await replayLab.ipvs.getTimeouts()).toEqual({ tcp: 900, tcpFin: 120, udp: 300 });
-    expect(await replayLab.ipvs.listServices()).toEqual([]);
-    expect(await replayLab.ipvs.connections()).toEqual([]);
+    expect(await replayLab().ipvs.getTimeouts()).toEqual({ tcp: 900, tcpFin: 120, udp: 300 });
+    expect(await replayLab().ipvs.listServices()).toEqual([]);
+    expect(await replayLab().ipvs.connections()).toEqual([]);
   });
 });
