@@ -44,8 +44,8 @@ export function scanErrorText(s: FrameScan): string {
   const what = LAYER_NAMES[s.errorLayer] ?? 'header';
   const v = s.errorValue;
   switch (s.error) {
-    case E_TRUNCATED: return `${what} header at byte ${at} is cut short: it needs ${v} bytes but the capture ends ${s.capEnd - s.start - at} bytes after its start`;
-    case E_BEYOND: return `${what} header at byte ${at} runs past the end declared by the layer carrying it (length field or header needs ${v})`;
+    case E_TRUNCATED: return `${what} header at byte ${at} is cut short by the capture (snap length): it needs ${v} bytes, the capture has ${s.capEnd - s.start - at}`;
+    case E_BEYOND: return `${what} header at byte ${at} runs past the end of the frame or of the length the enclosing layer declares (it needs ${v} bytes)`;
     case E_IP_VERSION: return `${what} header at byte ${at} has IP version ${v}`;
     case E_IPV4_IHL: return `ipv4 header at byte ${at} has a header length of ${v} bytes (minimum 20)`;
     case E_IP_LEN: return `ipv4 header at byte ${at} has total length ${v}, shorter than its own header`;
@@ -306,7 +306,7 @@ export class PacketDecoder {
           layer = { type: 'vxlan', flags: b[o], vni: (b[o + 4] << 16) | (b[o + 5] << 8) | b[o + 6] } satisfies VxlanLayer;
           break;
         case L_TCP: {
-          if (partial) {
+          if (partial && h < 20) {
             const t = { type: 'tcp', sport: u16(b, o), dport: u16(b, o + 2) } as TcpLayer;
             if (h >= 8) t.seq = u32(b, o + 4);
             if (h >= 12) t.ack = u32(b, o + 8);
@@ -315,12 +315,14 @@ export class PacketDecoder {
             layer = t;
             break;
           }
+          // A header cut by the capture (partial) keeps its declared length; options are read as far as present.
+          const doff = (b[o + 12] >> 4) * 4;
           const segLen = s.end[i] - o;
           const ok = whole && !this.fragmented(i, b) ? fold(this.pseudo(i, b, 6, segLen) + sum16(b, o, o + segLen)) === 0xffff : null;
           layer = {
             type: 'tcp', sport: u16(b, o), dport: u16(b, o + 2), seq: u32(b, o + 4), ack: u32(b, o + 8),
-            flags: tcpFlagsString(((b[o + 12] & 1) << 8) | b[o + 13]), window: u16(b, o + 14), urgent: u16(b, o + 18), hlen: h,
-            options: tcpOptions(b, o + 20, o + h), checksum: u16(b, o + 16), checksumOk: ok, payloadLen: segLen - h,
+            flags: tcpFlagsString(((b[o + 12] & 1) << 8) | b[o + 13]), window: u16(b, o + 14), urgent: u16(b, o + 18), hlen: doff,
+            options: tcpOptions(b, o + 20, o + h), checksum: u16(b, o + 16), checksumOk: ok, payloadLen: segLen - doff,
           } satisfies TcpLayer;
           break;
         }

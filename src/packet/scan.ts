@@ -154,6 +154,8 @@ export function scanFrame(s: FrameScan, b: Uint8Array, start: number, capLen: nu
   /** Bytes actually present for the current region. */
   let dataEnd = claimEnd < cap ? claimEnd : cap;
   let quoted = false;
+  /** The capture holds less than the wire frame: headers cut at its end are kept as partial layers. */
+  const capCut = capLen < origLen;
   let next = 0;
   let n = 0;
   let need = 0;
@@ -260,7 +262,7 @@ export function scanFrame(s: FrameScan, b: Uint8Array, start: number, capLen: nu
         }
         need = ihl;
         if (p + need > dataEnd) {
-          if (quoted) {
+          if (quoted || capCut) {
             // A quoted header whose options are cut: keep the fixed part (addresses are there).
             T[n] = L_IPV4; O[n] = p; H[n] = dataEnd - p; N[n] = claimEnd; s.partial[n] = 1; n++;
           }
@@ -331,6 +333,9 @@ export function scanFrame(s: FrameScan, b: Uint8Array, start: number, capLen: nu
           }
           if (q + 8 > dataEnd) {
             need = q + 8 - p;
+            if (quoted || capCut) {
+              T[n] = L_IPV6; O[n] = p; H[n] = q - p; N[n] = claimEnd; s.partial[n] = 1; n++;
+            }
             cut = kind;
             break scan;
           }
@@ -342,6 +347,9 @@ export function scanFrame(s: FrameScan, b: Uint8Array, start: number, capLen: nu
           }
           if (q + el > dataEnd) {
             need = q + el - p;
+            if (quoted || capCut) {
+              T[n] = L_IPV6; O[n] = p; H[n] = q - p; N[n] = claimEnd; s.partial[n] = 1; n++;
+            }
             cut = kind;
             break scan;
           }
@@ -366,7 +374,7 @@ export function scanFrame(s: FrameScan, b: Uint8Array, start: number, capLen: nu
       case L_TCP: {
         need = 20;
         if (p + need > dataEnd) {
-          if (quoted && p + 4 <= dataEnd) {
+          if ((quoted || capCut) && p + 4 <= dataEnd) {
             T[n] = L_TCP; O[n] = p; H[n] = dataEnd - p; N[n] = claimEnd; s.partial[n] = 1; n++;
           }
           cut = kind;
@@ -380,7 +388,7 @@ export function scanFrame(s: FrameScan, b: Uint8Array, start: number, capLen: nu
         }
         need = doff;
         if (p + need > dataEnd) {
-          if (quoted) {
+          if (quoted || capCut) {
             T[n] = L_TCP; O[n] = p; H[n] = dataEnd - p; N[n] = claimEnd; s.partial[n] = 1; n++;
           }
           cut = kind;
@@ -398,7 +406,7 @@ export function scanFrame(s: FrameScan, b: Uint8Array, start: number, capLen: nu
       case L_UDP: {
         need = 8;
         if (p + need > dataEnd) {
-          if (quoted && p + 4 <= dataEnd) {
+          if ((quoted || capCut) && p + 4 <= dataEnd) {
             T[n] = L_UDP; O[n] = p; H[n] = dataEnd - p; N[n] = claimEnd; s.partial[n] = 1; n++;
           }
           cut = kind;
@@ -489,7 +497,7 @@ export function scanFrame(s: FrameScan, b: Uint8Array, start: number, capLen: nu
       case L_ICMPV6: {
         need = 8;
         if (p + need > dataEnd) {
-          if (quoted && p + 4 <= dataEnd) {
+          if ((quoted || capCut) && p + 4 <= dataEnd) {
             T[n] = kind; O[n] = p; H[n] = dataEnd - p; N[n] = claimEnd; s.partial[n] = 1; n++;
           }
           cut = kind;
@@ -515,7 +523,8 @@ export function scanFrame(s: FrameScan, b: Uint8Array, start: number, capLen: nu
   }
   // A header that did not fit: in the quoted datagram that is normal; elsewhere it is an error.
   if (cut !== 0 && s.error === E_NONE && !quoted) {
-    s.error = p + need > cap ? E_TRUNCATED : E_BEYOND;
+    // Cut by the capture (snap length) or the frame itself is too short (malformed).
+    s.error = capCut && p + need > cap ? E_TRUNCATED : E_BEYOND;
     s.errorAt = p - start;
     s.errorLayer = cut;
     s.errorValue = need;
