@@ -13,7 +13,11 @@ import { PcapngWriter } from '../../src/capture/pcapng';
 import { FileSink, MemorySink } from '../../src/capture/sink';
 import { buildPacket } from '../../src/packet/build';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vslabpk-formats-'));
+let tmp = '';
+// Created per worker (spec files are also loaded by the runner's main process, which runs no test).
+test.beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vslabpk-formats-'));
+});
 test.afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 function frames(n: number): Buffer[] {

@@ -12,7 +12,11 @@ import { parseFlow, runPcap } from '../../src/cli/commands/pcap';
 import { runReplay } from '../../src/cli/commands/replay';
 import { buildPacket, type LayerSpec } from '../../src/packet/build';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vslabpk-cli-'));
+let tmp = '';
+// Created per worker (spec files are also loaded by the runner's main process, which runs no test).
+test.beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vslabpk-cli-'));
+});
 test.afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 async function run(fn: typeof runPcap, args: string[]): Promise<{ code: number; out: string }> {
