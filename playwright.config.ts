@@ -6,7 +6,7 @@ export default defineConfig({
   testDir: 'tests',
   testMatch: '**/*.spec.ts',
   fullyParallel: false,
-  workers: 2,
+  workers: 1,
   timeout: 120_000,
   forbidOnly: !!process.env.CI,
   reporter: [

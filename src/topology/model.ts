@@ -28,6 +28,8 @@ export interface InterfaceModel {
   mac: string;
   ipv4?: AddrPrefix;
   ipv6?: AddrPrefix;
+  /** Further addresses on the interface (e.g. Full-NAT local addresses), CIDR form. */
+  extraAddrs: string[];
   mtu: number;
 }
 

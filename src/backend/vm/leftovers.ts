@@ -1,0 +1,59 @@
+// What VMs left behind, for `vslab gc`: run directories under /run/vslab/vm whose qemu is gone, and
+// qemu processes of ephemeral guests whose owner process is gone (the parent-death signal normally
+// kills those; this catches anything it missed). Persistent guests are left to the lab registry:
+// gc removes them when their lab is not up (by the qemu name vslab-<lab>).
+import * as fs from 'fs';
+import * as path from 'path';
+import { isQemuNamed, VM_RUN_ROOT, type VmRecord } from './guest';
+
+export interface VmLeftover {
+  runDir: string;
+  name: string;
+  /** A qemu still running for it (to be killed), if any. */
+  qemuPid?: number;
+  reason: string;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Leftovers among the run directories whose name starts with `prefix` (default "vslab-": real labs). */
+export function findVmLeftovers(prefix = 'vslab-'): VmLeftover[] {
+  if (!fs.existsSync(VM_RUN_ROOT)) return [];
+  const out: VmLeftover[] = [];
+  for (const name of fs.readdirSync(VM_RUN_ROOT)) {
+    if (!name.startsWith(prefix)) continue;
+    const runDir = path.join(VM_RUN_ROOT, name);
+    let rec: VmRecord | undefined;
+    try {
+      rec = JSON.parse(fs.readFileSync(path.join(runDir, 'vm.json'), 'utf8')) as VmRecord;
+    } catch {
+      rec = undefined;
+    }
+    let qemuPid: number | undefined;
+    if (!rec) {
+      const pid = Number(fs.existsSync(path.join(runDir, 'qemu.pid')) ? fs.readFileSync(path.join(runDir, 'qemu.pid'), 'utf8').trim() : 0);
+      if (pid && pidAlive(pid) && isQemuNamed(pid, name)) qemuPid = pid;
+      // A boot in progress has no vm.json yet: leave directories younger than the longest boot alone.
+      const age = Date.now() - fs.statSync(runDir).mtimeMs;
+      if (age > 15 * 60_000) out.push({ runDir, name, qemuPid, reason: 'a boot that never finished' });
+      continue;
+    }
+    const running = pidAlive(rec.qemuPid) && isQemuNamed(rec.qemuPid, rec.name);
+    if (!running) out.push({ runDir, name, reason: `qemu (pid ${rec.qemuPid}) is gone` });
+    else if (!rec.persistent && !pidAlive(rec.ownerPid)) out.push({ runDir, name, qemuPid: rec.qemuPid, reason: `its owner process ${rec.ownerPid} is gone` });
+  }
+  return out;
+}
+
+/** Kill the leftover's qemu (if any) and remove its run directory. */
+export function removeVmLeftover(l: VmLeftover): void {
+  if (l.qemuPid && pidAlive(l.qemuPid) && isQemuNamed(l.qemuPid, l.name)) process.kill(l.qemuPid, 'SIGKILL');
+  fs.rmSync(l.runDir, { recursive: true, force: true });
+}

@@ -1,0 +1,13 @@
+// Every subcommand, in the order `vslab help` lists them.
+import type { CliCommand } from './command';
+import { command as up } from './commands/up';
+import { command as down } from './commands/down';
+import { command as ls } from './commands/ls';
+import { command as exec } from './commands/exec';
+import { command as run } from './commands/run';
+import { command as graph } from './commands/graph';
+import { command as doctor } from './commands/doctor';
+import { command as gc } from './commands/gc';
+import { command as predict } from './commands/predict';
+
+export const commands: CliCommand[] = [run, up, down, ls, exec, graph, doctor, gc, predict];
