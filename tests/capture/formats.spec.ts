@@ -194,6 +194,12 @@ test('merge orders by timestamp, keeps input order on ties and names interfaces 
     'client:eth0 10.5', 'rs1:eth0 10.5', 'client:eth0 10.20', 'rs1:eth0 11.0', 'client:eth0 12.0',
   ]);
   expect(packets[1].data.equals(d[3])).toBe(true);
+  // An input without packets still contributes its interface: the link was captured and stayed silent.
+  const empty = path.join(tmp, 'empty.pcap');
+  new PcapWriter(new FileSink(empty)).close();
+  const out2 = path.join(tmp, 'merged2.pcapng');
+  expect(mergeCaptures([{ path: f1, name: 'client:eth0' }, { path: empty, name: 'rs2:eth0' }], out2)).toEqual({ packets: 3, interfaces: ['client:eth0', 'rs2:eth0'] });
+  expect(readAllPackets(out2).reader.interfaces.map((i) => i.name)).toEqual(['client:eth0', 'rs2:eth0']);
 });
 
 function readError(buf: Buffer): CaptureFormatError {
