@@ -120,7 +120,8 @@ test('gc removes what a SIGKILLed `vslab up` left, and only that', async () => {
     const report = JSON.parse(out);
     expect(report.removed.filter((i: { lab: string }) => i.lab === 'gc-victim').length).toBeGreaterThanOrEqual(8);
     expect(report.clean).toBe(true);
-    expect(report.remaining.labsUp).toEqual([keep.name]);
+    expect(report.remaining.labsUp).toContain(keep.name);
+    expect(report.remaining.labsUp).not.toContain('gc-victim');
     expect(vslabNamespaces('gc-victim')).toEqual([]);
     // The lab that is up was not touched.
     expect((await keep.node('client1').exec(['ping', '-c1', '-W2', '198.18.0.2'])).code).toBe(0);
