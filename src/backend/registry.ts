@@ -7,6 +7,8 @@ import { native } from '../native';
 import { dumpRoutes, routeMsg, RtnlBatch, RTM, RTN_UNREACHABLE, RTPROT_VSLAB } from './rtnl';
 import type { BackendKind } from './types';
 import type { LabModel } from '../topology/model';
+import { pidAlive } from '../util/process';
+export { pidAlive };
 
 export const RUN_DIR = process.env.VSLAB_RUN_DIR ?? '/run/vslab';
 const LABS_DIR = path.join(RUN_DIR, 'labs');
@@ -33,15 +35,6 @@ export interface LabState {
   extra?: Record<string, unknown>;
 }
 
-export function pidAlive(pid: number): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function stateFile(name: string): string {
   return path.join(LABS_DIR, `${name}.json`);
