@@ -10,7 +10,7 @@ export default defineConfig({
   testDir: '.',
   testMatch: '**/*.spec.ts',
   fullyParallel: true,
-  workers: Number(process.env.VSLAB_SUITE_WORKERS || 2),
+  workers: Number(process.env.VSLAB_TEST_WORKERS || process.env.VSLAB_SUITE_WORKERS || 2),
   timeout: 300_000,
   forbidOnly: !!process.env.CI,
   reporter: [
