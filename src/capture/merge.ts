@@ -1,0 +1,71 @@
+// Merge the captures of a run (one file per link end) into one pcapng ordered by timestamp, whose
+// interfaces are named "node:iface" so a single Wireshark file shows the whole lab.
+import * as path from 'path';
+import { openCaptureFile } from './open';
+import { PcapngWriter } from './pcapng';
+import type { CaptureReader } from './reader';
+import { FileSink, type ByteSink } from './sink';
+
+export interface MergeInput {
+  path: string;
+  /** Interface name for the file's packets, e.g. "director:eth1". A file with several interfaces gets
+   *  "<name>/<its own if_name or index>". Default: the file's own interface name, else its base name. */
+  name?: string;
+}
+
+export interface MergeResult {
+  packets: number;
+  /** Output interface names in pcapng interface order. */
+  interfaces: string[];
+}
+
+function outputName(input: MergeInput, reader: CaptureReader, ifIndex: number): string {
+  const own = reader.interfaces[ifIndex]?.name || '';
+  if (input.name) return reader.interfaces.length > 1 ? `${input.name}/${own || ifIndex}` : input.name;
+  return own || `${path.basename(input.path)}${reader.interfaces.length > 1 ? `:if${ifIndex}` : ''}`;
+}
+
+/** Merges the inputs (streaming, any size) into `out` (a path or a sink). Ties keep input order. */
+export function mergeCaptures(inputs: MergeInput[], out: string | ByteSink): MergeResult {
+  const readers: CaptureReader[] = [];
+  const sink = typeof out === 'string' ? new FileSink(out) : out;
+  try {
+    for (const i of inputs) readers.push(openCaptureFile(i.path));
+    const writer = new PcapngWriter(sink);
+    const live = readers.map((r) => r.next());
+    const ifMap = readers.map(() => new Map<number, number>());
+    const names: string[] = [];
+    let packets = 0;
+    for (;;) {
+      let best = -1;
+      for (let k = 0; k < readers.length; k++) {
+        if (!live[k]) continue;
+        if (best < 0) {
+          best = k;
+          continue;
+        }
+        const a = readers[k];
+        const b = readers[best];
+        if (a.tsSec < b.tsSec || (a.tsSec === b.tsSec && a.tsNsec < b.tsNsec)) best = k;
+      }
+      if (best < 0) break;
+      const r = readers[best];
+      let outIf = ifMap[best].get(r.ifIndex);
+      if (outIf === undefined) {
+        const iface = r.interfaces[r.ifIndex];
+        const name = outputName(inputs[best], r, r.ifIndex);
+        outIf = writer.addInterface({ linkType: iface.linkType, name, snapLen: iface.snapLen, description: inputs[best].path });
+        ifMap[best].set(r.ifIndex, outIf);
+        names.push(name);
+      }
+      writer.writePacket(outIf, r.tsSec, r.tsNsec, r.data.subarray(r.dataOff, r.dataOff + r.capLen), r.origLen);
+      packets++;
+      live[best] = r.next();
+    }
+    writer.close();
+    return { packets, interfaces: names };
+  } finally {
+    for (const r of readers) r.close();
+    sink.close();
+  }
+}

@@ -1,0 +1,207 @@
+// The JSON layer schema: what `vslab pcap json` prints, what the builder accepts and what expectations
+// compare. Each packet is a list of layers in wire order; tunnelled packets continue the list after their
+// outer headers, and the datagram quoted by an ICMP/ICMPv6 error continues it with `quoted: true`.
+
+/** Fields every layer may carry. */
+export interface LayerCommon {
+  /** Inside the datagram quoted by an ICMP/ICMPv6 error. */
+  quoted?: true;
+  /** Only part of the header is present (quoted datagrams are usually cut). */
+  partial?: true;
+}
+
+export interface EthLayer extends LayerCommon { type: 'eth'; src: string; dst: string; ethertype: number }
+export interface VlanLayer extends LayerCommon { type: 'vlan'; id: number; pcp: number; dei: number; ethertype: number }
+/** Linux cooked capture header (tcpdump -i any). */
+export interface SllLayer extends LayerCommon { type: 'sll' | 'sll2'; pktType: number; hatype: number; addr: string; proto: number; ifindex?: number }
+/** BSD loopback / DLT_NULL header. */
+export interface NullLayer extends LayerCommon { type: 'null'; family: number }
+
+export interface ArpLayer extends LayerCommon {
+  type: 'arp';
+  /** 1 request, 2 reply. */
+  op: number;
+  htype: number;
+  ptype: number;
+  hwsrc: string;
+  psrc: string;
+  hwdst: string;
+  pdst: string;
+}
+
+export interface Ipv4Option { type: number; name: string; len: number; data?: string; port?: number; addr?: string }
+
+export interface Ipv4Layer extends LayerCommon {
+  type: 'ipv4';
+  src: string;
+  dst: string;
+  ttl: number;
+  proto: number;
+  id: number;
+  tos: number;
+  /** Total length field. */
+  len: number;
+  /** Header length in bytes. */
+  ihl: number;
+  df: boolean;
+  mf: boolean;
+  /** Fragment offset in bytes. */
+  fragOffset: number;
+  options: Ipv4Option[];
+  checksum: number;
+  checksumOk: boolean | null;
+}
+
+export interface Ipv6Ext {
+  type: 'hbh' | 'routing' | 'frag' | 'dest' | 'ah' | 'mobility' | 'hip' | 'shim6';
+  /** Next header after this extension. */
+  nh: number;
+  /** Length in bytes. */
+  len: number;
+  fragOffset?: number;
+  mf?: boolean;
+  fragId?: number;
+  routingType?: number;
+  segmentsLeft?: number;
+}
+
+export interface Ipv6Layer extends LayerCommon {
+  type: 'ipv6';
+  src: string;
+  dst: string;
+  hlim: number;
+  /** Next header of the fixed header (as on the wire). */
+  nh: number;
+  /** Upper-layer protocol after the extension headers. */
+  proto: number;
+  tc: number;
+  flow: number;
+  plen: number;
+  ext: Ipv6Ext[];
+}
+
+export interface GreLayer extends LayerCommon {
+  type: 'gre';
+  proto: number;
+  version: number;
+  key?: number;
+  seq?: number;
+  /** Present only when the C bit is set. */
+  checksum?: number;
+  checksumOk?: boolean | null;
+  routing?: true;
+}
+
+export interface UdpLayer extends LayerCommon {
+  type: 'udp';
+  sport: number;
+  dport: number;
+  len: number;
+  checksum: number;
+  /** null when it cannot be verified (datagram not fully captured); a zero checksum over IPv4 means none. */
+  checksumOk: boolean | null;
+  payloadLen: number;
+}
+
+export interface GueLayer extends LayerCommon {
+  type: 'gue';
+  version: number;
+  control: boolean;
+  /** Length of the GUE options in 32-bit words. */
+  hlen: number;
+  proto: number;
+  flags: number;
+  /** Option bytes (hex), when hlen > 0. */
+  options?: string;
+}
+
+export interface VxlanLayer extends LayerCommon { type: 'vxlan'; flags: number; vni: number }
+
+export interface TcpOption {
+  kind: number;
+  /** eol nop mss wscale sackOK sack timestamp md5 userTimeout tcpAo mptcp tfo toa exp unknown malformed */
+  name: string;
+  len?: number;
+  value?: number;
+  tsval?: number;
+  tsecr?: number;
+  blocks?: Array<[number, number]>;
+  /** TOA: client address and port carried by a Full-NAT director. */
+  addr?: string;
+  port?: number;
+  exid?: number;
+  data?: string;
+  error?: string;
+}
+
+export interface TcpLayer extends LayerCommon {
+  type: 'tcp';
+  sport: number;
+  dport: number;
+  seq: number;
+  ack: number;
+  /** Letters in this order: F S R P A U E C N (FIN SYN RST PSH ACK URG ECE CWR AE). */
+  flags: string;
+  window: number;
+  urgent: number;
+  /** Header length (data offset) in bytes. */
+  hlen: number;
+  options: TcpOption[];
+  checksum: number;
+  checksumOk: boolean | null;
+  payloadLen: number;
+}
+
+export interface IcmpLayer extends LayerCommon {
+  type: 'icmp' | 'icmpv6';
+  icmpType: number;
+  code: number;
+  checksum: number;
+  checksumOk: boolean | null;
+  /** Echo request/reply. */
+  id?: number;
+  seq?: number;
+  /** Fragmentation needed (v4 type 3 code 4) / Packet Too Big (v6 type 2). */
+  mtu?: number;
+  /** Redirect gateway (v4 type 5). */
+  gateway?: string;
+  /** Parameter problem pointer. */
+  pointer?: number;
+  /** Neighbour solicitation/advertisement target. */
+  target?: string;
+  payloadLen?: number;
+}
+
+export interface PayloadLayer extends LayerCommon {
+  type: 'payload';
+  len: number;
+  /** Hex of the captured payload bytes. */
+  data: string;
+}
+
+export type Layer =
+  | EthLayer | VlanLayer | SllLayer | NullLayer | ArpLayer | Ipv4Layer | Ipv6Layer | GreLayer | UdpLayer
+  | GueLayer | VxlanLayer | TcpLayer | IcmpLayer | PayloadLayer;
+
+export type LayerType = Layer['type'];
+
+export interface DecodedPacket {
+  /** 0-based index in its capture file. */
+  index?: number;
+  /** "seconds.nanoseconds" since the epoch. */
+  ts?: string;
+  /** Capture interface ("node:iface" for lab captures). */
+  link?: string;
+  /** Length on the wire. */
+  len: number;
+  capLen: number;
+  layers: Layer[];
+  /** The capture holds fewer bytes than the wire length. */
+  truncated?: true;
+  /** Why decoding stopped early (malformed or cut header), with the byte offset in the frame. */
+  error?: string;
+}
+
+export function tsString(sec: number, nsec: number): string {
+  return `${sec}.${String(nsec).padStart(9, '0')}`;
+}
