@@ -1,0 +1,101 @@
+// Labs for a conformance run: one pool per test worker. On the VM backend the pool boots one guest and
+// realises every lab the worker's tests ask for inside it (each lab is its own set of namespaces, so
+// topologies with the same addresses coexist); on the netns backend each lab is brought up on the host.
+// A lab is prepared once (offloads off, director programmed, the fault applied, responders started) and
+// reused by every later test of the worker.
+import * as path from 'path';
+import { upLab } from '../backend';
+import { hostRoutedPrefixes } from '../backend/registry';
+import type { BackendKind, RunningLab } from '../backend/types';
+import type { DirectorKind } from '../director/program';
+import { loadTopologyFile } from '../topology/load';
+import type { LabModel } from '../topology/model';
+import { prepareLab, type PreparedLab } from './prepare';
+
+export interface LabPoolOptions {
+  backend: BackendKind;
+  director: DirectorKind;
+  /** VM backend: kernel to boot. */
+  kernel?: string;
+  modules?: string;
+  /** Name of a fault to apply to every lab (src/director/faults.ts). */
+  fault?: string;
+  /** VM backend: guest memory (MiB). Each lab runs a Node responder per real server. */
+  memoryMiB?: number;
+  progress?: (msg: string) => void;
+}
+
+/** What a suite says about one of its labs. */
+export interface SuiteLabSpec {
+  /** Topology file. */
+  topology: string;
+  /** Services whose real servers get no responder (to provoke ICMP errors, refusals...). */
+  unserved?: string[];
+}
+
+interface VmModule {
+  upVmLab(model: LabModel, opts: Record<string, unknown>): Promise<RunningLab & { guest: unknown }>;
+  realisePlanInGuest(guest: unknown, model: LabModel, name: string): Promise<void>;
+  VmLab: new (name: string, model: LabModel, readyMs: number, guest: unknown) => RunningLab;
+}
+
+export class LabPool {
+  private readonly labs = new Map<string, Promise<PreparedLab>>();
+  private first?: RunningLab;
+  private readonly others: RunningLab[] = [];
+  private closed = false;
+
+  constructor(readonly opts: LabPoolOptions) {}
+
+  /** The prepared lab for a topology file, brought up on first use. */
+  get(spec: SuiteLabSpec): Promise<PreparedLab> {
+    if (this.closed) throw new Error('the lab pool is closed');
+    const key = path.resolve(spec.topology);
+    let p = this.labs.get(key);
+    if (!p) {
+      p = this.bringUp(spec);
+      this.labs.set(key, p);
+      // A failed bring-up is not cached: the next test tries again (and reports its own error).
+      p.catch(() => this.labs.delete(key));
+    }
+    return p;
+  }
+
+  private async bringUp(spec: SuiteLabSpec): Promise<PreparedLab> {
+    const model = loadTopologyFile(spec.topology, { hostPrefixes: this.opts.backend === 'netns' ? hostRoutedPrefixes() : [] });
+    const progress = this.opts.progress ?? (() => undefined);
+    const t0 = performance.now();
+    let lab: RunningLab;
+    if (this.opts.backend === 'vm') {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      const vm = require('../backend/vm') as VmModule;
+      if (!this.first) {
+        progress(`booting a VM for ${model.name}`);
+        lab = await vm.upVmLab(model, { ephemeral: true, kernel: this.opts.kernel, modules: this.opts.modules, memoryMiB: this.opts.memoryMiB ?? 1536, progress });
+        this.first = lab;
+      } else {
+        progress(`building ${model.name} in ${this.first.name}'s VM`);
+        const guest = (this.first as unknown as { guest: unknown }).guest;
+        await vm.realisePlanInGuest(guest, model, model.name);
+        lab = new vm.VmLab(model.name, model, performance.now() - t0, guest);
+        this.others.push(lab);
+      }
+    } else {
+      progress(`bringing up ${model.name}`);
+      lab = await upLab(model, { backend: this.opts.backend, ephemeral: true, progress });
+      if (!this.first) this.first = lab;
+      else this.others.push(lab);
+    }
+    return prepareLab(lab, { director: this.opts.director, fault: this.opts.fault, unserved: spec.unserved ?? [], progress, startedAt: t0 });
+  }
+
+  /** Stops responders and takes every lab down (the VM with them). */
+  async close(): Promise<void> {
+    this.closed = true;
+    const prepared = await Promise.allSettled([...this.labs.values()]);
+    for (const p of prepared) if (p.status === 'fulfilled') await p.value.release().catch(() => undefined);
+    if (this.opts.backend !== 'vm') for (const l of this.others) await l.down().catch(() => undefined);
+    // On the VM backend the other labs live in the first lab's guest: shutting it down ends them all.
+    await this.first?.down();
+  }
+}
