@@ -102,7 +102,7 @@ function flowsOf(t: FlowTarget): { flows: Flow[]; runs: TrafficRun[] } {
 export const test = base.extend<TestFixtures, WorkerFixtures>({
   runEnv: [async ({}, use) => use(readRunEnv()), { scope: 'worker' }],
   labPool: [async ({ runEnv }, use) => {
-    const pool = new LabPool({ backend: runEnv.backend, director: runEnv.director, kernel: runEnv.kernel, modules: runEnv.modules, fault: runEnv.fault });
+    const pool = new LabPool({ backend: runEnv.backend, director: runEnv.director, kernel: runEnv.kernel, modules: runEnv.modules, fault: runEnv.fault, recordDir: runEnv.out });
     try {
       await use(pool);
     } finally {

@@ -9,5 +9,6 @@ import { command as graph } from './commands/graph';
 import { command as doctor } from './commands/doctor';
 import { command as gc } from './commands/gc';
 import { command as predict } from './commands/predict';
+import { command as test } from './commands/test';
 
-export const commands: CliCommand[] = [run, up, down, ls, exec, graph, doctor, gc, predict];
+export const commands: CliCommand[] = [run, up, down, ls, exec, graph, doctor, gc, predict, test];

@@ -260,6 +260,12 @@ export function attribute(check: OracleCheck, result: ExpectationResult): string
   if (result.mode === 'absent') return [st.missing];
   const diff = result.closest?.diff;
   if (!diff || diff.layers.some((l) => l.fields.some((f) => f.field === 'type' && f.status !== 'ignored'))) return [st.missing];
+  // The closest packet differing in two or more of addresses and ports is another packet (the other
+  // direction, another flow): the expected one is missing.
+  const tuple = diff.layers.flatMap((l) => (check.roles[l.index] === 'ip' || check.roles[l.index] === 'l4'
+    ? l.fields.filter((f) => (f.status === 'mismatch' || f.status === 'missing') && ['src', 'dst', 'sport', 'dport'].includes(f.field))
+    : []));
+  if (tuple.length >= 2) return [st.missing];
   const out = new Set<string>();
   for (const l of diff.layers) {
     const role = check.roles[l.index] ?? 'other';

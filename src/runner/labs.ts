@@ -11,6 +11,29 @@ import type { DirectorKind } from '../director/program';
 import { loadTopologyFile } from '../topology/load';
 import type { LabModel } from '../topology/model';
 import { prepareLab, type PreparedLab } from './prepare';
+import * as fs from 'fs';
+
+export interface LabRecord {
+  lab: string;
+  topology: string;
+  backend: BackendKind;
+  directors: Array<{ node: string; implementation: string }>;
+  fault?: { name: string; actions: Array<{ node: string; what: string; command: string; input?: string }> };
+  readyMs: number;
+}
+
+export const LAB_RECORD_DIR = 'labs';
+
+function writeLabRecord(dir: string, spec: SuiteLabSpec, p: PreparedLab, opts: LabPoolOptions): void {
+  const rec: LabRecord = {
+    lab: p.model.name, topology: path.resolve(spec.topology), backend: opts.backend,
+    directors: [...p.capabilities].map(([node, c]) => ({ node, implementation: c.implementation })),
+    ...(p.fault ? { fault: { name: p.fault.name, actions: p.fault.actions.map((a) => ({ node: a.node, what: a.what, command: a.argv.join(' '), ...(a.input ? { input: a.input } : {}) })) } } : {}),
+    readyMs: Math.round(p.readyMs),
+  };
+  fs.mkdirSync(path.join(dir, LAB_RECORD_DIR), { recursive: true });
+  fs.writeFileSync(path.join(dir, LAB_RECORD_DIR, `${p.model.name}.json`), JSON.stringify(rec, null, 2) + '\n');
+}
 
 export interface LabPoolOptions {
   backend: BackendKind;
@@ -23,6 +46,8 @@ export interface LabPoolOptions {
   /** VM backend: guest memory (MiB). Each lab runs a Node responder per real server. */
   memoryMiB?: number;
   progress?: (msg: string) => void;
+  /** Where to note each prepared lab (labs/<name>.json: director implementation, fault actions, timings). */
+  recordDir?: string;
 }
 
 /** What a suite says about one of its labs. */
@@ -86,7 +111,9 @@ export class LabPool {
       if (!this.first) this.first = lab;
       else this.others.push(lab);
     }
-    return prepareLab(lab, { director: this.opts.director, fault: this.opts.fault, unserved: spec.unserved ?? [], progress, startedAt: t0 });
+    const prepared = await prepareLab(lab, { director: this.opts.director, fault: this.opts.fault, unserved: spec.unserved ?? [], progress, startedAt: t0 });
+    if (this.opts.recordDir) writeLabRecord(this.opts.recordDir, spec, prepared, this.opts);
+    return prepared;
   }
 
   /** Stops responders and takes every lab down (the VM with them). */
