@@ -20,8 +20,8 @@ import type { OracleCheck } from '../src/oracle/expect';
 import { exchangeChecks } from '../src/oracle/flow-checks';
 import { readRunEnv, type RunEnv } from '../src/runner/env';
 import { LabPool, type SuiteLabSpec } from '../src/runner/labs';
+import { readRunVms } from '../src/runner/vms';
 import type { PreparedLab } from '../src/runner/prepare';
-import { unansweredCheck } from '../src/oracle/director-checks';
 import { PortAllocator, TestCapture, TestRecord, Traffic, testIdOf, type CapturedTest, type TrafficRun } from '../src/runner/suite-api';
 import type { Flow } from '../src/oracle/types';
 import type { ForwardingMethod, Family, Protocol, TunnelType } from '../src/topology/model';
@@ -101,15 +101,22 @@ function flowsOf(t: FlowTarget): { flows: Flow[]; runs: TrafficRun[] } {
 
 export const test = base.extend<TestFixtures, WorkerFixtures>({
   runEnv: [async ({}, use) => use(readRunEnv()), { scope: 'worker' }],
-  labPool: [async ({ runEnv }, use) => {
-    const pool = new LabPool({ backend: runEnv.backend, director: runEnv.director, kernel: runEnv.kernel, modules: runEnv.modules, fault: runEnv.fault, recordDir: runEnv.out });
+  labPool: [async ({ runEnv }, use, workerInfo) => {
+    // Under `vslab test` the VMs belong to the run (one per worker slot) and survive worker replacement.
+    const vms = runEnv.backend === 'vm' && runEnv.vmsFile ? readRunVms(runEnv.vmsFile) : [];
+    const sharedVm = vms.length ? vms[workerInfo.parallelIndex % vms.length] : undefined;
+    const pool = new LabPool({ backend: runEnv.backend, director: runEnv.director, kernel: runEnv.kernel, modules: runEnv.modules, fault: runEnv.fault, recordDir: runEnv.out, sharedVm });
     try {
       await use(pool);
     } finally {
       await pool.close();
     }
   }, { scope: 'worker', timeout: 300_000 }],
-  ports: [async ({}, use) => use(new PortAllocator()), { scope: 'worker' }],
+  ports: [async ({ runEnv }, use, workerInfo) => {
+    const vms = runEnv.backend === 'vm' && runEnv.vmsFile ? readRunVms(runEnv.vmsFile) : [];
+    const shared = vms.length ? vms[workerInfo.parallelIndex % vms.length] : undefined;
+    await use(new PortAllocator(shared ? path.join(shared.stateDir, 'next-client-port') : undefined));
+  }, { scope: 'worker' }],
 
   suiteLab: [{ topology: '' }, { option: true }],
   prepared: async ({ suiteLab, labPool }, use) => {
@@ -154,7 +161,7 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
     }
   },
   traffic: async ({ prepared, ports }, use) => use(new Traffic(prepared, ports)),
-  expectFlow: async ({ prepared, capture, record }, use, info) => {
+  expectFlow: async ({ prepared, capture, record, traffic }, use, info) => {
     const evaluate = async (build: (c: CapturedTest) => OracleCheck[] | Promise<OracleCheck[]>) => {
       const captured = await capture.finish();
       const checks = await build(captured);
@@ -169,12 +176,7 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
       await evaluate((captured) => {
         const checks: OracleCheck[] = [];
         flows.forEach((f, k) => checks.push(...exchangeChecks(prepared.model, f, captured.packets, { idPrefix: flows.length > 1 ? `f${k}.` : '', guePort: captured.guePort })));
-        for (const run of runs) {
-          for (const c of run.conns) {
-            if (run.flows.some((f) => f.clientPort === c.sport && f.clientAddr === c.src)) continue;
-            checks.push(unansweredCheck(prepared.model, run.service, run.client, c));
-          }
-        }
+        for (const run of runs) checks.push(...traffic.unansweredChecks(run));
         return checks;
       });
     }) as ExpectFlow;

@@ -13,6 +13,8 @@ export interface RunEnv {
   fault?: string;
   /** Run directory: per-test folders with expectations.json, capture.pcapng and checks.json. */
   out: string;
+  /** VMs booted by the runner, one per worker slot. */
+  vmsFile?: string;
 }
 
 export const ENV = {
@@ -23,6 +25,8 @@ export const ENV = {
   fault: 'VSLAB_TEST_FAULT',
   out: 'VSLAB_TEST_OUT',
   workers: 'VSLAB_TEST_WORKERS',
+  /** JSON file listing the VMs the runner booted for the worker slots (src/runner/vms.ts). */
+  vms: 'VSLAB_TEST_VMS',
 } as const;
 
 /** The host kernel has IPVS (otherwise kernel IPVS runs in a VM). */
@@ -48,11 +52,14 @@ export function readRunEnv(env: NodeJS.ProcessEnv = process.env): RunEnv {
     modules: env[ENV.modules] || undefined,
     fault: env[ENV.fault] || undefined,
     out: path.resolve(env[ENV.out] || DEFAULT_OUT),
+    vmsFile: env[ENV.vms] || undefined,
   };
 }
 
 export function runEnvToProcessEnv(r: Partial<RunEnv> & { workers?: number }): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out0: Record<string, string> = {};
+  if (r.vmsFile) out0[ENV.vms] = r.vmsFile;
+  const out: Record<string, string> = { ...out0 };
   if (r.backend) out[ENV.backend] = r.backend;
   if (r.director) out[ENV.director] = r.director;
   if (r.kernel) out[ENV.kernel] = r.kernel;

@@ -10,7 +10,9 @@ import type { BackendKind, RunningLab } from '../backend/types';
 import type { DirectorKind } from '../director/program';
 import { loadTopologyFile } from '../topology/load';
 import type { LabModel } from '../topology/model';
-import { prepareLab, type PreparedLab } from './prepare';
+import { adoptPreparedLab, prepareLab, type PreparedLab } from './prepare';
+import type { AppliedFault } from '../director/faults';
+import type { RunVm } from './vms';
 import * as fs from 'fs';
 
 export interface LabRecord {
@@ -48,6 +50,8 @@ export interface LabPoolOptions {
   progress?: (msg: string) => void;
   /** Where to note each prepared lab (labs/<name>.json: director implementation, fault actions, timings). */
   recordDir?: string;
+  /** VM backend: a guest the runner booted for this worker slot, to attach to instead of booting one. */
+  sharedVm?: RunVm;
 }
 
 /** What a suite says about one of its labs. */
@@ -58,16 +62,22 @@ export interface SuiteLabSpec {
   unserved?: string[];
 }
 
+interface VmGuestLike {
+  detach(): void;
+}
+
 interface VmModule {
   upVmLab(model: LabModel, opts: Record<string, unknown>): Promise<RunningLab & { guest: unknown }>;
   realisePlanInGuest(guest: unknown, model: LabModel, name: string): Promise<void>;
   VmLab: new (name: string, model: LabModel, readyMs: number, guest: unknown) => RunningLab;
+  VmGuest: { attach(runDir: string): Promise<VmGuestLike> };
 }
 
 export class LabPool {
   private readonly labs = new Map<string, Promise<PreparedLab>>();
   private first?: RunningLab;
   private readonly others: RunningLab[] = [];
+  private shared?: Promise<VmGuestLike>;
   private closed = false;
 
   constructor(readonly opts: LabPoolOptions) {}
@@ -91,6 +101,27 @@ export class LabPool {
     const progress = this.opts.progress ?? (() => undefined);
     const t0 = performance.now();
     let lab: RunningLab;
+    if (this.opts.backend === 'vm' && this.opts.sharedVm) {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      const vm = require('../backend/vm') as VmModule;
+      const shared = this.opts.sharedVm;
+      this.shared ??= vm.VmGuest.attach(shared.runDir);
+      const guest = await this.shared;
+      lab = new vm.VmLab(model.name, model, 0, guest);
+      const marker = path.join(shared.stateDir, `${model.name}.json`);
+      if (fs.existsSync(marker)) {
+        // Prepared by an earlier worker of this slot (Playwright replaced it after a failure): take it up again.
+        progress(`${model.name}: taking up the lab prepared earlier in this VM`);
+        const noted = JSON.parse(fs.readFileSync(marker, 'utf8')) as { fault?: AppliedFault };
+        return adoptPreparedLab(lab, { director: this.opts.director, fault: noted.fault, startedAt: t0 });
+      }
+      progress(`building ${model.name} in the run's VM`);
+      await vm.realisePlanInGuest(guest, model, model.name);
+      const prepared = await prepareLab(lab, { director: this.opts.director, fault: this.opts.fault, unserved: spec.unserved ?? [], progress, startedAt: t0 });
+      fs.writeFileSync(marker, JSON.stringify({ lab: model.name, fault: prepared.fault }, null, 2) + '\n');
+      if (this.opts.recordDir) writeLabRecord(this.opts.recordDir, spec, prepared, this.opts);
+      return prepared;
+    }
     if (this.opts.backend === 'vm') {
       // eslint-disable-next-line @typescript-eslint/no-var-requires
       const vm = require('../backend/vm') as VmModule;
@@ -120,7 +151,17 @@ export class LabPool {
   async close(): Promise<void> {
     this.closed = true;
     const prepared = await Promise.allSettled([...this.labs.values()]);
-    for (const p of prepared) if (p.status === 'fulfilled') await p.value.release().catch(() => undefined);
+    for (const p of prepared) {
+      if (p.status !== 'fulfilled') continue;
+      // In the run's shared VM the responders stay for the worker that takes the lab up next.
+      if (this.shared) for (const d of p.value.directors.values()) await d.close().catch(() => undefined);
+      else await p.value.release().catch(() => undefined);
+    }
+    if (this.shared) {
+      // The runner's VM outlives this worker (a replacement worker takes its labs up again).
+      (await this.shared.catch(() => undefined))?.detach();
+      return;
+    }
     if (this.opts.backend !== 'vm') for (const l of this.others) await l.down().catch(() => undefined);
     // On the VM backend the other labs live in the first lab's guest: shutting it down ends them all.
     await this.first?.down();

@@ -2,7 +2,7 @@
 // director programmed through its driver, the requested fault applied, a responder on every real server.
 import type { RunningLab } from '../backend/types';
 import { applyFault, faultByName, type AppliedFault } from '../director/faults';
-import { programDirectors, type DirectorKind } from '../director/program';
+import { openDirector, programDirectors, type DirectorKind } from '../director/program';
 import type { DirectorCapabilities, DirectorDriver } from '../director/types';
 import type { LabModel } from '../topology/model';
 import { startResponder, type ResponderHandle } from '../traffic';
@@ -75,7 +75,9 @@ export async function startResponders(lab: RunningLab, unserved: string[]): Prom
     }
   }
   const handles = new Map<string, ResponderHandle>();
-  for (const [node, p] of ports) handles.set(node, startResponder(lab.node(node), { name: node, tcp: [...p.tcp], udp: [...p.udp], readyTimeoutMs: 60_000 }));
+  // No per-answer log: nothing reads it, and a responder outliving the worker that started it (the run's
+  // shared VM) should not write to a host connection that is no longer its own.
+  for (const [node, p] of ports) handles.set(node, startResponder(lab.node(node), { name: node, tcp: [...p.tcp], udp: [...p.udp], readyTimeoutMs: 60_000, log: false }));
   try {
     await Promise.all([...handles.values()].map((h) => h.ready));
   } catch (e) {
@@ -121,4 +123,26 @@ export async function prepareLab(lab: RunningLab, opts: PrepareOptions): Promise
     for (const d of directors.values()) await d.close().catch(() => undefined);
     throw e;
   }
+}
+
+/**
+ * A lab an earlier worker prepared in the run's shared VM: open the drivers again and take the rest as it
+ * is (director programmed, fault applied, responders running in the guest).
+ */
+export async function adoptPreparedLab(lab: RunningLab, opts: { director: DirectorKind; fault?: AppliedFault; startedAt?: number }): Promise<PreparedLab> {
+  const directors = new Map<string, DirectorDriver>();
+  const capabilities = new Map<string, DirectorCapabilities>();
+  if (opts.director !== 'none') {
+    for (const n of lab.model.nodes.filter((x) => x.role === 'director' && lab.model.services.some((s) => s.director === x.name))) {
+      const d = await openDirector(opts.director, lab, n.name);
+      directors.set(n.name, d);
+      capabilities.set(n.name, await d.capabilities());
+    }
+  }
+  return {
+    lab, model: lab.model, directors, capabilities, responders: new Map(), fault: opts.fault, readyMs: performance.now() - (opts.startedAt ?? performance.now()),
+    async release() {
+      for (const d of directors.values()) await d.close().catch(() => undefined);
+    },
+  };
 }

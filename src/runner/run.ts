@@ -10,6 +10,7 @@ import type { DirectorKind } from '../director/program';
 import { runEnvToProcessEnv } from './env';
 import { buildResults, type PwReport, type RunResults } from './results';
 import { loadStatements, specFileForSuite, type Statement } from './spec';
+import { bootRunVms, destroyRunVms, RUN_VMS_FILE, type RunVm } from './vms';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const SUITES_ROOT = path.join(REPO_ROOT, 'suites');
@@ -95,9 +96,24 @@ export async function runSuite(opts: RunOptions): Promise<RunResults> {
   prepareOutDir(out);
   const started = new Date();
   const t0 = performance.now();
-  const env = { ...runEnvToProcessEnv({ backend: opts.backend, director: opts.director, kernel: opts.kernel, modules: opts.modules, fault: opts.fault, out, workers: opts.workers }), ...opts.env };
-  const args = ['test', '-c', SUITE_CONFIG, ...(opts.grep ? ['-g', opts.grep] : []), ...paths];
-  await runPlaywright(args, env, opts.log);
+  // One VM per worker slot, owned by this process: a worker Playwright replaces after a failed test
+  // attaches to the same guest and takes its labs up again instead of booting and building anew.
+  let vms: RunVm[] = [];
+  let vmsFile: string | undefined;
+  if (opts.backend === 'vm') {
+    opts.log?.(`booting ${opts.workers ?? 1} VM(s) for the run\n`);
+    vms = await bootRunVms({ count: opts.workers ?? 1, kernel: opts.kernel, modules: opts.modules, dir: path.join(out, '.vms') });
+    vmsFile = path.join(out, '.vms', RUN_VMS_FILE);
+    fs.writeFileSync(vmsFile, JSON.stringify(vms, null, 2));
+  }
+  try {
+    const env = { ...runEnvToProcessEnv({ backend: opts.backend, director: opts.director, kernel: opts.kernel, modules: opts.modules, fault: opts.fault, out, workers: opts.workers, vmsFile }), ...opts.env };
+    const args = ['test', '-c', SUITE_CONFIG, ...(opts.grep ? ['-g', opts.grep] : []), ...paths];
+    await runPlaywright(args, env, opts.log);
+  } finally {
+    await destroyRunVms(vms);
+    fs.rmSync(path.join(out, '.vms'), { recursive: true, force: true });
+  }
   const reportFile = path.join(out, PW_REPORT_FILE);
   if (!fs.existsSync(reportFile)) throw new RunError(`Playwright wrote no report (${reportFile}); its output above says why`);
   const report = JSON.parse(fs.readFileSync(reportFile, 'utf8')) as PwReport;

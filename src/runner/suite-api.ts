@@ -7,6 +7,7 @@ import type { RunningLab } from '../backend/types';
 import { CaptureSet, labLinkEnds } from '../capture/tcpdump';
 import type { DirectorConnection } from '../director/types';
 import { attribute, type OracleCheck } from '../oracle/expect';
+import { unansweredCheck } from '../oracle/director-checks';
 import type { Flow } from '../oracle/types';
 import { decodeCaptureWithInterfaces } from '../packet/capturefile';
 import { evaluateExpectation, renderResult, type ExpectationResult } from '../packet/expect';
@@ -54,7 +55,9 @@ export class TestCapture {
   }
 
   private async doFinish(): Promise<CapturedTest> {
+    const t0 = Date.now();
     const stopped = await this.set.stop({ settleMs: 300 });
+    if (process.env.VSLAB_TIMING) console.error(`capture stop ${Date.now() - t0} ms`);
     const scratch = fs.mkdtempSync(path.join(this.dir, '.links-'));
     try {
       const inputs = [];
@@ -90,13 +93,24 @@ function guePortOf(lab: RunningLab): number | undefined {
 
 // ---- traffic -------------------------------------------------------------------------------------
 
-/** Client source ports: each test takes fresh ones, so flows of earlier tests never mix in. */
+/**
+ * Client source ports: each test takes fresh ones, so flows (and the director's entries) of earlier tests
+ * never mix in. With a state file the counter outlives the worker (a replacement worker in the run's
+ * shared VM must not reuse ports whose connections the director still tracks).
+ */
 export class PortAllocator {
-  constructor(private next = 20000) {}
+  private next: number;
+
+  constructor(private readonly stateFile?: string, first = 20000) {
+    this.next = first;
+    if (stateFile && fs.existsSync(stateFile)) this.next = Number(fs.readFileSync(stateFile, 'utf8')) || first;
+  }
+
   take(n: number): number[] {
     const out = Array.from({ length: n }, (_, k) => this.next + k);
     this.next += Math.max(16, n);
     if (this.next > 60000) this.next = 20000;
+    if (this.stateFile) fs.writeFileSync(this.stateFile, String(this.next));
     return out;
   }
 }
@@ -130,6 +144,22 @@ export class Traffic {
     return this.prepared.model;
   }
 
+  private clientAddress(client: string, family: 4 | 6): string | null {
+    const n = this.prepared.model.nodes.find((x) => x.name === client);
+    for (const i of n?.interfaces ?? []) {
+      const a = family === 4 ? i.ipv4?.addr : i.ipv6?.addr;
+      if (a) return a;
+    }
+    return null;
+  }
+
+  /** Checks standing for connections no real server answered and no table names (they fail unless the answer is on the wire after all). */
+  unansweredChecks(run: TrafficRun): OracleCheck[] {
+    return run.conns
+      .filter((c) => !run.flows.some((f) => f.clientPort === c.sport))
+      .map((c) => unansweredCheck(this.prepared.model, run.service, run.client, { ...c, src: c.src ?? this.clientAddress(run.client, run.service.family) }));
+  }
+
   service(name: string): ServiceModel {
     const s = this.prepared.model.services.find((x) => x.name === name);
     if (!s) throw new Error(`lab ${this.prepared.model.name} has no service "${name}" (it has ${this.prepared.model.services.map((x) => x.name).join(', ')})`);
@@ -142,20 +172,24 @@ export class Traffic {
     const client = opts.client ?? this.prepared.model.nodes.find((n) => n.role === 'client')?.name;
     if (!client) throw new Error(`lab ${this.prepared.model.name} has no client node`);
     const count = opts.count ?? 1;
+    const t0 = Date.now();
     const report = await runClient(this.prepared.lab.node(client), {
       target: { address: service.vip, port: service.port }, proto: service.protocol === 'udp' ? 'udp' : 'tcp',
-      count, sequential: true, sports: this.ports.take(count), timeoutMs: opts.timeoutMs ?? 5000, up: opts.up, down: opts.down,
+      count, sequential: true, sports: this.ports.take(count), timeoutMs: opts.timeoutMs ?? 3000, up: opts.up, down: opts.down,
     });
+    if (process.env.VSLAB_TIMING) console.error(`client ${Date.now() - t0} ms`);
     let table: DirectorConnection[] | undefined;
     const flows: TrafficRun['flows'] = [];
+    const clientAddr = (c: ClientConnEvent) => c.src ?? this.clientAddress(client, service.family);
     for (const c of report.conns) {
       let rs = c.outcome === 'answered' ? c.server : null;
-      if (!rs && c.src && c.sport) {
+      const src = clientAddr(c);
+      if (!rs && src && c.sport) {
         table ??= await this.prepared.directors.get(service.director)?.connections().catch(() => []) ?? [];
-        const entry = table.find((e) => e.client.addr === c.src && e.client.port === c.sport && e.virtual.port === service.port && !e.template);
+        const entry = table.find((e) => e.client.addr === src && e.client.port === c.sport && e.virtual.port === service.port && !e.template);
         rs = entry ? service.realServers.find((r) => r.addr === entry.realServer.addr)?.node ?? null : null;
       }
-      if (rs && c.src && c.sport) flows.push({ service: service.name, client, clientAddr: c.src, clientPort: c.sport, realServer: rs, answered: c.outcome === 'answered' });
+      if (rs && src && c.sport) flows.push({ service: service.name, client, clientAddr: src, clientPort: c.sport, realServer: rs, answered: c.outcome === 'answered' });
     }
     const run: TrafficRun = { service, client, report, conns: report.conns, flows };
     this.runs.push(run);
@@ -261,7 +295,7 @@ function coveredBy(c: OracleCheck): string[] {
 
 /**
  * IPVS folds its counters every 2 s: reads the service's counters until they show at least `minConns` new
- * connections and stay the same over more than one fold period.
+ * connections and stay the same over more than one fold period (or the time is up).
  */
 export async function settledStats(
   director: import('../director/types').DirectorDriver,
@@ -278,7 +312,8 @@ export async function settledStats(
     await new Promise((r) => setTimeout(r, 2500));
     const now = await director.stats(services);
     if (conns(now) >= minConns && JSON.stringify(stripRates(now)) === JSON.stringify(stripRates(last))) return now;
-    if (Date.now() > deadline) throw new Error(`the director's counters for ${service} did not settle within ${timeoutMs} ms (new connections seen: ${conns(now)}, wanted ${minConns})`);
+    // Not settled in time (a director that never counts): the checks judge what it reports now.
+    if (Date.now() > deadline) return now;
     last = now;
   }
 }
