@@ -175,20 +175,35 @@ const NAT_LIKE: ForwardingMethod[] = ['nat', 'fullnat'];
 export const FAULTS: FaultDefinition[] = [
   {
     name: 'nat-reply-rs-source',
-    summary: 'NAT replies leave the director with a real server address as source instead of the VIP',
-    how: 'netdev egress on the client-side interface: packets from the VIP get the first real server\'s address as source',
-    targets: ['FWD-NAT-003', 'FWD-FNAT-002'],
+    summary: 'NAT replies leave the director untranslated, with a real server\'s address and port as source',
+    how: 'netdev egress on the client-side interface: replies from VIP:vport get the first real server\'s address and port back',
+    targets: ['FWD-NAT-003', 'FWD-NAT-004', 'FWD-FNAT-002'],
     methods: NAT_LIKE,
     plan: (m) => eachDirector(m, NAT_LIKE, (d) => {
       const rules: string[] = [];
-      for (const fam of [4, 6] as Family[]) {
-        const rs = realServersOf(d, NAT_LIKE, fam)[0];
-        const vips = vipsOf(d.services, fam);
-        if (!rs || !vips.length) continue;
-        const ipk = fam === 4 ? 'ip' : 'ip6';
-        rules.push(`${ipk} saddr ${set(vips)} meta l4proto { tcp, udp } ${ipk} saddr set ${rs.addr}`);
+      for (const s of d.services) {
+        const rs = s.realServers.find((r) => NAT_LIKE.includes(r.method));
+        if (!rs || !s.vip || s.protocol === 'sctp') continue;
+        const ipk = s.family === 4 ? 'ip' : 'ip6';
+        rules.push(`${ipk} saddr ${s.vip} ${s.protocol} sport ${s.port} ${ipk} saddr set ${rs.addr} ${s.protocol} sport set ${rs.port}`);
       }
-      return netdevTable(d.node.name, [...d.clientSide].map((dev) => ({ hook: 'egress' as const, dev, rules })), 'replies leave with a real server address');
+      return netdevTable(d.node.name, [...d.clientSide].map((dev) => ({ hook: 'egress' as const, dev, rules })), 'replies leave untranslated');
+    }),
+  },
+  {
+    name: 'nat-destination-kept',
+    summary: 'NAT sends client packets to the real server\'s MAC without rewriting the destination VIP',
+    how: 'netdev egress on the server-side interfaces: the destination address of packets to a NAT real server is set back to the VIP',
+    targets: ['FWD-NAT-001'],
+    methods: ['nat'],
+    plan: (m) => eachDirector(m, ['nat'], (d) => {
+      const rules = new Set<string>();
+      for (const s of d.services) for (const r of s.realServers) {
+        if (r.method !== 'nat' || !s.vip || s.protocol === 'sctp') continue;
+        const ipk = r.family === 4 ? 'ip' : 'ip6';
+        rules.add(`${ipk} daddr ${r.addr} ${s.protocol} dport ${r.port} ${ipk} daddr set ${s.vip}`);
+      }
+      return netdevTable(d.node.name, [...d.serverSide].map((dev) => ({ hook: 'egress' as const, dev, rules: [...rules] })), 'destination not rewritten');
     }),
   },
   {

@@ -6,11 +6,13 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { FAULTS, faultByName, type FaultDefinition } from '../director/faults';
 import type { RunResults } from './results';
-import { resolveSuitePaths, runPassed, runSuite, statementsFor, type RunOptions } from './run';
+import { RESULTS_FILE, resolveSuitePaths, runPassed, runSuite, statementsFor, type RunOptions } from './run';
 
 export interface MutationOptions extends Omit<RunOptions, 'fault'> {
   /** Faults to run (default: all). */
   faults?: string[];
+  /** A finished reference run (its results.json) to use instead of running one. */
+  baseline?: string;
   progress?: (msg: string) => void;
 }
 
@@ -22,7 +24,7 @@ export interface FaultOutcome {
   caught: boolean;
   /** Tests that passed on the reference and fail with the fault. */
   failedTests: string[];
-  /** Statements a check broke with the fault (and not on the reference). */
+  /** Statements the fault made fail in tests that passed on the reference. */
   broken: string[];
   durationMs: number;
   error?: string;
@@ -55,10 +57,21 @@ export async function runMutation(opts: MutationOptions): Promise<MutationResult
   const faults = (opts.faults?.length ? opts.faults.map(faultByName) : FAULTS);
   const out = path.resolve(opts.out);
   fs.mkdirSync(out, { recursive: true });
-  progress('reference run (no fault)');
-  const baseline = await runSuite({ ...opts, paths, out: path.join(out, 'baseline') });
+  let baseline: RunResults;
+  let baselineDir: string;
+  if (opts.baseline) {
+    baselineDir = path.resolve(opts.baseline);
+    const f = path.join(baselineDir, RESULTS_FILE);
+    if (!fs.existsSync(f)) throw new Error(`--baseline ${opts.baseline}: no ${RESULTS_FILE} there (give the run directory of a reference run)`);
+    baseline = JSON.parse(fs.readFileSync(f, 'utf8')) as RunResults;
+    if (baseline.fault) throw new Error(`--baseline ${opts.baseline} is a run against fault ${baseline.fault}, not the reference`);
+  } else {
+    progress('reference run (no fault)');
+    baselineDir = path.join(out, 'baseline');
+    baseline = await runSuite({ ...opts, paths, out: baselineDir });
+  }
   if (!runPassed(baseline)) {
-    throw new Error(`the reference run failed (${baseline.summary.failed} failed test(s), see ${path.join(out, 'baseline')}): a mutation score needs a passing reference`);
+    throw new Error(`the reference run failed (${baseline.summary.failed} failed test(s), see ${baselineDir}): a mutation score needs a passing reference`);
   }
   const passedBefore = new Set(baseline.tests.filter((t) => t.status === 'passed').map((t) => t.id));
   const outcomes: FaultOutcome[] = [];
@@ -72,7 +85,8 @@ export async function runMutation(opts: MutationOptions): Promise<MutationResult
         const r: RunResults = await runSuite({ ...opts, paths: files, fault: f.name, out: path.join(out, 'faults', f.name) });
         o.failedTests = r.tests.filter((t) => t.status === 'failed' && passedBefore.has(t.id)).map((t) => t.id);
         o.caught = o.failedTests.length > 0;
-        o.broken = r.statements.filter((s) => s.status === 'failed').map((s) => s.id).filter((id) => baseline.statements.find((b) => b.id === id)?.status === 'passed');
+        // A statement counts as broken by the fault when a test that passed on the reference failed it.
+        o.broken = r.statements.filter((s) => s.status === 'failed' && s.failedIn.some((t) => passedBefore.has(t))).map((s) => s.id);
         if (r.errors.length) o.error = r.errors.join('; ');
       } catch (e) {
         o.error = (e as Error).message;
@@ -85,7 +99,7 @@ export async function runMutation(opts: MutationOptions): Promise<MutationResult
   const statements = statementIds.map((id) => ({ id, killedBy: outcomes.filter((o) => o.broken.includes(id)).map((o) => o.fault) }));
   const results: MutationResults = {
     version: 1,
-    baseline: { out: path.join(out, 'baseline'), passed: baseline.summary.passed, failed: baseline.summary.failed, notApplicable: baseline.summary.notApplicable, knownFailures: baseline.summary.knownFailures, durationMs: baseline.durationMs },
+    baseline: { out: baselineDir, passed: baseline.summary.passed, failed: baseline.summary.failed, notApplicable: baseline.summary.notApplicable, knownFailures: baseline.summary.knownFailures, durationMs: baseline.durationMs },
     faults: outcomes,
     statements,
     score: { faults: outcomes.length, caught: outcomes.filter((o) => o.caught).length, statements: statements.length, killed: statements.filter((s) => s.killedBy.length).length },

@@ -16,7 +16,7 @@ const usage = `vslab test [PATHS...] [--director ipvs] [--backend vm|netns] [--k
                  [--workers N] [--grep REGEX] [--out DIR] [--json]
        vslab test --list-faults [--json]
        vslab test [PATHS...] --coverage [--json]
-       vslab test [PATHS...] --mutation [--faults A,B,...] [--out DIR] [--json]
+       vslab test [PATHS...] --mutation [--faults A,B,...] [--baseline RUNDIR] [--out DIR] [--json]
   PATHS      suite directories or files under suites/ (default suites/forwarding)
   --director implementation under test (${DIRECTOR_KINDS.filter((d) => d !== 'none').join(', ')}; default ipvs)
   --backend  vm or netns (default: vm when this host's kernel has no IPVS)
@@ -26,6 +26,7 @@ const usage = `vslab test [PATHS...] [--director ipvs] [--backend vm|netns] [--k
              capture.pcapng + expectations.json, which \`vslab replay <dir>\` re-evaluates offline
   --coverage list, per conformance statement, the tests that check it (exit 1 if one is unchecked)
   --mutation run the suite on the reference director, then on each faulty director; print the matrix
+             (--faults: only these; --baseline: reuse a finished reference run instead of running one)
 Exit status: 0 every test passed (or is not applicable / a known failure), 1 a test failed, 2 usage, 3 environment.`;
 
 function defaultOut(): string {
@@ -40,7 +41,7 @@ export const command: CliCommand = {
   async run(args) {
     const { values, positionals } = parse(args, {
       director: { type: 'string' }, backend: { type: 'string' }, kernel: { type: 'string' }, modules: { type: 'string' },
-      fault: { type: 'string' }, faults: { type: 'string' }, 'list-faults': { type: 'boolean' }, coverage: { type: 'boolean' }, mutation: { type: 'boolean' },
+      fault: { type: 'string' }, faults: { type: 'string' }, baseline: { type: 'string' }, 'list-faults': { type: 'boolean' }, coverage: { type: 'boolean' }, mutation: { type: 'boolean' },
       workers: { type: 'string' }, grep: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
     }, usage);
     const json = !!values.json;
@@ -91,7 +92,7 @@ export const command: CliCommand = {
     try {
       if (values.mutation) {
         const faults = values.faults ? values.faults.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
-        const m = await runMutation({ ...common, faults, progress: json ? undefined : (msg) => process.stderr.write(`… ${msg}\n`) });
+        const m = await runMutation({ ...common, faults, baseline: values.baseline, progress: json ? undefined : (msg) => process.stderr.write(`… ${msg}\n`) });
         if (json) printJson(m);
         else console.log(renderMutation(m));
         return (faults ? m.score.caught === m.score.faults : mutationPassed(m)) ? 0 : 1;
