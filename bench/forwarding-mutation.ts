@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   const load0 = os.loadavg()[0];
   const m = await runMutation({
-    paths: ['suites/forwarding'], director: 'ipvs', backend: 'vm', out,
+    paths: ['suites/forwarding'], director: 'ipvs', backend: 'vm', out, workers: 2,
     faults: arg('--faults')?.split(','), baseline: arg('--baseline'),
     progress: (msg) => console.error(`… ${msg} (${((Date.now() - t0) / 1000).toFixed(0)} s)`),
   });

@@ -10,7 +10,7 @@ async function main(): Promise<void> {
   process.env.VSLAB_VM_NAME_PREFIX ||= 'vslabfw-bench-';
   const runs = Number(process.argv[2]) || 1;
   const wi = process.argv.indexOf('--workers');
-  const workers = wi >= 0 ? Number(process.argv[wi + 1]) : 1;
+  const workers = wi >= 0 ? Number(process.argv[wi + 1]) : 2;
   const times: number[] = [];
   for (let k = 0; k < runs; k++) {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vslab-forwarding-suite-'));
