@@ -6,7 +6,7 @@
 // Rules match on raw link-layer offsets (@ll) rather than `ether` expressions: in a netdev egress chain
 // those carry an implicit input-interface-type check that never holds, so they would silently do nothing.
 import type { RunningLab } from '../backend/types';
-import { linkName, nodeOf, routedPath, routeLookup } from '../oracle/route';
+import { nodeOf, routedPath, routeLookup } from '../oracle/route';
 import { canonical, contains, familyOf, nthAddr, parsePrefix, type Prefix } from '../topology/addr';
 import type { Family, ForwardingMethod, LabModel, NodeModel, ServiceModel } from '../topology/model';
 
@@ -522,13 +522,4 @@ export interface FaultListing {
 
 export function listFaults(): FaultListing[] {
   return FAULTS.map(({ name, summary, how, targets, methods }) => ({ name, summary, how, targets, methods }));
-}
-
-// Kept for callers that want to know which links a fault's director rules sit on.
-export function directorLinks(model: LabModel, methods: ForwardingMethod[]): { clientSide: string[]; serverSide: string[] } {
-  const facts = directorFacts(model, methods);
-  return {
-    clientSide: facts.flatMap((d) => [...d.clientSide].map((i) => linkName({ node: d.node.name, iface: i }))),
-    serverSide: facts.flatMap((d) => [...d.serverSide].map((i) => linkName({ node: d.node.name, iface: i }))),
-  };
 }

@@ -8,7 +8,7 @@ import type { Family, LabModel, TunnelType } from '../topology/model';
 import { describeHop, KINDS, skeletonCheck, type OracleCheck } from './expect';
 import { planFlow } from './flow-checks';
 import { nodeOf, routedPath, routeLookup } from './route';
-import type { Flow, FlowPlan, HopHeaders } from './types';
+import type { FieldStatements, Flow, FlowPlan, HopHeaders } from './types';
 import { hopsAlong } from './methods/common';
 
 /** Bytes of the offending datagram an ICMP error quotes: IPv4 keeps the error within 576 bytes, IPv6 within 1280. */
@@ -115,7 +115,7 @@ export function icmpErrorChecks(lab: LabModel, flow: Flow, packets: DecodedPacke
     { type: fam === 4 ? 'ipv4' : 'ipv6', src: v.ip.src, dst: v.ip.dst },
     { type: plan.protocol === 'udp' ? 'udp' : 'tcp', sport: v.l4.sport, dport: v.l4.dport },
   ];
-  const relayed = (): FieldStatementsish => ({ missing: relayStatement, fields: { 'eth.src': 'FWD-COM-004', 'eth.dst': 'FWD-COM-004', 'ip.ttl': 'FWD-COM-002', '*.checksumOk': 'FWD-COM-003' }, other: relayStatement });
+  const relayed = (): FieldStatements => ({ missing: relayStatement, fields: { 'eth.src': 'FWD-COM-004', 'eth.dst': 'FWD-COM-004', 'ip.ttl': 'FWD-COM-002', '*.checksumOk': 'FWD-COM-003' }, other: relayStatement });
   // Skeleton: the error leaves the real server, and reaches the client translated.
   for (const hop of plan.s2c) {
     const after = hop.stage === 'from-director';
@@ -146,7 +146,6 @@ export function icmpErrorChecks(lab: LabModel, flow: Flow, packets: DecodedPacke
   return out;
 }
 
-type FieldStatementsish = OracleCheck['statements'];
 
 // ---- path MTU for tunnels -----------------------------------------------------------------------
 
@@ -200,7 +199,7 @@ export function tooBigChecks(lab: LabModel, flow: Flow, packets: DecodedPacket[]
       && l3Length(o.ip) > tp.innerMtu && (o.ip.type === 'ipv6' || o.ip.df);
   });
   const back = directorToClient(lab, plan);
-  const st: FieldStatementsish = { missing: 'FWD-TUN-004', fields: { '*.checksumOk': 'FWD-COM-003' }, other: 'FWD-TUN-004' };
+  const st: FieldStatements = { missing: 'FWD-TUN-004', fields: { '*.checksumOk': 'FWD-COM-003' }, other: 'FWD-TUN-004' };
   const fam = plan.family;
   const ipk = fam === 4 ? 'ipv4' : 'ipv6';
   // Skeleton: at least one such message reaches the client.
@@ -262,7 +261,7 @@ export function tunnelRelayChecks(lab: LabModel, flow: Flow, routerMtu: number, 
   if (plan.family !== 4 || tp.outerFamily !== 4) throw new Error('the relay of ICMP errors about tunnel packets is checked for IPv4 only');
   const egress = plan.c2s.find((h) => h.stage === 'from-director' && h.end === 'tx')!;
   const cl = directorToClient(lab, plan).filter((h) => h.end === 'rx').pop()!;
-  const st: FieldStatementsish = { missing: 'FWD-TUN-005', fields: { '*.checksumOk': 'FWD-COM-003' }, other: 'FWD-TUN-005' };
+  const st: FieldStatements = { missing: 'FWD-TUN-005', fields: { '*.checksumOk': 'FWD-COM-003' }, other: 'FWD-TUN-005' };
   const l4t = plan.protocol === 'udp' ? 'udp' : 'tcp';
   const quotedClient = (extra4: Record<string, unknown> = {}, extraL4: Record<string, unknown> = {}): ExpectedLayer[] => [
     { type: 'ipv4', src: plan.flow.clientAddr, dst: plan.vip, ...extra4 },

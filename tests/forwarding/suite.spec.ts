@@ -3,7 +3,8 @@
 //     applicable with a reason, or a documented known failure), with at least 40 passed tests, every
 //     statement checked, and a run directory holding results.json, junit.xml, and per test the merged
 //     capture and the expectations;
-//  2. `vslab replay <dir>` re-decides every packet check from the captures alone, in agreement;
+//  2. `vslab replay <dir>` (the packets layer's) re-decides every packet check from the captures alone, in
+//     agreement;
 //  3. a representative set of faults (one per method family, run against the same reference) is caught,
 //     each breaking the statements it targets. The full matrix: bench/forwarding-mutation.js.
 import { test, expect } from '@playwright/test';
@@ -11,6 +12,8 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { Writable } from 'stream';
+import { runReplay } from '../../src/cli/commands/replay';
 import type { RunResults } from '../../src/runner/results';
 import type { MutationResults } from '../../src/runner/mutation';
 
@@ -90,8 +93,11 @@ test('vslab replay reproduces every verdict from the captures alone', async () =
   test.setTimeout(300_000);
   test.skip(!fs.existsSync(path.join(runDir, 'results.json')), 'needs the run of the previous test');
   const results = JSON.parse(fs.readFileSync(path.join(runDir, 'results.json'), 'utf8')) as RunResults;
-  const r = await vslab(['replay', runDir, '--json'], 280_000);
-  const replays = JSON.parse(r.stdout) as Array<{ testId: string; ok: boolean; disagreements: unknown[]; results: Array<{ ok: boolean }> }>;
+  // The packets layer's `vslab replay`, called in-process (its CLI registration comes with that layer).
+  let stdout = '';
+  const sink = new Writable({ write(chunk, _enc, cb) { stdout += chunk; cb(); } });
+  await runReplay([runDir, '--json'], { out: sink, err: sink });
+  const replays = JSON.parse(stdout) as Array<{ testId: string; ok: boolean; disagreements: unknown[]; results: Array<{ ok: boolean }> }>;
   expect(replays.flatMap((x) => x.disagreements)).toEqual([]);
   const total = replays.reduce((a, x) => a + x.results.length, 0);
   expect(total).toBe(results.summary.checks);
