@@ -8,7 +8,7 @@ import type { DirectorConnection, DirectorCounters, DirectorServiceStats } from 
 import type { ExpectedLayer } from '../packet/expect';
 import type { LabModel, ServiceModel } from '../topology/model';
 import type { ClientConnEvent } from '../traffic';
-import { skeletonCheck, KINDS, type OracleCheck } from './expect';
+import type { OracleCheck } from './expect';
 import { planFlow } from './flow-checks';
 import { linksOf } from './methods/common';
 import type { Flow, FlowPlan } from './types';
@@ -93,12 +93,24 @@ export function connectionTableChecks(lab: LabModel, flows: Flow[], table: Direc
           `the director sends ${flow.clientAddr}:${flow.clientPort} to ${e.realServer.addr}:${e.realServer.port}, which is no real server of ${svc.name}`));
         return;
       }
+      // Only which real server gets the flow is judged here (headers are the exchange checks' business).
       const named = planFlow(lab, { ...flow, realServer: rs.node });
       const hop = named.c2s.filter((h) => h.stage === 'from-director' && h.end === 'rx').pop()!;
-      const c = skeletonCheck(named, hop, named.protocol === 'tcp' ? KINDS.syn : KINDS.udp, `${idPrefix}table.f${k}.e${j}.`);
-      c.statements = { missing: 'FWD-COM-007', fields: {}, other: 'FWD-COM-007' };
-      c.expectation.description = `the director's table sends ${flow.clientAddr}:${flow.clientPort} to ${rs.node} (${e.realServer.addr}:${e.realServer.port}); that real server must receive it`;
-      out.push(c);
+      const layers: ExpectedLayer[] = [{ type: 'eth' }];
+      if (hop.outer) {
+        layers.push({ type: ipType(hop.outer.family), dst: hop.outer.dst });
+        if (hop.outer.encap === 'gue') layers.push({ type: 'udp' }, { type: 'gue' });
+        if (hop.outer.encap === 'gre') layers.push({ type: 'gre' });
+      }
+      layers.push({ type: ipType(hop.ip.family), src: hop.ip.src, dst: hop.ip.dst }, { type: l4Type(named), sport: hop.l4.sport, dport: hop.l4.dport, ...firstPacket(named) });
+      out.push({
+        expectation: {
+          id: `${idPrefix}table.f${k}.e${j}@${hop.link}`, link: hop.link, layers,
+          description: `the director's table sends ${flow.clientAddr}:${flow.clientPort} to ${rs.node} (${e.realServer.addr}:${e.realServer.port}); that real server must receive it`,
+        },
+        roles: layers.map(() => 'other'),
+        statements: { missing: 'FWD-COM-007', fields: {}, other: 'FWD-COM-007' },
+      });
     });
   });
   return out;
