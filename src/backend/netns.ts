@@ -8,7 +8,7 @@ import { native } from '../native';
 import type { LabModel } from '../topology/model';
 import { nsName, planLab, SWITCH_NODE, type NetOp } from './plan';
 import {
-  installHostGuard, labAlive, readLabState, readLabStates, removeHostGuard, removeLabState, uniqueLabName, withLock,
+  labNameTakenMessage, installHostGuard, labAlive, readLabState, readLabStates, removeHostGuard, removeLabState, uniqueLabName, withLock,
   WORK_ROOT, writeLabState, type LabState,
 } from './registry';
 import { linkIndexes, newAddr, newBridge, newVeth, routeMsg, RtnlBatch, RTM, setUp } from './rtnl';
@@ -194,7 +194,7 @@ export async function upNetnsLab(model: LabModel, opts: NetnsUpOptions = {}): Pr
     const taken = new Set(readLabStates().map((s) => s.name));
     if (fs.existsSync(NETNS_DIR)) for (const f of fs.readdirSync(NETNS_DIR)) { const m = /^vslab-(.+?)--/.exec(f); if (m) taken.add(m[1]); }
     let name = opts.name ?? model.name;
-    if (opts.name && taken.has(opts.name)) throw new Error(`a lab named ${opts.name} is already up (see \`vslab ls\`); pick another --name or \`vslab down ${opts.name}\``);
+    if (opts.name && taken.has(opts.name)) throw new Error(labNameTakenMessage(opts.name));
     name = uniqueLabName(name, taken);
     const s: LabState = {
       name, backend: 'netns', topology: model.file, nodes: model.nodes.map((n) => n.name), namespaces: [],

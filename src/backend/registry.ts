@@ -7,6 +7,8 @@ import { native } from '../native';
 import { dumpRoutes, routeMsg, RtnlBatch, RTM, RTN_UNREACHABLE, RTPROT_VSLAB } from './rtnl';
 import type { BackendKind } from './types';
 import type { LabModel } from '../topology/model';
+import { pidAlive } from '../util/process';
+export { pidAlive };
 
 export const RUN_DIR = process.env.VSLAB_RUN_DIR ?? '/run/vslab';
 const LABS_DIR = path.join(RUN_DIR, 'labs');
@@ -33,15 +35,6 @@ export interface LabState {
   extra?: Record<string, unknown>;
 }
 
-export function pidAlive(pid: number): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function stateFile(name: string): string {
   return path.join(LABS_DIR, `${name}.json`);
@@ -82,6 +75,9 @@ export function removeLabState(name: string): void {
 
 /** Whether a lab counts as alive: persistent and up, or its owner still runs. */
 export function labAlive(s: LabState): boolean {
+  // A VM lab lives only as long as its qemu does, whoever owns it.
+  const qemu = Number(s.extra?.qemuPid ?? 0);
+  if (s.backend === 'vm' && s.status === 'up' && qemu && !pidAlive(qemu)) return false;
   if (s.status === 'up' && !s.ephemeral) return true;
   return pidAlive(s.ownerPid);
 }
@@ -165,4 +161,11 @@ export function hostRoutedPrefixes(): string[] {
   } finally {
     native().netlinkClose(fd);
   }
+}
+
+/** Why a lab name cannot be used: a lab that is up, or one left over from a crash. */
+export function labNameTakenMessage(name: string): string {
+  const s = readLabState(name);
+  if (s && !labAlive(s)) return `a lab named ${name} was left behind by a crash or a killed VM; run \`vslab gc\` (or pick another --name)`;
+  return `a lab named ${name} is already up (see \`vslab ls\`); pick another --name or \`vslab down ${name}\``;
 }

@@ -35,6 +35,18 @@ export function mergeCaptures(inputs: MergeInput[], out: string | ByteSink): Mer
     const live = readers.map((r) => r.next());
     const ifMap = readers.map(() => new Map<number, number>());
     const names: string[] = [];
+    const declare = (k: number, ifIndex: number): number => {
+      const r = readers[k];
+      const iface = r.interfaces[ifIndex];
+      const name = outputName(inputs[k], r, ifIndex);
+      const out = writer.addInterface({ linkType: iface.linkType, name, snapLen: iface.snapLen, description: inputs[k].path });
+      ifMap[k].set(ifIndex, out);
+      names.push(name);
+      return out;
+    };
+    // Every interface known before the first packet is declared up front, in input order, so that a link
+    // that saw no packet still shows as captured (an empty link is evidence for an absence expectation).
+    readers.forEach((r, k) => r.interfaces.forEach((_, i) => declare(k, i)));
     let packets = 0;
     for (;;) {
       let best = -1;
@@ -50,14 +62,7 @@ export function mergeCaptures(inputs: MergeInput[], out: string | ByteSink): Mer
       }
       if (best < 0) break;
       const r = readers[best];
-      let outIf = ifMap[best].get(r.ifIndex);
-      if (outIf === undefined) {
-        const iface = r.interfaces[r.ifIndex];
-        const name = outputName(inputs[best], r, r.ifIndex);
-        outIf = writer.addInterface({ linkType: iface.linkType, name, snapLen: iface.snapLen, description: inputs[best].path });
-        ifMap[best].set(r.ifIndex, outIf);
-        names.push(name);
-      }
+      const outIf = ifMap[best].get(r.ifIndex) ?? declare(best, r.ifIndex);
       writer.writePacket(outIf, r.tsSec, r.tsNsec, r.data.subarray(r.dataOff, r.dataOff + r.capLen), r.origLen);
       packets++;
       live[best] = r.next();

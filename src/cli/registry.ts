@@ -9,6 +9,8 @@ import { command as graph } from './commands/graph';
 import { command as doctor } from './commands/doctor';
 import { command as gc } from './commands/gc';
 import { command as predict } from './commands/predict';
+import { command as pcap } from './commands/pcap';
+import { command as replay } from './commands/replay';
 import { command as test } from './commands/test';
 
-export const commands: CliCommand[] = [run, up, down, ls, exec, graph, doctor, gc, predict, test];
+export const commands: CliCommand[] = [run, up, down, ls, exec, graph, doctor, gc, predict, pcap, replay, test];

@@ -31,7 +31,17 @@ export interface PayloadSpec {
   quoted?: true;
 }
 
-export type LayerSpec = (Exclude<Spec<Layer>, { type: 'payload' }> & BuildExtras) | PayloadSpec;
+/** TCP options in a spec: the name is enough for the known kinds (kind defaults from it). */
+export type TcpOptionSpec = Partial<TcpOption> & { name: string };
+export type Ipv4OptionSpec = Partial<Ipv4Option> & { type: number };
+export type Ipv6ExtSpec = Partial<Ipv6Ext> & { type: Ipv6Ext['type'] };
+
+type Nested<S> = S extends { type: 'tcp' } ? Omit<S, 'options'> & { options?: TcpOptionSpec[] }
+  : S extends { type: 'ipv4' } ? Omit<S, 'options'> & { options?: Ipv4OptionSpec[] }
+  : S extends { type: 'ipv6' } ? Omit<S, 'ext'> & { ext?: Ipv6ExtSpec[] }
+  : S;
+
+export type LayerSpec = (Nested<Exclude<Spec<Layer>, { type: 'payload' }>> & BuildExtras) | PayloadSpec;
 
 export interface BuildOptions {
   /** Recompute every derived field even when the layer gives a value. */
@@ -60,7 +70,7 @@ function pick<T>(given: T | undefined, derived: T, recompute: boolean): T {
   return given === undefined || recompute ? derived : given;
 }
 
-function encodeTcpOptions(opts: TcpOption[]): Buffer {
+function encodeTcpOptions(opts: TcpOptionSpec[]): Buffer {
   const parts: Buffer[] = [];
   for (const o of opts) {
     const kind = o.kind ?? kindByName(o.name);
@@ -96,7 +106,7 @@ function kindByName(name: string): number {
   return v;
 }
 
-function encodeIpv4Options(opts: Ipv4Option[]): Buffer {
+function encodeIpv4Options(opts: Ipv4OptionSpec[]): Buffer {
   const parts: Buffer[] = [];
   for (const o of opts) {
     if (o.type === 0 || o.type === 1) {

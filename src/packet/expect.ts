@@ -297,7 +297,7 @@ export function renderResult(r: ExpectationResult, opts: RenderOptions = {}): st
     const shown = l.fields.filter((f) => opts.all || f.status !== 'ok');
     const okCount = l.fields.filter((f) => f.status === 'ok').length;
     if (!shown.length) {
-      lines.push(dim(`    ${name.padEnd(10)} ${okCount} field(s) equal`));
+      lines.push(dim(`    ${name.padEnd(10)} ${okCount ? `${okCount} field(s) equal` : '(layer type only)'}`));
       continue;
     }
     for (const f of shown) {

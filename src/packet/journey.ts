@@ -10,8 +10,10 @@
 //        the client's address and port; or same payload + same non-zero IPv4 ID.
 //   UDP  same non-empty payload.             ICMP echo: same id, seq and payload.
 // Learning repeats until nothing new is found. ICMP errors whose quoted datagram carries a known tuple join
-// the flow too. Packets are then grouped into transmissions (one packet seen on successive links) by
-// direction, time window and the same invariants.
+// the flow too. For TCP, each view's constant shifts of the client's and the server's sequence spaces
+// (non-zero when a Full-NAT director chooses a new ISN) are then learnt by voting over packet pairs, so every
+// segment can be compared in the client's numbering. Packets are grouped into transmissions (one packet seen
+// on successive links) by direction, time window and these invariants.
 import { createHash } from 'crypto';
 import type { DecodedPacket, IcmpLayer, Ipv4Layer, Ipv6Layer, Layer, TcpLayer } from './layers';
 
@@ -218,6 +220,11 @@ function describeChanges(a: View, b: View): string[] {
   return out;
 }
 
+function hopLimit(v: View): number | undefined {
+  const ip = innermostIp(v.p);
+  return ip ? (ip.type === 'ipv4' ? ip.ttl : ip.hlim) : undefined;
+}
+
 function innermostIp(p: DecodedPacket): Ipv4Layer | Ipv6Layer | undefined {
   let r: Ipv4Layer | Ipv6Layer | undefined;
   for (const l of p.layers) if ((l.type === 'ipv4' || l.type === 'ipv6') && !l.quoted) r = l;
@@ -256,6 +263,8 @@ export function traceFlow(packets: DecodedPacket[], flow: FlowTuple, opts: Journ
       }
     }
     let learnt = 0;
+    /** Tuples learnt on each link from each flow packet: more than one means the evidence is ambiguous. */
+    const learntFrom = new Map<string, Set<string>>();
     for (const v of views) {
       if (!v.tuple || v.quoted || inFlow(v) || v.tuple.proto !== flow.proto) continue;
       let evidence: string | undefined;
@@ -273,6 +282,10 @@ export function traceFlow(packets: DecodedPacket[], flow: FlowTuple, opts: Journ
           if (!d) continue;
           evidence = `${e} as packet #${u.p.index ?? u.i} on ${u.link}`;
           dir = d;
+          const k = `#${u.p.index ?? u.i} on ${u.link} -> ${v.link}`;
+          const set = learntFrom.get(k) ?? new Set<string>();
+          set.add(key(v.tuple));
+          learntFrom.set(k, set);
           break;
         }
       }
@@ -284,6 +297,9 @@ export function traceFlow(packets: DecodedPacket[], flow: FlowTuple, opts: Journ
       dirOf.set(key(reverse(v.tuple)), other(dir));
       known.set(canon(v.tuple), { tuple: c2s, links: [], evidence });
       learnt++;
+    }
+    for (const [k, tuples] of learntFrom) {
+      if (tuples.size > 1) warnings.push(`packet ${k.split(' -> ')[0]} matches ${tuples.size} different tuples on ${k.split(' -> ')[1]} (${[...tuples].join(', ')}): the evidence does not identify the flow; use payloads unique per flow`);
     }
     if (!learnt) break;
   }
@@ -297,6 +313,66 @@ export function traceFlow(packets: DecodedPacket[], flow: FlowTuple, opts: Journ
   }
   if (foreign.size) warnings.push(`payloads of this flow also appear in other flows (${[...foreign].slice(0, 3).join('; ')}${foreign.size > 3 ? '; ...' : ''}); use payloads unique per flow for unambiguous matching`);
 
+  // Sequence-space shifts of each view relative to the client's view: dc for the client's bytes, ds for the
+  // server's. Voted over pairs of same-direction, same-flags, same-payload packets close in time.
+  const viewKey = (v: View) => canon(v.tuple!);
+  const shifts = new Map<string, { dc?: number; ds?: number }>([[canon(flow), { dc: 0, ds: 0 }]]);
+  const dirOfView = (v: View): Direction => dirOf.get(key(v.tuple!)) ?? 'c2s';
+  const tcpMembers = members.filter((m) => m.tcp && !m.quoted);
+  const clientView = tcpMembers.filter((m) => viewKey(m) === canon(flow));
+  for (const [vk] of known) {
+    if (vk === canon(flow)) continue;
+    const votesC = new Map<number, number>();
+    const votesS = new Map<number, number>();
+    const vote = (m: Map<number, number>, x: number) => m.set(x >>> 0, (m.get(x >>> 0) ?? 0) + 1);
+    for (const v of tcpMembers) {
+      if (viewKey(v) !== vk) continue;
+      const d = dirOfView(v);
+      for (const u of clientView) {
+        if (dirOfView(u) !== d || u.tcp!.flags !== v.tcp!.flags || u.payloadKey !== v.payloadKey || abs(u.t - v.t) > windowNs) continue;
+        const acks = u.tcp!.flags.includes('A');
+        if (d === 'c2s') {
+          vote(votesC, v.tcp!.seq - u.tcp!.seq);
+          if (acks) vote(votesS, v.tcp!.ack - u.tcp!.ack);
+        } else {
+          vote(votesS, v.tcp!.seq - u.tcp!.seq);
+          if (acks) vote(votesC, v.tcp!.ack - u.tcp!.ack);
+        }
+      }
+    }
+    const mode = (m: Map<number, number>) => {
+      let best: number | undefined;
+      let n = 0;
+      for (const [x, c] of m) if (c > n) [best, n] = [x, c];
+      return best;
+    };
+    shifts.set(vk, { dc: mode(votesC), ds: mode(votesS) });
+  }
+  /** Sequence and acknowledgement numbers in the client view's numbering (undefined if unknown). */
+  const normalised = (v: View): { seq?: number; ack?: number } => {
+    const sh = shifts.get(viewKey(v));
+    if (!sh || !v.tcp) return {};
+    const c2s = dirOfView(v) === 'c2s';
+    const seqShift = c2s ? sh.dc : sh.ds;
+    const ackShift = c2s ? sh.ds : sh.dc;
+    return {
+      seq: seqShift === undefined ? undefined : (v.tcp.seq - seqShift) >>> 0,
+      ack: ackShift === undefined || !v.tcp.flags.includes('A') ? undefined : (v.tcp.ack - ackShift) >>> 0,
+    };
+  };
+  const sameSegment = (a: View, b: View): boolean => {
+    if (a.tcp && b.tcp && !a.quoted && !b.quoted) {
+      const na = normalised(a);
+      const nb = normalised(b);
+      if (na.seq !== undefined && nb.seq !== undefined && (a.tcp.flags.includes('A') ? na.ack !== undefined && nb.ack !== undefined : true)) {
+        if (a.tcp.flags !== b.tcp.flags || a.payloadKey !== b.payloadKey) return false;
+        if (a.tsval !== undefined && b.tsval !== undefined && a.tsval !== b.tsval) return false;
+        return na.seq === nb.seq && na.ack === nb.ack;
+      }
+    }
+    return !!sameTransmission(a, b);
+  };
+
   // Group into transmissions.
   members.sort((a, b) => (a.t < b.t ? -1 : a.t > b.t ? 1 : a.i - b.i));
   const transmissions: Array<{ direction: Direction; views: View[]; links: Set<string>; lastT: bigint }> = [];
@@ -307,8 +383,16 @@ export function traceFlow(packets: DecodedPacket[], flow: FlowTuple, opts: Journ
     let group: (typeof transmissions)[number] | undefined;
     for (let g = transmissions.length - 1; g >= 0; g--) {
       const tr = transmissions[g];
-      if (tr.direction !== direction || tr.links.has(v.link) || v.t - tr.lastT > windowNs) continue;
-      if (!sameTransmission(tr.views[0], v)) continue;
+      if (tr.direction !== direction || v.t - tr.lastT > windowNs) continue;
+      // A link is crossed once per transmission, unless the packet comes back forwarded (one-armed
+      // director: in and out of the same interface with a lower TTL).
+      if (tr.links.has(v.link)) {
+        const before = [...tr.views].reverse().find((x) => x.link === v.link)!;
+        const hb = hopLimit(before);
+        const hv = hopLimit(v);
+        if (hb === undefined || hv === undefined || hv >= hb) continue;
+      }
+      if (!sameSegment(tr.views[0], v)) continue;
       group = tr;
       break;
     }

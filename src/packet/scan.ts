@@ -156,6 +156,8 @@ export function scanFrame(s: FrameScan, b: Uint8Array, start: number, capLen: nu
   let quoted = false;
   /** The capture holds less than the wire frame: headers cut at its end are kept as partial layers. */
   const capCut = capLen < origLen;
+  /** The enclosing IP packet is a first fragment: transport lengths may exceed it. */
+  let moreFragments = false;
   let next = 0;
   let n = 0;
   let need = 0;
@@ -284,6 +286,7 @@ export function scanFrame(s: FrameScan, b: Uint8Array, start: number, capLen: nu
         if (claimEnd < dataEnd) dataEnd = claimEnd;
         T[n] = L_IPV4; O[n] = p; H[n] = ihl; N[n] = claimEnd; s.partial[n] = 0;
         const proto = b[p + 9];
+        moreFragments = (b[p + 6] & 0x20) !== 0;
         if (!quoted) {
           s.ip = n; s.l4 = -1; s.proto = proto; s.sport = 0; s.dport = 0;
         }
@@ -319,6 +322,7 @@ export function scanFrame(s: FrameScan, b: Uint8Array, start: number, capLen: nu
         let nh = b[p + 6];
         let q = p + 40;
         let frag = false;
+        let mf = false;
         let exts = 0;
         while (isIpv6Ext(nh)) {
           if (++exts > 16) {
@@ -354,10 +358,12 @@ export function scanFrame(s: FrameScan, b: Uint8Array, start: number, capLen: nu
             break scan;
           }
           if (nh === 44 && (((b[q + 2] << 8) | b[q + 3]) & 0xfff8) !== 0) frag = true;
+          if (nh === 44 && (b[q + 3] & 1) === 1) mf = true;
           nh = b[q];
           q += el;
         }
         T[n] = L_IPV6; O[n] = p; H[n] = q - p; N[n] = claimEnd; s.partial[n] = 0;
+        moreFragments = mf;
         if (!quoted) {
           s.ip = n; s.l4 = -1; s.proto = nh; s.sport = 0; s.dport = 0;
         }
@@ -418,12 +424,13 @@ export function scanFrame(s: FrameScan, b: Uint8Array, start: number, capLen: nu
           need = 0;
           break scan;
         }
-        if (p + ulen > claimEnd && !quoted) {
+        if (p + ulen > claimEnd && !quoted && !moreFragments) {
           s.error = E_BEYOND; s.errorAt = p - start; s.errorLayer = L_UDP; s.errorValue = ulen;
           need = 0;
           break scan;
         }
-        claimEnd = p + ulen;
+        // In a first fragment the datagram continues in later fragments: its region ends with this packet.
+        if (!moreFragments || p + ulen < claimEnd) claimEnd = p + ulen;
         if (claimEnd < dataEnd) dataEnd = claimEnd;
         const sp = (b[p] << 8) | b[p + 1];
         const dp = (b[p + 2] << 8) | b[p + 3];

@@ -103,3 +103,22 @@ test('up --backend vm programs kernel IPVS on the director from the topology', (
   }
   expect(vslab('gc', '--json').stdout).toContain('"clean": true');
 });
+
+test('a persistent VM lab whose qemu was killed shows as orphaned and gc removes all of it', async () => {
+  test.skip(process.env.VSLAB_SKIP_VM === '1', 'VSLAB_SKIP_VM=1: the VM is skipped on request');
+  const up = vslab('up', topo('nat.yaml'), '--backend', 'vm', '--director', 'none', '--name', 'cli-vmkill', '--json');
+  expect(up.status, up.stderr).toBe(0);
+  const state = JSON.parse(require('fs').readFileSync('/run/vslab/labs/cli-vmkill.json', 'utf8'));
+  const qemu = Number(state.extra.qemuPid);
+  expect(qemu).toBeGreaterThan(0);
+  process.kill(qemu, 'SIGKILL');
+  await expect.poll(() => { try { process.kill(qemu, 0); return true; } catch { return false; } }, { timeout: 10_000 }).toBe(false);
+  const ls = JSON.parse(vslab('ls', '--json').stdout);
+  expect(ls.find((l: { name: string }) => l.name === 'cli-vmkill')).toMatchObject({ alive: false });
+  const dry = JSON.parse(vslab('gc', '--dry-run', '--json').stdout);
+  const kinds = dry.found.filter((i: { lab: string }) => i.lab === 'cli-vmkill').map((i: { kind: string }) => i.kind).sort();
+  expect(kinds).toEqual(expect.arrayContaining(['lab-state', 'vm-rundir']));
+  const gc = JSON.parse(vslab('gc', '--json').stdout);
+  expect(gc.clean).toBe(true);
+  expect(JSON.parse(vslab('ls', '--json').stdout).find((l: { name: string }) => l.name === 'cli-vmkill')).toBeUndefined();
+});

@@ -3,7 +3,7 @@ import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as path from 'path';
 import { upNetnsLab } from '../../src/backend/netns';
 import { gc } from '../../src/backend/gc';
-import { hostGuardRoutes } from '../../src/backend/registry';
+import { hostGuardRoutes, readLabStates } from '../../src/backend/registry';
 import { loadTopologyFile, loadTopologyText } from '../../src/topology/load';
 import { CLI, hostSnapshot, vslabNamespaces } from './host';
 
@@ -67,7 +67,8 @@ test('two labs from the same topology run side by side under different names', a
     await a.down().catch(() => {});
     await b.down();
   }
-  expect(hostGuardRoutes()).toEqual([]);
+  // The guard goes with the last lab (another process's lab on this host keeps it, rightly).
+  expect(hostGuardRoutes().length).toBe(readLabStates().length ? 2 : 0);
 });
 
 test('traffic flows client -> router -> real server in a topology without a director', async () => {
@@ -119,7 +120,8 @@ test('gc removes what a SIGKILLed `vslab up` left, and only that', async () => {
     const report = JSON.parse(out);
     expect(report.removed.filter((i: { lab: string }) => i.lab === 'gc-victim').length).toBeGreaterThanOrEqual(8);
     expect(report.clean).toBe(true);
-    expect(report.remaining.labsUp).toEqual([keep.name]);
+    expect(report.remaining.labsUp).toContain(keep.name);
+    expect(report.remaining.labsUp).not.toContain('gc-victim');
     expect(vslabNamespaces('gc-victim')).toEqual([]);
     // The lab that is up was not touched.
     expect((await keep.node('client1').exec(['ping', '-c1', '-W2', '198.18.0.2'])).code).toBe(0);

@@ -2,6 +2,7 @@
 // and a cross-process lock so two test workers never build the same thing at the same time.
 import * as fs from 'fs';
 import * as path from 'path';
+import { pidAlive } from '../../util/process';
 
 /** Root of the VM cache: $VSLAB_CACHE_DIR or /var/cache/vslab. */
 export function cacheRoot(): string {
@@ -14,14 +15,6 @@ export function cacheDir(...parts: string[]): string {
   return d;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

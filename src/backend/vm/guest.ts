@@ -16,6 +16,7 @@ import { AgentChannel, AgentHello, GuestProcess } from './agent-channel';
 import { buildInitramfs, GuestImage, InitramfsOptions } from './initramfs';
 import { DEFAULT_KERNEL, GuestKernel, KernelSpec, resolveKernel } from './kernel';
 import { AGENT_PORT_NAME, AGENT_PROTOCOL } from './protocol';
+import { pidAlive } from '../../util/process';
 
 export interface VmShare {
   /** Host directory to share over virtio-9p. */
@@ -111,14 +112,6 @@ function qemuBinary(): string {
   return process.env.VSLAB_QEMU || 'qemu-system-x86_64';
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Whether pid is a qemu started with `-name <name>` (guards every kill by pid from a file). */
 export function isQemuNamed(pid: number, name: string): boolean {

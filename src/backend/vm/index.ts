@@ -8,7 +8,7 @@
 import type { LabModel } from '../../topology/model';
 import { nsName, planLab } from '../plan';
 import {
-  labAlive, readLabState, readLabStates, removeLabState, uniqueLabName, withLock, writeLabState, type LabState,
+  labAlive, labNameTakenMessage, readLabState, readLabStates, removeLabState, uniqueLabName, withLock, writeLabState, type LabState,
 } from '../registry';
 import type { ExecOptions, ExecResult, LabNode, NodeProcess, RunningLab, SpawnOptions, UpOptions } from '../types';
 import type { GuestProcess } from './agent-channel';
@@ -128,7 +128,7 @@ export async function upVmLab(model: LabModel, opts: VmLabUpOptions = {}): Promi
   const kernel = parseKernelOption(opts.kernel, opts.modules);
   const state = await withLock(() => {
     const taken = new Set(readLabStates().map((s) => s.name));
-    if (opts.name && taken.has(opts.name)) throw new Error(`a lab named ${opts.name} is already up (see \`vslab ls\`); pick another --name or \`vslab down ${opts.name}\``);
+    if (opts.name && taken.has(opts.name)) throw new Error(labNameTakenMessage(opts.name));
     const name = uniqueLabName(opts.name ?? model.name, taken);
     const s: LabState = {
       name, backend: 'vm', topology: model.file, nodes: model.nodes.map((n) => n.name), namespaces: [],

@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { isQemuNamed, VM_RUN_ROOT, type VmRecord } from './guest';
+import { pidAlive } from '../../util/process';
 
 export interface VmLeftover {
   runDir: string;
@@ -14,14 +15,6 @@ export interface VmLeftover {
   reason: string;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Leftovers among the run directories whose name starts with `prefix` (default "vslab-": real labs). */
 export function findVmLeftovers(prefix = 'vslab-'): VmLeftover[] {
