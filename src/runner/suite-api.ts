@@ -15,7 +15,7 @@ import type { DecodedPacket } from '../packet/layers';
 import { CAPTURE_FILE, writeExpectationFile } from '../packet/rundir';
 import type { ServiceModel } from '../topology/model';
 import { runClient, type ClientConnEvent, type ClientReport } from '../traffic';
-import { mergeLinkCaptures } from './merge';
+import { mergeCaptures } from '../capture/merge';
 import type { PreparedLab } from './prepare';
 
 export const CHECKS_FILE = 'checks.json';
@@ -67,7 +67,8 @@ export class TestCapture {
         inputs.push({ path: local, link: c.link });
       }
       const file = path.join(this.dir, CAPTURE_FILE);
-      mergeLinkCaptures(inputs, file);
+      // Every link is declared, even a silent one: "captured, nothing there" differs from "not captured".
+      mergeCaptures(inputs.map((i) => ({ path: i.path, name: i.link })), file);
       const { packets, interfaces } = decodeCaptureWithInterfaces(file, { payload: true, ...(this.guePort ? { guePort: this.guePort } : {}) });
       return { file, packets, links: interfaces, guePort: this.guePort, notes };
     } finally {
