@@ -11,5 +11,6 @@ import { command as gc } from './commands/gc';
 import { command as predict } from './commands/predict';
 import { command as pcap } from './commands/pcap';
 import { command as replay } from './commands/replay';
+import { command as test } from './commands/test';
 
-export const commands: CliCommand[] = [run, up, down, ls, exec, graph, doctor, gc, predict, pcap, replay];
+export const commands: CliCommand[] = [run, up, down, ls, exec, graph, doctor, gc, predict, pcap, replay, test];

@@ -1,0 +1,71 @@
+// How `vslab test` tells the suite workers (separate Playwright processes) what to run against: plain
+// environment variables, so `npx playwright test -c suites/playwright.config.ts` works on its own too.
+import * as fs from 'fs';
+import * as path from 'path';
+import type { BackendKind } from '../backend/types';
+import { DIRECTOR_KINDS, type DirectorKind } from '../director/program';
+
+export interface RunEnv {
+  backend: BackendKind;
+  director: DirectorKind;
+  kernel?: string;
+  modules?: string;
+  fault?: string;
+  /** Run directory: per-test folders with expectations.json, capture.pcapng and checks.json. */
+  out: string;
+  /** VMs booted by the runner, one per worker slot. */
+  vmsFile?: string;
+}
+
+export const ENV = {
+  backend: 'VSLAB_TEST_BACKEND',
+  director: 'VSLAB_TEST_DIRECTOR',
+  kernel: 'VSLAB_TEST_KERNEL',
+  modules: 'VSLAB_TEST_MODULES',
+  fault: 'VSLAB_TEST_FAULT',
+  out: 'VSLAB_TEST_OUT',
+  workers: 'VSLAB_TEST_WORKERS',
+  /** JSON file listing the VMs the runner booted for the worker slots (src/runner/vms.ts). */
+  vms: 'VSLAB_TEST_VMS',
+} as const;
+
+/** The host kernel has IPVS (otherwise kernel IPVS runs in a VM). */
+export function hostHasIpvs(): boolean {
+  return fs.existsSync('/proc/net/ip_vs') || fs.existsSync('/sys/module/ip_vs');
+}
+
+export function defaultBackend(director: string): BackendKind {
+  return director === 'ipvs' && !hostHasIpvs() ? 'vm' : 'netns';
+}
+
+export const DEFAULT_OUT = path.resolve(__dirname, '..', '..', 'suites', 'test-results', 'run');
+
+export function readRunEnv(env: NodeJS.ProcessEnv = process.env): RunEnv {
+  const director = (env[ENV.director] || 'ipvs') as DirectorKind;
+  if (!(DIRECTOR_KINDS as readonly string[]).includes(director)) throw new Error(`${ENV.director}=${director}: unknown director (known: ${DIRECTOR_KINDS.join(', ')})`);
+  const backend = (env[ENV.backend] || defaultBackend(director)) as BackendKind;
+  if (backend !== 'vm' && backend !== 'netns') throw new Error(`${ENV.backend}=${backend}: the forwarding suites run on the vm or netns backend`);
+  if (director === 'ipvs' && backend === 'netns' && !hostHasIpvs()) throw new Error('this host kernel has no IPVS: run kernel IPVS on the vm backend (--backend vm, the default here)');
+  return {
+    backend, director,
+    kernel: env[ENV.kernel] || undefined,
+    modules: env[ENV.modules] || undefined,
+    fault: env[ENV.fault] || undefined,
+    out: path.resolve(env[ENV.out] || DEFAULT_OUT),
+    vmsFile: env[ENV.vms] || undefined,
+  };
+}
+
+export function runEnvToProcessEnv(r: Partial<RunEnv> & { workers?: number }): Record<string, string> {
+  const out0: Record<string, string> = {};
+  if (r.vmsFile) out0[ENV.vms] = r.vmsFile;
+  const out: Record<string, string> = { ...out0 };
+  if (r.backend) out[ENV.backend] = r.backend;
+  if (r.director) out[ENV.director] = r.director;
+  if (r.kernel) out[ENV.kernel] = r.kernel;
+  if (r.modules) out[ENV.modules] = r.modules;
+  if (r.fault) out[ENV.fault] = r.fault;
+  if (r.out) out[ENV.out] = r.out;
+  if (r.workers) out[ENV.workers] = String(r.workers);
+  return out;
+}

@@ -1,0 +1,341 @@
+// The pieces behind the suite fixtures (suites/fixtures.ts): per-test captures on every link end, traffic
+// with per-test client ports, and evaluating oracle checks into a test directory of the run directory
+// (expectations.json + capture.pcapng for `vslab replay`, checks.json for the runner's report).
+import * as fs from 'fs';
+import * as path from 'path';
+import type { RunningLab } from '../backend/types';
+import { CaptureSet, labLinkEnds } from '../capture/tcpdump';
+import type { DirectorConnection } from '../director/types';
+import { attribute, type OracleCheck } from '../oracle/expect';
+import { unansweredCheck } from '../oracle/director-checks';
+import type { Flow } from '../oracle/types';
+import { decodeCaptureWithInterfaces } from '../packet/capturefile';
+import { evaluateExpectation, renderResult, type ExpectationResult } from '../packet/expect';
+import type { DecodedPacket } from '../packet/layers';
+import { CAPTURE_FILE, writeExpectationFile } from '../packet/rundir';
+import type { ServiceModel } from '../topology/model';
+import { runClient, type ClientConnEvent, type ClientReport } from '../traffic';
+import { mergeCaptures } from '../capture/merge';
+import type { PreparedLab } from './prepare';
+
+export const CHECKS_FILE = 'checks.json';
+
+/** A test's id in the run directory: "<suite>.<file>.<title>", lower-case, safe as a directory name. */
+export function testIdOf(file: string, title: string, suiteRoot: string): string {
+  const rel = path.relative(suiteRoot, file).replace(/\.spec\.ts$/, '').split(path.sep).join('.');
+  const slug = title.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');
+  return `${rel}.${slug}`.slice(0, 120);
+}
+
+// ---- captures ------------------------------------------------------------------------------------
+
+export interface CapturedTest {
+  file: string;
+  packets: DecodedPacket[];
+  links: string[];
+  guePort?: number;
+  /** Things worth knowing about the capture itself. */
+  notes: string[];
+}
+
+/** Captures every link end of the lab for one test; finish() stops, merges and decodes once. */
+export class TestCapture {
+  private finished?: Promise<CapturedTest>;
+
+  private constructor(private readonly lab: RunningLab, private readonly set: CaptureSet, private readonly dir: string, private readonly guePort?: number) {}
+
+  static async start(lab: RunningLab, dir: string): Promise<TestCapture> {
+    fs.mkdirSync(dir, { recursive: true });
+    const extraArgs = lab.backend === 'vm' ? ['-Z', 'root'] : [];
+    const set = await CaptureSet.start(labLinkEnds(lab), { extraArgs });
+    return new TestCapture(lab, set, dir, guePortOf(lab));
+  }
+
+  finish(): Promise<CapturedTest> {
+    this.finished ??= this.doFinish();
+    return this.finished;
+  }
+
+  private async doFinish(): Promise<CapturedTest> {
+    const notes = await this.stopAll();
+    const scratch = fs.mkdtempSync(path.join(this.dir, '.links-'));
+    try {
+      const inputs = [];
+      for (const c of this.set.captures) {
+        const local = path.join(scratch, `${c.node.name}-${c.iface}.pcap`);
+        await c.node.fetchFile(c.file, local);
+        inputs.push({ path: local, link: c.link });
+      }
+      const file = path.join(this.dir, CAPTURE_FILE);
+      // Every link is declared, even a silent one: "captured, nothing there" differs from "not captured".
+      mergeCaptures(inputs.map((i) => ({ path: i.path, name: i.link })), file);
+      const { packets, interfaces } = decodeCaptureWithInterfaces(file, { payload: true, ...(this.guePort ? { guePort: this.guePort } : {}) });
+      return { file, packets, links: interfaces, guePort: this.guePort, notes };
+    } finally {
+      fs.rmSync(scratch, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * Stops every capture. A tcpdump that printed its final counts (nothing dropped) but whose exit was not
+   * reported in time (seen rarely under TCG load) has written everything (-U): its file is used, with a note.
+   */
+  private async stopAll(): Promise<string[]> {
+    const res = await Promise.allSettled(this.set.captures.map((c) => c.stop({ settleMs: 300 })));
+    const notes: string[] = [];
+    for (const [k, r] of res.entries()) {
+      if (r.status === 'fulfilled') continue;
+      const c = this.set.captures[k];
+      const msg = (r.reason as Error).message;
+      const complete = /did not exit within/.test(msg) && /\d+ packets? captured/.test(c.messages) && /^0 packets? dropped by kernel/m.test(c.messages);
+      if (!complete) throw r.reason;
+      notes.push(`capture ${c.link}: tcpdump's exit came late (it had printed its counts, nothing dropped); its file was used`);
+    }
+    return notes;
+  }
+
+  /** Stop without checks (a test that failed before finishing). */
+  async abort(): Promise<void> {
+    if (this.finished) {
+      await this.finished.catch(() => undefined);
+      return;
+    }
+    await Promise.all(this.set.captures.map((c) => c.abort().catch(() => undefined)));
+  }
+}
+
+function guePortOf(lab: RunningLab): number | undefined {
+  for (const s of lab.model.services) for (const r of s.realServers) if (r.tunnel?.type === 'gue' && r.tunnel.port) return r.tunnel.port;
+  return undefined;
+}
+
+// ---- traffic -------------------------------------------------------------------------------------
+
+/**
+ * Client source ports: each test takes fresh ones, so flows (and the director's entries) of earlier tests
+ * never mix in. With a state file the counter outlives the worker (a replacement worker in the run's
+ * shared VM must not reuse ports whose connections the director still tracks).
+ */
+export class PortAllocator {
+  private next: number;
+
+  constructor(private readonly stateFile?: string, first = 20000) {
+    this.next = first;
+    if (stateFile && fs.existsSync(stateFile)) this.next = Number(fs.readFileSync(stateFile, 'utf8')) || first;
+  }
+
+  take(n: number): number[] {
+    const out = Array.from({ length: n }, (_, k) => this.next + k);
+    this.next += Math.max(16, n);
+    if (this.next > 60000) this.next = 20000;
+    if (this.stateFile) fs.writeFileSync(this.stateFile, String(this.next));
+    return out;
+  }
+}
+
+export interface TrafficOptions {
+  /** Connections / exchanges (default 1), one after another. */
+  count?: number;
+  /** Bytes the client uploads after its request line / asks the server to send. */
+  up?: number;
+  down?: number;
+  timeoutMs?: number;
+  /** Client node (default: the lab's first client). */
+  client?: string;
+}
+
+export interface TrafficRun {
+  service: ServiceModel;
+  client: string;
+  report: ClientReport;
+  conns: ClientConnEvent[];
+  /** One flow per connection; realServer is null when neither the answer nor the director's table says. */
+  flows: Array<Flow & { answered: boolean }>;
+}
+
+export class Traffic {
+  readonly runs: TrafficRun[] = [];
+
+  constructor(private readonly prepared: PreparedLab, private readonly ports: PortAllocator) {}
+
+  get model(): import('../topology/model').LabModel {
+    return this.prepared.model;
+  }
+
+  private clientAddress(client: string, family: 4 | 6): string | null {
+    const n = this.prepared.model.nodes.find((x) => x.name === client);
+    for (const i of n?.interfaces ?? []) {
+      const a = family === 4 ? i.ipv4?.addr : i.ipv6?.addr;
+      if (a) return a;
+    }
+    return null;
+  }
+
+  /** Checks standing for connections no real server answered and no table names (they fail unless the answer is on the wire after all). */
+  unansweredChecks(run: TrafficRun): OracleCheck[] {
+    return run.conns
+      .filter((c) => !run.flows.some((f) => f.clientPort === c.sport))
+      .map((c) => unansweredCheck(this.prepared.model, run.service, run.client, { ...c, src: c.src ?? this.clientAddress(run.client, run.service.family) }));
+  }
+
+  service(name: string): ServiceModel {
+    const s = this.prepared.model.services.find((x) => x.name === name);
+    if (!s) throw new Error(`lab ${this.prepared.model.name} has no service "${name}" (it has ${this.prepared.model.services.map((x) => x.name).join(', ')})`);
+    return s;
+  }
+
+  async run(serviceName: string, opts: TrafficOptions = {}): Promise<TrafficRun> {
+    const service = this.service(serviceName);
+    if (!service.vip) throw new Error(`service ${service.name} has no VIP to send to`);
+    const client = opts.client ?? this.prepared.model.nodes.find((n) => n.role === 'client')?.name;
+    if (!client) throw new Error(`lab ${this.prepared.model.name} has no client node`);
+    const count = opts.count ?? 1;
+    const report = await runClient(this.prepared.lab.node(client), {
+      target: { address: service.vip, port: service.port }, proto: service.protocol === 'udp' ? 'udp' : 'tcp',
+      count, sequential: true, sports: this.ports.take(count), timeoutMs: opts.timeoutMs ?? 3000, up: opts.up, down: opts.down,
+    });
+    let table: DirectorConnection[] | undefined;
+    const flows: TrafficRun['flows'] = [];
+    const clientAddr = (c: ClientConnEvent) => c.src ?? this.clientAddress(client, service.family);
+    for (const c of report.conns) {
+      let rs = c.outcome === 'answered' ? c.server : null;
+      const src = clientAddr(c);
+      if (!rs && src && c.sport) {
+        table ??= await this.prepared.directors.get(service.director)?.connections().catch(() => []) ?? [];
+        const entry = table.find((e) => e.client.addr === src && e.client.port === c.sport && e.virtual.port === service.port && !e.template);
+        rs = entry ? service.realServers.find((r) => r.addr === entry.realServer.addr)?.node ?? null : null;
+      }
+      if (rs && src && c.sport) flows.push({ service: service.name, client, clientAddr: src, clientPort: c.sport, realServer: rs, answered: c.outcome === 'answered' });
+    }
+    const run: TrafficRun = { service, client, report, conns: report.conns, flows };
+    this.runs.push(run);
+    return run;
+  }
+}
+
+// ---- checks and the test's record ----------------------------------------------------------------
+
+export interface CheckRecord {
+  id: string;
+  ok: boolean;
+  reason: string;
+  /** Statements the check answers to (when missing, and per field). */
+  covers: string[];
+  /** Statements it breaks (empty when it passed). */
+  broken: string[];
+}
+
+export interface ChecksFile {
+  version: 1;
+  testId: string;
+  title: string;
+  file: string;
+  /** Statements the test declares it checks. */
+  declared: string[];
+  checks: CheckRecord[];
+  /** Verdict per statement: failed when any check broke it. */
+  statements: Record<string, 'passed' | 'failed'>;
+  /** Lab and director facts for the report. */
+  lab?: string;
+  fault?: string;
+  notes: string[];
+}
+
+export class CheckFailure extends Error {
+  override name = 'CheckFailure';
+}
+
+export class TestRecord {
+  private readonly checks: OracleCheck[] = [];
+  private readonly results: ExpectationResult[] = [];
+  readonly notes: string[] = [];
+  lab?: string;
+  fault?: string;
+  guePort?: number;
+
+  constructor(readonly testId: string, readonly dir: string, readonly title: string, readonly file: string, readonly declared: string[]) {}
+
+  get evaluated(): number {
+    return this.results.length;
+  }
+
+  /** Evaluates checks against the test's packets, records them, and throws naming the broken statements. */
+  evaluate(checks: OracleCheck[], captured: CapturedTest): void {
+    this.guePort ??= captured.guePort;
+    for (const n of captured.notes) if (!this.notes.includes(n)) this.notes.push(n);
+    const used = new Set(this.checks.map((c) => c.expectation.id));
+    const fresh: Array<{ check: OracleCheck; result: ExpectationResult }> = [];
+    for (const c of checks) {
+      if (used.has(c.expectation.id)) throw new Error(`check id ${c.expectation.id} is used twice in test ${this.testId}`);
+      used.add(c.expectation.id);
+      const result = evaluateExpectation(c.expectation, captured.packets, captured.links);
+      this.checks.push(c);
+      this.results.push(result);
+      fresh.push({ check: c, result });
+    }
+    const undeclared = [...new Set(fresh.flatMap((f) => coveredBy(f.check)))].filter((s) => !this.declared.includes(s));
+    this.write();
+    if (undeclared.length) throw new Error(`test "${this.title}" checks statements it does not declare: ${undeclared.join(', ')} (add them to its annotation)`);
+    const failed = fresh.filter((f) => !f.result.ok);
+    if (failed.length) {
+      const broken = [...new Set(failed.flatMap((f) => attribute(f.check, f.result)))].sort();
+      const shown = failed.slice(0, 8).map((f) => renderResult(f.result)).join('\n');
+      throw new CheckFailure(`${failed.length} of ${fresh.length} packet check(s) failed; statements broken: ${broken.join(', ')}\n${shown}${failed.length > 8 ? `\n… ${failed.length - 8} more (see ${path.join(this.dir, CHECKS_FILE)})` : ''}`);
+    }
+  }
+
+  /** Writes expectations.json (for `vslab replay`) and checks.json (for the runner). */
+  write(): void {
+    fs.mkdirSync(this.dir, { recursive: true });
+    if (this.checks.length) {
+      writeExpectationFile(this.dir, {
+        version: 1, testId: this.testId, title: this.title, capture: CAPTURE_FILE,
+        ...(this.guePort ? { decode: { guePort: this.guePort } } : {}),
+        expectations: this.checks.map((c) => c.expectation),
+        verdicts: Object.fromEntries(this.results.map((r) => [r.id, r.ok ? 'pass' : 'fail'] as const)),
+      });
+    }
+    const records: CheckRecord[] = this.checks.map((c, k) => ({ id: c.expectation.id, ok: this.results[k].ok, reason: this.results[k].reason, covers: coveredBy(c), broken: attribute(c, this.results[k]) }));
+    const statements: Record<string, 'passed' | 'failed'> = {};
+    for (const s of this.declared) statements[s] = 'passed';
+    for (const r of records) for (const s of r.broken) statements[s] = 'failed';
+    const f: ChecksFile = { version: 1, testId: this.testId, title: this.title, file: this.file, declared: this.declared, checks: records, statements, lab: this.lab, fault: this.fault, notes: this.notes };
+    fs.writeFileSync(path.join(this.dir, CHECKS_FILE), JSON.stringify(f, null, 2) + '\n');
+  }
+}
+
+function coveredBy(c: OracleCheck): string[] {
+  return [...new Set([c.statements.missing, c.statements.other, ...Object.values(c.statements.fields)])];
+}
+
+// ---- director state ------------------------------------------------------------------------------
+
+/**
+ * IPVS folds its counters every 2 s: reads the service's counters until they show at least `minConns` new
+ * connections and stay the same over more than one fold period (or the time is up).
+ */
+export async function settledStats(
+  director: import('../director/types').DirectorDriver,
+  services: ServiceModel[],
+  service: string,
+  before: import('../director/types').DirectorServiceStats[],
+  minConns: number,
+  timeoutMs = 30_000,
+): Promise<import('../director/types').DirectorServiceStats[]> {
+  const conns = (s: import('../director/types').DirectorServiceStats[]) => (s.find((x) => x.service === service)?.counters.conns ?? 0) - (before.find((x) => x.service === service)?.counters.conns ?? 0);
+  const deadline = Date.now() + timeoutMs;
+  let last = await director.stats(services);
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 2500));
+    const now = await director.stats(services);
+    if (conns(now) >= minConns && JSON.stringify(stripRates(now)) === JSON.stringify(stripRates(last))) return now;
+    // Not settled in time (a director that never counts): the checks judge what it reports now.
+    if (Date.now() > deadline) return now;
+    last = now;
+  }
+}
+
+function stripRates(s: import('../director/types').DirectorServiceStats[]): unknown {
+  const c = (x: import('../director/types').DirectorCounters) => [x.conns, x.inPkts, x.outPkts, x.inBytes, x.outBytes];
+  return s.map((x) => [x.service, c(x.counters), x.realServers.map((r) => [r.addr, r.port, c(r.counters)])]);
+}

@@ -1,0 +1,186 @@
+// The suite test API. Conformance suites import `test` and `expect` from here:
+//
+//   test.use({ suiteLab: { topology: 'suites/forwarding/topologies/nat.yaml' } });
+//   test('tcp4 on every hop', statements('FWD-NAT-001', ...), async ({ traffic, expectFlow }) => {
+//     const run = await traffic.run('tcp4');
+//     await expectFlow(run);
+//   });
+//
+// Worker fixtures: `labPool` (one VM per worker on the vm backend; each lab brought up once and reused by
+// every test of the worker). Test fixtures: `lab` (the running lab of the file's topology, prepared:
+// offloads off, director programmed, the run's fault applied, responders up), `director` (its driver),
+// `capture` (tcpdump on every link end, started before the test body), `traffic` (client runs with fresh
+// source ports), `expectFlow` (oracle checks evaluated on the test's capture, recorded in the run
+// directory for `vslab replay`, failing the test with decoded diffs and the statements broken).
+import { test as base, expect, type TestInfo } from '@playwright/test';
+import * as path from 'path';
+import type { RunningLab } from '../src/backend/types';
+import type { DirectorCapabilities, DirectorDriver } from '../src/director/types';
+import type { OracleCheck } from '../src/oracle/expect';
+import { exchangeChecks } from '../src/oracle/flow-checks';
+import { readRunEnv, type RunEnv } from '../src/runner/env';
+import { LabPool, type SuiteLabSpec } from '../src/runner/labs';
+import { readRunVms } from '../src/runner/vms';
+import type { PreparedLab } from '../src/runner/prepare';
+import { PortAllocator, TestCapture, TestRecord, Traffic, testIdOf, type CapturedTest, type TrafficRun } from '../src/runner/suite-api';
+import type { Flow } from '../src/oracle/types';
+import type { ForwardingMethod, Family, Protocol, TunnelType } from '../src/topology/model';
+
+export { expect };
+
+export const SUITES_ROOT = __dirname;
+
+/** Test details declaring the conformance statements a test checks (spec/*.yaml ids). */
+export function statements(...ids: string[]): { annotation: Array<{ type: string; description: string }> } {
+  return { annotation: ids.map((id) => ({ type: 'statement', description: id })) };
+}
+
+/** Marks the running test "not applicable" (reported as such, never as passed) and stops it. */
+export function notApplicable(reason: string): never {
+  base.info().annotations.push({ type: 'not-applicable', description: reason });
+  base.skip(true, reason);
+  throw new Error('unreachable');
+}
+
+/**
+ * Marks the running test as failing for a known, documented reason (a kernel bug with its fix named):
+ * reported as "known-failure", never as passed; if it starts passing, the report says so.
+ */
+export function knownFailure(reason: string): void {
+  base.info().annotations.push({ type: 'known-failure', description: reason });
+  base.fail(true, reason);
+}
+
+export type FlowTarget = TrafficRun | (Flow & { answered?: boolean }) | Array<TrafficRun | Flow>;
+
+export interface ExpectFlow {
+  /** Every hop of each flow, both directions (skeleton + seeded + absent checks). */
+  (target: FlowTarget): Promise<void>;
+  /** Any checks built by the caller (ICMP, path MTU, director state...), evaluated and recorded the same way. */
+  checks(build: (captured: CapturedTest) => OracleCheck[] | Promise<OracleCheck[]>): Promise<void>;
+}
+
+export interface SuiteRequirements {
+  method?: ForwardingMethod;
+  family?: Family;
+  protocol?: Protocol;
+  tunnel?: TunnelType;
+}
+
+type WorkerFixtures = { runEnv: RunEnv; labPool: LabPool; ports: PortAllocator };
+type TestFixtures = {
+  suiteLab: SuiteLabSpec;
+  prepared: PreparedLab;
+  lab: RunningLab;
+  director: DirectorDriver;
+  capabilities: DirectorCapabilities;
+  record: TestRecord;
+  capture: TestCapture;
+  traffic: Traffic;
+  expectFlow: ExpectFlow;
+  /** N/A unless the director under test can do all of this. */
+  requires: (r: SuiteRequirements) => void;
+};
+
+function declaredStatements(info: TestInfo): string[] {
+  return info.annotations.filter((a) => a.type === 'statement' && a.description).map((a) => a.description!);
+}
+
+function flowsOf(t: FlowTarget): { flows: Flow[]; runs: TrafficRun[] } {
+  const items = Array.isArray(t) ? t : [t];
+  const flows: Flow[] = [];
+  const runs: TrafficRun[] = [];
+  for (const i of items) {
+    if ('report' in i) {
+      runs.push(i);
+      flows.push(...i.flows);
+    } else flows.push(i);
+  }
+  return { flows, runs };
+}
+
+export const test = base.extend<TestFixtures, WorkerFixtures>({
+  runEnv: [async ({}, use) => use(readRunEnv()), { scope: 'worker' }],
+  labPool: [async ({ runEnv }, use, workerInfo) => {
+    // Under `vslab test` the VMs belong to the run (one per worker slot) and survive worker replacement.
+    const vms = runEnv.backend === 'vm' && runEnv.vmsFile ? readRunVms(runEnv.vmsFile) : [];
+    const sharedVm = vms.length ? vms[workerInfo.parallelIndex % vms.length] : undefined;
+    const pool = new LabPool({ backend: runEnv.backend, director: runEnv.director, kernel: runEnv.kernel, modules: runEnv.modules, fault: runEnv.fault, recordDir: runEnv.out, sharedVm });
+    try {
+      await use(pool);
+    } finally {
+      await pool.close();
+    }
+  }, { scope: 'worker', timeout: 300_000 }],
+  ports: [async ({ runEnv }, use, workerInfo) => {
+    const vms = runEnv.backend === 'vm' && runEnv.vmsFile ? readRunVms(runEnv.vmsFile) : [];
+    const shared = vms.length ? vms[workerInfo.parallelIndex % vms.length] : undefined;
+    await use(new PortAllocator(shared ? path.join(shared.stateDir, 'next-client-port') : undefined));
+  }, { scope: 'worker' }],
+
+  suiteLab: [{ topology: '' }, { option: true }],
+  prepared: async ({ suiteLab, labPool }, use) => {
+    if (!suiteLab.topology) throw new Error('this test file did not say which lab it uses: test.use({ suiteLab: { topology: ... } })');
+    await use(await labPool.get(suiteLab));
+  },
+  lab: async ({ prepared }, use) => use(prepared.lab),
+  director: async ({ prepared }, use) => {
+    const [d] = [...prepared.directors.values()];
+    if (!d) throw new Error(`lab ${prepared.model.name} has no programmed director`);
+    await use(d);
+  },
+  capabilities: async ({ prepared }, use) => {
+    const [c] = [...prepared.capabilities.values()];
+    await use(c);
+  },
+  requires: async ({ capabilities }, use) => {
+    await use((r) => {
+      const c = capabilities;
+      if (!c) return;
+      if (r.method && !c.methods.includes(r.method)) notApplicable(`director ${c.implementation} has no ${r.method} forwarding`);
+      if (r.family && !c.families.includes(r.family)) notApplicable(`director ${c.implementation} does not handle IPv${r.family}`);
+      if (r.protocol && !c.protocols.includes(r.protocol)) notApplicable(`director ${c.implementation} does not handle ${r.protocol}`);
+      if (r.tunnel && !c.tunnelTypes.includes(r.tunnel)) notApplicable(`director ${c.implementation} has no ${r.tunnel} tunnels`);
+    });
+  },
+  record: async ({ runEnv, prepared }, use, info) => {
+    const id = testIdOf(info.file, info.title, SUITES_ROOT);
+    const r = new TestRecord(id, path.join(runEnv.out, id), info.title, path.relative(SUITES_ROOT, info.file), declaredStatements(info));
+    r.lab = prepared.model.name;
+    r.fault = runEnv.fault;
+    await use(r);
+    r.write();
+    if (info.status === 'passed' && r.evaluated === 0 && info.expectedStatus !== 'skipped') throw new Error(`test "${info.title}" evaluated no packet check`);
+  },
+  capture: async ({ lab, record }, use) => {
+    const c = await TestCapture.start(lab, record.dir);
+    try {
+      await use(c);
+    } finally {
+      await c.abort();
+    }
+  },
+  traffic: async ({ prepared, ports }, use) => use(new Traffic(prepared, ports)),
+  expectFlow: async ({ prepared, capture, record, traffic }, use, info) => {
+    const evaluate = async (build: (c: CapturedTest) => OracleCheck[] | Promise<OracleCheck[]>) => {
+      const captured = await capture.finish();
+      const checks = await build(captured);
+      try {
+        record.evaluate(checks, captured);
+      } finally {
+        await info.attach('capture.pcapng', { path: captured.file, contentType: 'application/vnd.tcpdump.pcap' }).catch(() => undefined);
+      }
+    };
+    const fn = (async (target: FlowTarget) => {
+      const { flows, runs } = flowsOf(target);
+      await evaluate((captured) => {
+        const checks: OracleCheck[] = [];
+        flows.forEach((f, k) => checks.push(...exchangeChecks(prepared.model, f, captured.packets, { idPrefix: flows.length > 1 ? `f${k}.` : '', guePort: captured.guePort })));
+        for (const run of runs) checks.push(...traffic.unansweredChecks(run));
+        return checks;
+      });
+    }) as ExpectFlow;
+    fn.checks = evaluate;
+    await use(fn);
+  },
+});
