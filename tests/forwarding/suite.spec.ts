@@ -19,7 +19,8 @@ import type { MutationResults } from '../../src/runner/mutation';
 
 const REPO = path.join(__dirname, '..', '..');
 const VSLAB = path.join(REPO, 'bin', 'vslab.js');
-const PREFIX = 'vslabfw-';
+// Unique to this test process, so VMs of anything else running on the host (another run, a developer) are not counted as ours.
+const PREFIX = `vslabfw${process.pid}-`;
 const CI_FAULTS = ['fullnat-no-snat', 'dr-reply-via-director', 'tunnel-outer-ttl-reset', 'icmp-error-untranslated'];
 
 test.describe.configure({ mode: 'serial' });
