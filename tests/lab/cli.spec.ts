@@ -3,7 +3,9 @@ import { spawnSync } from 'child_process';
 import * as path from 'path';
 import { CLI, vslabNamespaces } from './host';
 
-const vslab = (...args: string[]) => spawnSync(CLI[0], [...CLI.slice(1), ...args], { encoding: 'utf8', timeout: 120_000 });
+// vslab as a user runs it: no test-only variables (such as another file's VM name prefix) inherited.
+const userEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VSLAB_')));
+const vslab = (...args: string[]) => spawnSync(CLI[0], [...CLI.slice(1), ...args], { encoding: 'utf8', timeout: 120_000, env: userEnv });
 const topo = (f: string) => path.join(__dirname, '..', '..', 'topologies', f);
 test.describe.configure({ mode: 'serial' });
 

@@ -7,8 +7,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Scenario } from '../../src/models/scenario';
 import { ReplayLab } from '../../src/suites/schedulers/lab';
+import { pidAlive } from '../../src/util/process';
 
-process.env.VSLAB_VM_NAME_PREFIX ||= 'vslabss-';
 
 export const SCENARIOS = path.join(__dirname, '..', '..', 'suites', 'schedulers', 'scenarios');
 export const loadScenario = (name: string): Scenario => JSON.parse(fs.readFileSync(path.join(SCENARIOS, `${name}.json`), 'utf8')) as Scenario;
@@ -17,20 +17,17 @@ export const VM_TEST_TIMEOUT = 300_000;
 
 let counter = 0;
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Registers beforeAll/afterAll hooks in the calling spec file; the returned function gives the lab. */
 export function useReplayLab(): () => ReplayLab {
   let lab: ReplayLab | undefined;
+  // The VM prefix is set only while this file's lab exists: the whole test suite shares one worker
+  // process, and a prefix left in its environment would rename every later file's VMs.
+  let savedPrefix: string | undefined;
   test.beforeAll(async () => {
     test.setTimeout(VM_TEST_TIMEOUT);
+    savedPrefix = process.env.VSLAB_VM_NAME_PREFIX;
+    process.env.VSLAB_VM_NAME_PREFIX ||= 'vslabss-';
     lab = await ReplayLab.up({ servers: 6, kernel: process.env.VSLAB_KERNEL || undefined, name: `ss-t${process.pid}-${++counter}` });
   });
   test.afterAll(async () => {
@@ -38,6 +35,8 @@ export function useReplayLab(): () => ReplayLab {
     const pid = lab?.lab.guest.qemuPid;
     await lab?.down();
     lab = undefined;
+    if (savedPrefix === undefined) delete process.env.VSLAB_VM_NAME_PREFIX;
+    else process.env.VSLAB_VM_NAME_PREFIX = savedPrefix;
     // the VM is gone with the lab
     if (pid) expect(pidAlive(pid)).toBe(false);
   });
