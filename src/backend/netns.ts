@@ -152,7 +152,7 @@ export async function executePlan(ops: NetOp[], onNs: (ns: string) => void = () 
 async function createTunnels(ns: string, ops: Array<Extract<NetOp, { op: 'tunnel' }>>): Promise<void> {
   const lines: string[] = [];
   for (const { dev } of ops) {
-    if (dev.type === 'fou') lines.push(`fou add port ${dev.port} gue`);
+    if (dev.type === 'fou') lines.push(`fou add port ${dev.port} gue${dev.outerFamily === 6 ? ' -6' : ''}`);
     else lines.push(`link set ${dev.name} up`);
     for (const a of dev.addrs) lines.push(`addr add ${a} dev ${dev.name}`);
   }

@@ -46,23 +46,6 @@ export async function disableOffloads(lab: RunningLab): Promise<void> {
   }));
 }
 
-/**
- * What the lab plan does not realise yet: a GUE receiver for IPv6 outer headers (`ip fou add ... -6`;
- * the plan adds the IPv4 one only).
- */
-export async function completeTunnelReceivers(lab: RunningLab): Promise<void> {
-  for (const n of lab.model.nodes) {
-    const ports = new Set<number>();
-    for (const s of lab.model.services) for (const r of s.realServers) {
-      if (r.node === n.name && r.method === 'tun' && r.tunnel?.type === 'gue' && r.family === 6 && r.tunnel.port) ports.add(r.tunnel.port);
-    }
-    for (const p of ports) {
-      const r = await lab.node(n.name).exec(['ip', 'fou', 'add', 'port', String(p), 'gue', '-6']);
-      if (r.code !== 0 && !/File exists/.test(r.stderr)) throw new Error(`node ${n.name}: cannot add the IPv6 GUE receiver on port ${p}: ${r.stderr.trim()}`);
-    }
-  }
-}
-
 /** One responder per real-server node, listening on every port its services use (except unserved services). */
 export async function startResponders(lab: RunningLab, unserved: string[]): Promise<Map<string, ResponderHandle>> {
   const ports = new Map<string, { tcp: Set<number>; udp: Set<number> }>();
@@ -95,7 +78,6 @@ export async function prepareLab(lab: RunningLab, opts: PrepareOptions): Promise
   try {
     progress(`${lab.name}: checksum offloads off`);
     await disableOffloads(lab);
-    await completeTunnelReceivers(lab);
     progress(`${lab.name}: programming the director (${opts.director})`);
     const programmed = await programDirectors(opts.director, lab);
     for (const p of programmed) {

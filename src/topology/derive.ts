@@ -513,7 +513,7 @@ function tunnelDevices(rs: RealServerModel, innerFamily: Family): TunnelDeviceMo
       return [outer6 || innerFamily === 6 ? { name: outer6 ? 'ip6tnl0' : 'sit0', type: outer6 ? 'ip6tnl' : 'ipip', ipproto, addrs: [] } : { name: 'tunl0', type: 'ipip', ipproto, addrs: [] }];
     case 'gue':
       return [
-        { name: `fou${rs.tunnel!.port}`, type: 'fou', port: rs.tunnel!.port, ipproto, addrs: [] },
+        { name: outer6 ? `fou6-${rs.tunnel!.port}` : `fou${rs.tunnel!.port}`, type: 'fou', port: rs.tunnel!.port, outerFamily: outer6 ? 6 : 4, ipproto, addrs: [] },
         innerFamily === 4 && !outer6 ? { name: 'tunl0', type: 'ipip', ipproto, addrs: [] } : { name: outer6 ? 'ip6tnl0' : 'sit0', type: outer6 ? 'ip6tnl' : 'ipip', ipproto, addrs: [] },
       ];
     case 'gre':

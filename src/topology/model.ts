@@ -50,6 +50,8 @@ export interface TunnelDeviceModel {
   type: 'ipip' | 'ip6tnl' | 'gre' | 'ip6gre' | 'fou';
   /** For a GUE receiver: the UDP port fou listens on. */
   port?: number;
+  /** For a GUE receiver: the outer IP family it receives on (fou binds IPv4 and IPv6 separately). */
+  outerFamily?: 4 | 6;
   /** Inner protocol carried (4 = IPv4 in, 41 = IPv6 in). */
   ipproto?: number;
   /** Addresses placed on the device (typically the VIPs). */

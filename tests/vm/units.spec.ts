@@ -53,6 +53,17 @@ test('the NAT plan renders to ip -batch blocks in plan order, with lo up in ever
   expect(at('addr add')).toBeLessThan(at('route add'));
 });
 
+test('GUE receivers are rendered for each outer family a real server is reached over (fou binds IPv4 and IPv6 apart)', () => {
+  const model = loadTopologyFile(path.join(__dirname, '..', '..', 'suites', 'forwarding', 'topologies', 'tun.yaml'));
+  const script = renderPlanScript(planLab(model, 'vslabvm-unit'));
+  for (const rs of ['rs1', 'rs2', 'rs3', 'rs4']) {
+    const block = script.split(/\nVSLAB_EOF\n/).find((b) => b.includes(`vslab-vslabvm-unit--${rs} -batch - <<'VSLAB_EOF' || fail "setting up tunnel receivers`));
+    expect(block, `tunnel block of ${rs}`).toBeDefined();
+    expect(block).toMatch(/^fou add port 6080 gue$/m);
+    expect(block).toMatch(/^fou add port 6080 gue -6$/m);
+  }
+});
+
 test('the plan renderer refuses values that could escape the script', () => {
   expect(() => renderPlanScript([{ op: 'netns', ns: 'a; reboot' }])).toThrow(/namespace name/);
   expect(() => renderPlanScript([{ op: 'netns', ns: 'a' }, { op: 'sysctl', ns: 'a', key: 'net/ipv4/ip_forward', value: '1$(reboot)' }])).toThrow(/sysctl value/);

@@ -108,7 +108,7 @@ export function renderPlanScript(ops: NetOp[]): string {
     out.push(ipBatch(ns, lines, `bringing up devices and addresses in ${ns}`));
     const tl: string[] = [];
     for (const { dev } of tunnels.get(ns) ?? []) {
-      if (dev.type === 'fou') tl.push(`fou add port ${Number(dev.port)} gue`);
+      if (dev.type === 'fou') tl.push(`fou add port ${Number(dev.port)} gue${dev.outerFamily === 6 ? ' -6' : ''}`);
       else tl.push(`link set ${check(dev.name, NAME, 'tunnel device')} up`);
       for (const a of dev.addrs) tl.push(`addr add ${check(a, /^[0-9A-Fa-f:.]+(\/\d{1,3})?$/, 'tunnel address')} dev ${check(dev.name, NAME, 'tunnel device')}`);
     }
