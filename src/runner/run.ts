@@ -53,6 +53,39 @@ export function resolveSuitePaths(paths: string[]): string[] {
   });
 }
 
+/** What a suite needs from the runner, and what it can be run against. */
+interface SuiteTraits {
+  /** Its tests build their labs in the VMs the runner boots (one per worker); otherwise they boot their own. */
+  runVms: boolean;
+  /** It applies `--fault` (the faulty directors sabotage forwarding). */
+  faults: boolean;
+  directors: DirectorKind[];
+  backends: BackendKind[];
+  /** Why a director or backend outside the lists cannot run it. */
+  limits: string;
+}
+
+export const SUITE_TRAITS: Record<string, SuiteTraits> = {
+  forwarding: { runVms: true, faults: true, directors: ['ipvs'], backends: ['vm', 'netns'], limits: 'only kernel IPVS has a director driver so far' },
+  schedulers: {
+    runVms: false, faults: false, directors: ['ipvs'], backends: ['vm'],
+    limits: 'the scenario replayer drives kernel IPVS in a VM of its own (src/suites/schedulers/lab.ts); other directors are checked statistically (docs/schedulers.md)',
+  },
+};
+
+/** Refuses option combinations a selected suite cannot honour, before anything is booted. */
+export function checkSuiteOptions(paths: string[], opts: Pick<RunOptions, 'director' | 'backend' | 'fault'>): void {
+  for (const suite of suitesOf(paths)) {
+    const t = SUITE_TRAITS[suite];
+    if (!t) throw new RunError(`suites/${suite}: not a known suite (known: ${Object.keys(SUITE_TRAITS).join(', ')})`);
+    if (!t.directors.includes(opts.director)) throw new RunError(`suites/${suite} cannot run against --director ${opts.director}: ${t.limits}`);
+    if (!t.backends.includes(opts.backend)) throw new RunError(`suites/${suite} cannot run on --backend ${opts.backend}: ${t.limits}`);
+    if (opts.fault && !t.faults) {
+      throw new RunError(`suites/${suite} takes no --fault: the faulty directors sabotage forwarding; the scheduler suites are checked against wrong models instead (tests/schedsuite/mutants.spec.ts)`);
+    }
+  }
+}
+
 /** The suite names of the paths (suites/<name>/...). */
 export function suitesOf(paths: string[]): string[] {
   return [...new Set(paths.map((p) => path.relative(SUITES_ROOT, p).split(path.sep)[0]))];
@@ -91,6 +124,7 @@ function runPlaywright(args: string[], env: Record<string, string>, log?: (chunk
 
 export async function runSuite(opts: RunOptions): Promise<RunResults> {
   const paths = resolveSuitePaths(opts.paths);
+  checkSuiteOptions(paths, opts);
   const statements = statementsFor(paths);
   const out = path.resolve(opts.out);
   prepareOutDir(out);
@@ -100,7 +134,7 @@ export async function runSuite(opts: RunOptions): Promise<RunResults> {
   // attaches to the same guest and takes its labs up again instead of booting and building anew.
   let vms: RunVm[] = [];
   let vmsFile: string | undefined;
-  if (opts.backend === 'vm') {
+  if (opts.backend === 'vm' && suitesOf(paths).some((sx) => SUITE_TRAITS[sx].runVms)) {
     opts.log?.(`booting ${opts.workers ?? 1} VM(s) for the run\n`);
     vms = await bootRunVms({ count: opts.workers ?? 1, kernel: opts.kernel, modules: opts.modules, dir: path.join(out, '.vms') });
     vmsFile = path.join(out, '.vms', RUN_VMS_FILE);

@@ -9,6 +9,8 @@ import { expect, flowCount, loadScenarios, scenarioTimeoutMs, test, waitSeconds 
 const scenarios = loadScenarios().sort((a, b) => waitSeconds(b.scenario) * 10 + flowCount(b.scenario) / 10 - (waitSeconds(a.scenario) * 10 + flowCount(a.scenario) / 10));
 
 test.describe('scheduler scenarios replayed on kernel IPVS', () => {
+  // Scenarios are independent (each flushes IPVS after itself): spread them over the workers, one lab each.
+  test.describe.configure({ mode: 'parallel' });
   for (const s of scenarios) {
     test(`${s.name}: ${s.scenario.description ?? ''}`.slice(0, 200), async ({ replayLab }, testInfo) => {
       test.setTimeout(scenarioTimeoutMs(s.scenario));

@@ -2,7 +2,8 @@
 // shared by every test the worker runs; each scenario flushes IPVS and removes its addresses after
 // itself, so tests stay independent.
 //
-//   VSLAB_KERNEL=backports   guest kernel for every worker (default: bookworm, 6.1)
+//   VSLAB_KERNEL=backports   guest kernel for every worker (default: bookworm, 6.1); `vslab test --kernel`
+//                            (VSLAB_TEST_KERNEL, with --modules as VSLAB_TEST_MODULES) takes precedence
 //   VSLAB_REPLAY_SERVERS=N   real-server nodes per lab (default 20, the largest shipped scenario)
 import { test as base } from '@playwright/test';
 import * as fs from 'fs';
@@ -47,11 +48,12 @@ export function scenarioTimeoutMs(sc: Scenario): number {
 
 export const test = base.extend<object, { replayLab: ReplayLab; labKernel: string | undefined }>({
   /** The guest kernel of this worker's lab (test.use({ labKernel: 'backports' }) in a describe). */
-  labKernel: [process.env.VSLAB_KERNEL || undefined, { scope: 'worker', option: true }],
+  labKernel: [process.env.VSLAB_TEST_KERNEL || process.env.VSLAB_KERNEL || undefined, { scope: 'worker', option: true }],
   replayLab: [
     async ({ labKernel }, use, workerInfo) => {
       const lab = await ReplayLab.up({
         kernel: labKernel,
+        modules: process.env.VSLAB_TEST_MODULES || undefined,
         servers: Number(process.env.VSLAB_REPLAY_SERVERS || 20),
         name: `ss-${process.pid}-w${workerInfo.workerIndex}`,
       });

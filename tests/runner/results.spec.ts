@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { buildResults, renderResults, type PwReport } from '../../src/runner/results';
-import { prepareOutDir, resolveSuitePaths, RunError, runPassed, statementsFor, SUITES_ROOT } from '../../src/runner/run';
+import { checkSuiteOptions, prepareOutDir, resolveSuitePaths, RunError, runPassed, statementsFor, SUITE_TRAITS, SUITES_ROOT, suitesOf } from '../../src/runner/run';
 import { CHECKS_FILE, testIdOf, type ChecksFile } from '../../src/runner/suite-api';
 import { coverageOf, loadStatements, SpecError } from '../../src/runner/spec';
 import { filesForFault } from '../../src/runner/mutation';
@@ -108,6 +108,22 @@ test('suite paths resolve under suites/, statements come from spec/<suite>.yaml'
   // A fault runs only the files of the methods it sabotages.
   expect(filesForFault(faultByName('fullnat-no-snat'), [p]).map((f) => path.basename(f))).toEqual(['fullnat.spec.ts']);
   expect(filesForFault(faultByName('ttl-not-decremented'), [p]).map((f) => path.basename(f)).sort()).toEqual(['dr.spec.ts', 'fullnat.spec.ts', 'nat.spec.ts', 'tun.spec.ts']);
+});
+
+test('each suite says what it can run against; the runner refuses the rest before booting anything', () => {
+  const [fwd, sched] = resolveSuitePaths(['suites/forwarding', 'suites/schedulers/exact.spec.ts']);
+  // every suite directory has its traits
+  const dirs = fs.readdirSync(SUITES_ROOT, { withFileTypes: true }).filter((d) => d.isDirectory() && fs.readdirSync(path.join(SUITES_ROOT, d.name)).some((f) => f.endsWith('.spec.ts')));
+  expect(dirs.map((d) => d.name).sort()).toEqual(Object.keys(SUITE_TRAITS).sort());
+  expect(suitesOf([fwd, sched])).toEqual(['forwarding', 'schedulers']);
+  expect(() => checkSuiteOptions([fwd, sched], { director: 'ipvs', backend: 'vm' })).not.toThrow();
+  expect(() => checkSuiteOptions([fwd], { director: 'ipvs', backend: 'vm', fault: 'ttl-not-decremented' })).not.toThrow();
+  expect(() => checkSuiteOptions([sched], { director: 'ipvs', backend: 'vm', fault: 'ttl-not-decremented' })).toThrow(/suites\/schedulers takes no --fault/);
+  expect(() => checkSuiteOptions([sched], { director: 'ipvs', backend: 'netns' })).toThrow(/suites\/schedulers cannot run on --backend netns/);
+  expect(() => checkSuiteOptions([fwd], { director: 'none', backend: 'vm' })).toThrow(RunError);
+  // the scheduler suites boot their own labs: the runner boots no VMs for them
+  expect(SUITE_TRAITS.schedulers.runVms).toBe(false);
+  expect(SUITE_TRAITS.forwarding.runVms).toBe(true);
 });
 
 test('statement files: ids, levels and wording are checked; coverage flags unchecked and unknown ids', () => {

@@ -1,5 +1,6 @@
 // `vslab test`: run conformance suites against a director, list the faulty directors, show which tests
 // check which statements, or run every fault and print the mutation matrix.
+import * as fs from 'fs';
 import * as path from 'path';
 import type { BackendKind } from '../../backend/types';
 import { listFaults } from '../../director/faults';
@@ -7,7 +8,7 @@ import { DIRECTOR_KINDS, type DirectorKind } from '../../director/program';
 import { defaultBackend, hostHasIpvs } from '../../runner/env';
 import { mutationPassed, renderMutation, runMutation } from '../../runner/mutation';
 import { renderResults } from '../../runner/results';
-import { listTests, resolveSuitePaths, RunError, runPassed, runSuite, suitesOf } from '../../runner/run';
+import { checkSuiteOptions, listTests, resolveSuitePaths, RunError, runPassed, runSuite, suitesOf } from '../../runner/run';
 import { coverageOf, loadStatements, renderCoverage, specFileForSuite } from '../../runner/spec';
 import { parse, printJson } from '../args';
 import { UsageError, type CliCommand } from '../command';
@@ -63,6 +64,11 @@ export const command: CliCommand = {
 
     if (values.coverage) {
       const tests = await listTests(paths);
+      const without = suitesOf(paths).filter((s) => !fs.existsSync(specFileForSuite(s)));
+      if (without.length) {
+        throw new UsageError(`--coverage: ${without.map((s) => `suites/${s}`).join(', ')} ha${without.length > 1 ? 've' : 's'} no conformance statements `
+          + `(${without.map((s) => path.relative(process.cwd(), specFileForSuite(s))).join(', ')}); the scheduler suites compare the kernel with the reference models scenario by scenario`);
+      }
       const reports = suitesOf(paths).map((s) => coverageOf(loadStatements(specFileForSuite(s)), tests));
       if (json) printJson(reports);
       else for (const r of reports) console.log(renderCoverage(r));
@@ -86,6 +92,12 @@ export const command: CliCommand = {
       } catch (e) {
         throw new UsageError((e as Error).message);
       }
+    }
+    try {
+      checkSuiteOptions(paths, { director, backend, fault: values.fault });
+    } catch (e) {
+      if (e instanceof RunError) throw new UsageError(e.message);
+      throw e;
     }
     const out = path.resolve(values.out ?? defaultOut());
     const log = json ? undefined : (chunk: string) => process.stderr.write(chunk);

@@ -32,6 +32,8 @@ export interface ReplayLabOptions {
   servers?: number;
   /** Kernel: "bookworm" (6.1, default), "backports" (6.12) or an image path. */
   kernel?: string;
+  /** Modules image for a kernel given as an image path (as `vslab up --modules`). */
+  modules?: string;
   /** The lab's name (default ss-<pid>-<n>); VMs are named with $VSLAB_VM_NAME_PREFIX. */
   name?: string;
   progress?: (msg: string) => void;
@@ -87,7 +89,7 @@ export class ReplayLab {
     const servers = opts.servers ?? DEFAULT_SERVER_NODES;
     const name = opts.name ?? `ss-${process.pid}-${++labCounter}`;
     const model = loadTopologyText(replayTopology(servers, name), `<replay lab ${name}>`);
-    const lab = await upVmLab(model, { name, ephemeral: true, kernel: opts.kernel, progress: opts.progress, boot: { bootTimeoutMs: 150_000 } });
+    const lab = await upVmLab(model, { name, ephemeral: true, kernel: opts.kernel, modules: opts.modules, progress: opts.progress, boot: { bootTimeoutMs: 150_000 } });
     try {
       const host = directorHost(lab.node('director'));
       const director = await IpvsDirector.open(host);
