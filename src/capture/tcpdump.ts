@@ -105,6 +105,7 @@ export class TcpdumpCapture {
     });
     proc.stdout.resume();
     this.exited = proc.wait();
+    this.exited.catch(() => undefined); // seen by whoever stops the capture; never an unhandled rejection
   }
 
   /** "node:iface", the link name the capture is known by. */
@@ -140,7 +141,7 @@ export class TcpdumpCapture {
       cap.exited.then((st) => {
         // Let the last stderr chunk arrive before reporting.
         setImmediate(() => finish(new CaptureStartError(`tcpdump on ${cap.link} exited before listening (code ${st.code}, signal ${st.signal}): ${cap.stderr.trim() || '(no message)'}; command: ${tcpdumpArgs(opts, file).join(' ')}`)));
-      });
+      }, (e: Error) => finish(new CaptureStartError(`tcpdump on ${cap.link}: lost before listening: ${e.message}`)));
     });
     return cap;
   }

@@ -117,9 +117,14 @@ export function startResponder(node: LabNode, opts: ResponderOptions): Responder
       proc.kill('SIGKILL');
       reject(new Error(`responder ${opts.name} on node ${node.name} not ready after ${opts.readyTimeoutMs ?? 15000} ms; stderr: ${stderr.trim()}`));
     }, opts.readyTimeoutMs ?? 15_000);
+    // Both outcomes handled: a lost connection to the node (a VM detached after a failed test) must not
+    // surface as an unhandled rejection in whatever process happens to hold this handle.
     void exited.then((st) => {
       clearTimeout(timer);
       reject(new Error(`responder ${opts.name} on node ${node.name} exited (code ${st.code}, signal ${st.signal}) before it was ready: ${stderr.trim() || 'no stderr'}`));
+    }, (e: Error) => {
+      clearTimeout(timer);
+      reject(new Error(`responder ${opts.name} on node ${node.name}: lost before it was ready: ${e.message}`));
     });
   });
   ready.catch(() => undefined); // the caller sees it through `ready`; avoid an unhandled rejection if it never looks

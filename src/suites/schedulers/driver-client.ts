@@ -49,7 +49,13 @@ export class DriverClient {
       this.pending?.reject(new Error(`flow driver in node ${node.name} exited (code ${st.code}, signal ${st.signal}): ${this.stderr.trim() || 'no stderr'}`));
       this.pending = null;
       return st;
+    }, (e: Error) => {
+      this.exited = true;
+      this.pending?.reject(new Error(`flow driver in node ${node.name}: lost (${e.message})`));
+      this.pending = null;
+      throw e;
     });
+    this.exitedPromise.catch(() => undefined); // awaited by stop(); never an unhandled rejection
     const rl = readline.createInterface({ input: proc.stdout, crlfDelay: Infinity });
     rl.on('line', (line) => {
       if (!line.startsWith('{')) return;
