@@ -214,6 +214,11 @@ export function renderResults(r: RunResults): string {
     lines.push('statements not passed:');
     for (const x of bad) lines.push(`  ${x.id.padEnd(14)} ${x.status}${x.failedIn.length ? ` in ${x.failedIn.join(', ')}` : ''}`);
   }
-  lines.push(`${s.tests} tests: ${s.passed} passed, ${s.failed} failed, ${s.notApplicable} not applicable, ${s.knownFailures} known failures, ${s.skipped} skipped; ${s.checks} packet checks (${s.failedChecks} failed); statements: ${s.statements - s.statementsFailed - s.statementsKnownFailures - s.statementsNotChecked} of ${s.statements} passed, ${s.statementsFailed} failed, ${s.statementsKnownFailures} known failures, ${s.statementsNotChecked} not checked; ${(r.durationMs / 1000).toFixed(0)} s`);
+  // Suites without packet checks or statements (the scheduler suites) do not print empty figures for them.
+  const parts = [`${s.tests} tests: ${s.passed} passed, ${s.failed} failed, ${s.notApplicable} not applicable, ${s.knownFailures} known failures, ${s.skipped} skipped`];
+  if (s.checks) parts.push(`${s.checks} packet checks (${s.failedChecks} failed)`);
+  if (s.statements) parts.push(`statements: ${s.statements - s.statementsFailed - s.statementsKnownFailures - s.statementsNotChecked} of ${s.statements} passed, ${s.statementsFailed} failed, ${s.statementsKnownFailures} known failures, ${s.statementsNotChecked} not checked`);
+  parts.push(`${(r.durationMs / 1000).toFixed(0)} s`);
+  lines.push(parts.join('; '));
   return lines.join('\n');
 }

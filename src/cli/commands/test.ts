@@ -115,7 +115,8 @@ export const command: CliCommand = {
       if (json) printJson(r);
       else {
         console.log(renderResults(r));
-        console.log(`run directory: ${out} (vslab replay ${path.relative(process.cwd(), out) || '.'})`);
+        // Only runs that saved captures and expectations can be replayed offline.
+        console.log(`run directory: ${out}${r.summary.checks ? ` (vslab replay ${path.relative(process.cwd(), out) || '.'})` : ''}`);
       }
       return runPassed(r) ? 0 : 1;
     } catch (e) {
