@@ -97,7 +97,7 @@ test('vslab replay reproduces every verdict from the captures alone', async () =
   // The packets layer's `vslab replay`, called in-process (its CLI registration comes with that layer).
   let stdout = '';
   const sink = new Writable({ write(chunk, _enc, cb) { stdout += chunk; cb(); } });
-  await runReplay([runDir, '--json'], { out: sink, err: sink });
+  const code = await runReplay([runDir, '--json'], { out: sink, err: sink });
   const replays = JSON.parse(stdout) as Array<{ testId: string; ok: boolean; disagreements: unknown[]; results: Array<{ ok: boolean }> }>;
   expect(replays.flatMap((x) => x.disagreements)).toEqual([]);
   const total = replays.reduce((a, x) => a + x.results.length, 0);
@@ -105,6 +105,8 @@ test('vslab replay reproduces every verdict from the captures alone', async () =
   // Only the known failures' checks fail, offline as live.
   const failing = replays.filter((x) => !x.ok).map((x) => x.testId).sort();
   expect(failing).toEqual(results.tests.filter((t) => t.status === 'known-failure').map((t) => t.id).sort());
+  // ... so the replay passes, as the run did.
+  expect(code).toBe(0);
 });
 
 test('representative faults are caught, each breaking what it targets', async () => {

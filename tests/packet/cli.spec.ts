@@ -136,3 +136,40 @@ test('bad input files and bad arguments are usage errors that name the problem',
   fs.writeFileSync(path.join(tmp, 'run', 't1', 'expectations.json'), JSON.stringify({ version: 1, testId: 't1', expectations: [] }));
   await expect(run(runReplay as typeof runPcap, [path.join(tmp, 'run')])).rejects.toThrow(/t1: ENOENT.*capture\.pcapng/);
 });
+
+test('replay of a vslab test run: failing checks of a test the run reported as a known failure do not fail the replay; a disagreement or any other failure does', async () => {
+  const runDir = path.join(tmp, 'known-run');
+  const t1 = path.join(runDir, 'suite.t1');
+  fs.mkdirSync(t1, { recursive: true });
+  writeSample(path.join(t1, 'capture.pcapng'));
+  // Nothing was captured on rs:eth0, so the check fails, live and offline alike.
+  const expectations = { version: 1, testId: 'suite.t1', expectations: [{ id: 'syn@rs', link: 'rs:eth0', layers: [{ type: 'eth' }] }], verdicts: { 'syn@rs': 'fail' } };
+  fs.writeFileSync(path.join(t1, 'expectations.json'), JSON.stringify(expectations));
+  const results = (status: string) => fs.writeFileSync(path.join(runDir, 'results.json'), JSON.stringify({ tests: [{ id: 'suite.t1', status }] }));
+
+  // A bare directory of expectations: a failing check fails the replay.
+  let r = await run(runReplay as typeof runPcap, [runDir]);
+  expect(r.code).toBe(1);
+  expect(r.out).toMatch(/0 passed, 1 failed, 0 disagreement/);
+
+  results('known-failure');
+  r = await run(runReplay as typeof runPcap, [runDir]);
+  expect(r.code).toBe(0);
+  expect(r.out).toContain('(a known failure in the run)');
+  expect(r.out).toMatch(/1 failed \(1 of them in the run's known failure\(s\): suite\.t1\), 0 disagreement/);
+  r = await run(runReplay as typeof runPcap, [runDir, '--json']);
+  expect(JSON.parse(r.out)[0]).toMatchObject({ testId: 'suite.t1', recordedStatus: 'known-failure', ok: false });
+
+  results('failed');
+  expect((await run(runReplay as typeof runPcap, [runDir])).code).toBe(1);
+
+  // A known failure whose recorded verdict the capture does not reproduce is still a disagreement.
+  results('known-failure');
+  fs.writeFileSync(path.join(t1, 'expectations.json'), JSON.stringify({ ...expectations, verdicts: { 'syn@rs': 'pass' } }));
+  r = await run(runReplay as typeof runPcap, [runDir]);
+  expect(r.code).toBe(1);
+  expect(r.out).toMatch(/DISAGREES with the recorded verdict: syn@rs was pass in the run, fail now/);
+
+  fs.writeFileSync(path.join(runDir, 'results.json'), '{"tests": 3}');
+  await expect(run(runReplay as typeof runPcap, [runDir])).rejects.toThrow(/results\.json: \$\.tests: must be an array/);
+});

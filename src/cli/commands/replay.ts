@@ -6,11 +6,32 @@ import { renderResult } from '../../packet/expect';
 import { EXPECTATIONS_FILE, ExpectationFileError, findTestDirs, replayTestDir, type TestReplay } from '../../packet/rundir';
 import { UsageError, type CliCommand } from '../command';
 import * as fs from 'fs';
+import * as path from 'path';
 
 const USAGE = `usage: vslab replay <run-dir> [--json] [--all]
   Re-evaluates every <run-dir>/<test-id>/${EXPECTATIONS_FILE} against that test's capture.pcapng and prints
   each verdict (with a decoded field-by-field diff for failures). --all also lists matching fields.
-  Exit 0: every expectation holds and agrees with the recorded verdict; 1: a failure or a disagreement.`;
+  Exit 0: every expectation agrees with the verdict the run recorded, and holds, except in tests the run
+  itself reported as known failures (read from <run-dir>/results.json when there is one); 1: otherwise.`;
+
+/** Test statuses a \`vslab test\` run recorded in its results.json (none for a bare expectations directory). */
+function recordedStatuses(runDir: string): Map<string, string> {
+  const file = path.join(runDir, 'results.json');
+  const out = new Map<string, string>();
+  if (!fs.existsSync(file)) return out;
+  let r: { tests?: Array<{ id?: unknown; status?: unknown }> };
+  try {
+    r = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`${file}: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(r.tests)) throw new UsageError(`${file}: $.tests: must be an array (is this a vslab test run directory?)`);
+  for (const [i, t] of r.tests.entries()) {
+    if (typeof t.id !== 'string' || typeof t.status !== 'string') throw new UsageError(`${file}: $.tests[${i}]: needs a string id and status`);
+    out.set(t.id, t.status);
+  }
+  return out;
+}
 
 export async function runReplay(args: string[], io: { out: Writable; err: Writable }): Promise<number> {
   const json = args.includes('--json');
@@ -23,6 +44,8 @@ export async function runReplay(args: string[], io: { out: Writable; err: Writab
   if (!fs.existsSync(runDir) || !fs.statSync(runDir).isDirectory()) throw new UsageError(`${runDir} is not a directory`);
   const dirs = findTestDirs(runDir);
   if (!dirs.length) throw new UsageError(`no ${EXPECTATIONS_FILE} found under ${runDir}`);
+  const statuses = recordedStatuses(runDir);
+  const known = (r: TestReplay): boolean => statuses.get(r.testId) === 'known-failure';
   const replays: TestReplay[] = [];
   for (const d of dirs) {
     try {
@@ -35,21 +58,23 @@ export async function runReplay(args: string[], io: { out: Writable; err: Writab
     }
   }
   if (json) {
-    io.out.write(JSON.stringify(replays.map((r) => ({ testId: r.testId, dir: r.dir, ok: r.ok, disagreements: r.disagreements, results: r.results })), null, 2) + '\n');
+    io.out.write(JSON.stringify(replays.map((r) => ({ testId: r.testId, dir: r.dir, ok: r.ok, recordedStatus: statuses.get(r.testId), disagreements: r.disagreements, results: r.results })), null, 2) + '\n');
   } else {
     const color = (io.out as unknown as { isTTY?: boolean }).isTTY === true;
     for (const r of replays) {
       const failed = r.results.filter((x) => !x.ok).length;
-      io.out.write(`test ${r.testId} (${r.dir}): ${r.results.length - failed} passed, ${failed} failed\n`);
+      io.out.write(`test ${r.testId} (${r.dir}): ${r.results.length - failed} passed, ${failed} failed${known(r) ? ' (a known failure in the run)' : ''}\n`);
       for (const x of r.results) io.out.write(renderResult(x, { color, all }).replace(/^/gm, '  ') + '\n');
       for (const d of r.disagreements) io.out.write(`  DISAGREES with the recorded verdict: ${d.id} was ${d.recorded} in the run, ${d.replayed} now\n`);
     }
     const total = replays.reduce((a, r) => a + r.results.length, 0);
     const failed = replays.reduce((a, r) => a + r.results.filter((x) => !x.ok).length, 0);
     const dis = replays.reduce((a, r) => a + r.disagreements.length, 0);
-    io.out.write(`${replays.length} test(s), ${total} expectation(s): ${total - failed} passed, ${failed} failed, ${dis} disagreement(s) with recorded verdicts\n`);
+    const inKnown = replays.filter((r) => known(r) && r.results.some((x) => !x.ok));
+    const knownNote = inKnown.length ? ` (${inKnown.reduce((a, r) => a + r.results.filter((x) => !x.ok).length, 0)} of them in the run's known failure(s): ${inKnown.map((r) => r.testId).join(', ')})` : '';
+    io.out.write(`${replays.length} test(s), ${total} expectation(s): ${total - failed} passed, ${failed} failed${knownNote}, ${dis} disagreement(s) with recorded verdicts\n`);
   }
-  return replays.every((r) => r.ok) ? 0 : 1;
+  return replays.every((r) => r.disagreements.length === 0 && (r.results.every((x) => x.ok) || known(r))) ? 0 : 1;
 }
 
 export const command: CliCommand = {
