@@ -7,6 +7,7 @@ import * as zlib from 'zlib';
 import { planLab } from '../../src/backend/plan';
 import { encodeFrame, FrameDecoder, FrameType } from '../../src/backend/vm/protocol';
 import { renderPlanScript } from '../../src/backend/vm/plan-script';
+import { crashExcerpt } from '../../src/backend/vm/guest';
 import { parseKernelOption } from '../../src/backend/vm/kernel';
 import { bzImagePayload, extractVmlinux, isElf } from '../../src/backend/vm/vmlinux';
 import { loadTopologyFile } from '../../src/topology/load';
@@ -103,4 +104,19 @@ test('vmlinux is extracted from a bzImage by its setup header, and anything else
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a crash report starts at the panic line however long the stack dump that follows it', () => {
+  const boot = Array.from({ length: 30 }, (_, i) => `[    1.${String(i).padStart(6, '0')}] boot line ${i}`);
+  const dump = Array.from({ length: 200 }, (_, i) => `[    2.${String(i).padStart(6, '0')}]  ? frame_${i}+0x10/0x20`);
+  const console = [...boot, '[    2.300000] sysrq: Trigger a crash', '[    2.300001] Kernel panic - not syncing: sysrq triggered crash', ...dump, '[    2.9] ---[ end Kernel panic - not syncing: sysrq triggered crash ]---'];
+  const ex = crashExcerpt(console).split('\n');
+  expect(ex).toContain('[    2.300001] Kernel panic - not syncing: sysrq triggered crash');
+  expect(ex).toContain('[    2.300000] sysrq: Trigger a crash'); // a little context before it
+  expect(ex[ex.length - 1]).toMatch(/end Kernel panic/); // and the end of the report
+  expect(ex.some((l) => /console lines left out/.test(l))).toBe(true);
+  expect(ex.length).toBeLessThanOrEqual(76);
+  // a short report is shown whole; no crash line: the last 40 lines
+  expect(crashExcerpt([...boot.slice(0, 3), 'BUG: unable to handle page fault', 'x'])).toBe([...boot.slice(0, 3), 'BUG: unable to handle page fault', 'x'].join('\n'));
+  expect(crashExcerpt([...boot, ...boot]).split('\n')).toEqual([...boot, ...boot].slice(-40));
 });

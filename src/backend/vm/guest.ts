@@ -75,6 +75,19 @@ export class VmGuestError extends Error {
 /** Lines on the console that mean the guest kernel is dying. */
 export const CRASH_PATTERNS = [/Kernel panic - not syncing/, /\bOops: /, /\bBUG: /, /general protection fault/, /Attempted to kill init/];
 
+/**
+ * The console lines of a crash report: from just before the first crash line on (a panic's stack dump can
+ * push that line out of the last 40 lines), with the end of a long report kept as well; the last lines
+ * when no crash line was printed.
+ */
+export function crashExcerpt(all: string[], head = 60, end = 15): string {
+  const at = all.findIndex((l) => CRASH_PATTERNS.some((p) => p.test(l)));
+  if (at < 0) return all.slice(-40).join('\n');
+  const rest = all.slice(Math.max(0, at - 5));
+  if (rest.length <= head + end) return rest.join('\n');
+  return [...rest.slice(0, head), `[… ${rest.length - head - end} console lines left out …]`, ...rest.slice(-end)].join('\n');
+}
+
 /** Kernel arguments: serial console, PVH-friendly, fast under TCG, and die loudly (panic -> qemu exits). */
 const BASE_CMDLINE = [
   'console=ttyS0', 'rdinit=/init', 'panic=-1', 'oops=panic', 'reboot=t',
@@ -417,7 +430,7 @@ export class VmGuest {
       // Let the kernel finish printing its trace (and qemu exit, on a panic), then report.
       this.crashTimer = setTimeout(() => {
         this.readConsole();
-        this.fail(new VmGuestError('crashed', this.name, `the guest kernel crashed: ${line.trim()}`, this.consoleTail()));
+        this.fail(new VmGuestError('crashed', this.name, `the guest kernel crashed: ${line.trim()}`, this.crashExcerpt()));
       }, 1500);
     }
   }
@@ -425,7 +438,7 @@ export class VmGuest {
   private onQemuExit(how: string): void {
     if (this.stopping) return;
     this.readConsole();
-    const crashed = this.console.some((l) => CRASH_PATTERNS.some((p) => p.test(l)));
+    const crashLine = this.console.find((l) => CRASH_PATTERNS.some((p) => p.test(l)));
     const qlog = (() => {
       try {
         return fs.readFileSync(path.join(this.runDir, 'qemu.log'), 'utf8').trim().split('\n').slice(-5).map((l) => `[qemu] ${l}`).join('\n');
@@ -433,8 +446,13 @@ export class VmGuest {
         return '';
       }
     })();
-    const tail = [this.consoleTail(), qlog].filter(Boolean).join('\n');
-    this.fail(new VmGuestError(crashed ? 'crashed' : 'qemu-exited', this.name, crashed ? `the guest kernel crashed (qemu ${how})` : `qemu exited (${how})`, tail));
+    const tail = [crashLine ? this.crashExcerpt() : this.consoleTail(), qlog].filter(Boolean).join('\n');
+    this.fail(new VmGuestError(crashLine ? 'crashed' : 'qemu-exited', this.name, crashLine ? `the guest kernel crashed: ${crashLine.trim()} (qemu ${how})` : `qemu exited (${how})`, tail));
+  }
+
+  /** The console of a crash report: see crashExcerpt(). */
+  crashExcerpt(): string {
+    return crashExcerpt(this.consolePartial ? [...this.console, this.consolePartial] : this.console);
   }
 
   /** The last lines the guest printed on its console. */
