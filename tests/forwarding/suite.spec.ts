@@ -69,7 +69,23 @@ test('vslab test suites/forwarding passes on kernel IPVS in a VM', async () => {
   const t0 = Date.now();
   const r = await vslab(['test', 'suites/forwarding', '--director', 'ipvs', '--backend', 'vm', '--out', runDir, '--json'], 880_000);
   const seconds = (Date.now() - t0) / 1000;
-  expect(r.code, r.stderr.slice(-3000)).toBe(0);
+  if (r.code !== 0) {
+    // Keep what explains the failure: the run directory goes with the test's temporary base.
+    const keep = test.info().outputPath('run');
+    fs.cpSync(runDir, keep, { recursive: true, filter: (src) => !src.endsWith('.pcapng') });
+    let why = r.stderr.slice(-3000);
+    try {
+      const res = JSON.parse(r.stdout) as RunResults;
+      why = [
+        ...res.tests.filter((t) => t.status === 'failed').map((t) => `${t.id}: ${t.reason ?? ''}`),
+        ...res.errors.map((e) => `run error: ${String(e).slice(0, 1500)}`),
+        why,
+      ].join('\n');
+    } catch {
+      why = `${why}\n(stdout: ${r.stdout.slice(0, 1500)})`;
+    }
+    expect(r.code, `vslab test exited ${r.code} (run directory kept in ${keep}):\n${why}`).toBe(0);
+  }
   const results = JSON.parse(r.stdout) as RunResults;
   expect(results).toEqual(JSON.parse(fs.readFileSync(path.join(runDir, 'results.json'), 'utf8')));
   test.info().annotations.push({ type: 'runtime', description: `${seconds.toFixed(0)} s for ${results.summary.tests} tests (target 180 s)` });
