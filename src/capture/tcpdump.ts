@@ -39,6 +39,13 @@ export interface CaptureCounts {
   droppedByKernel: number;
   /** "N packets dropped by interface" (the interface's own rx drops; not a capture loss), when printed. */
   droppedByInterface?: number;
+  /**
+   * Packets the kernel queued for tcpdump but tcpdump never wrote because they came while it was being
+   * stopped, after its file had been quiet for the settle time (a late IPv6 neighbour probe, say):
+   * tcpdump stops reading at SIGTERM and still counts what reached its buffer. Not a loss of the traffic
+   * that came before; a link still busy at the stop is a CaptureLossError instead.
+   */
+  arrivedWhileStopping?: number;
 }
 
 export interface StopOptions {
@@ -171,6 +178,7 @@ export class TcpdumpCapture {
         stableSince = Date.now();
       }
     }
+    const quiet = Date.now() - stableSince >= settle;
     this.proc.kill('SIGTERM');
     const exitTimeout = opts.exitTimeoutMs ?? 10000;
     let timer: NodeJS.Timeout | undefined;
@@ -195,7 +203,11 @@ export class TcpdumpCapture {
       // direction filter (-Q) libpcap may discard in user space too. Elsewhere the two counts must agree.
       const userspaceFiltering = this.iface === 'lo' || (this.opts.extraArgs ?? []).some((a) => a === '-Q' || a.startsWith('--direction') || a.startsWith('-Q'));
       if (!userspaceFiltering && counts.captured < counts.receivedByFilter) {
-        throw new CaptureLossError(this.link, counts, `${counts.receivedByFilter - counts.captured} received by the filter but not written`);
+        const n = counts.receivedByFilter - counts.captured;
+        // With -U every packet tcpdump reads is in the file at once, so after a quiet settle time the
+        // unwritten ones reached the kernel's buffer only as tcpdump was stopped.
+        if (!quiet) throw new CaptureLossError(this.link, counts, `${n} received by the filter but not written (the file was still growing when the capture had to stop)`);
+        counts.arrivedWhileStopping = n;
       }
     }
     return counts;

@@ -84,8 +84,12 @@ export class TestCapture {
     const res = await Promise.allSettled(this.set.captures.map((c) => c.stop({ settleMs: 300 })));
     const notes: string[] = [];
     for (const [k, r] of res.entries()) {
-      if (r.status === 'fulfilled') continue;
       const c = this.set.captures[k];
+      if (r.status === 'fulfilled') {
+        const late = r.value.arrivedWhileStopping;
+        if (late) notes.push(`capture ${c.link}: ${late} packet(s) reached tcpdump only while it was being stopped, after 300 ms without traffic; not written`);
+        continue;
+      }
       const msg = (r.reason as Error).message;
       const complete = /did not exit within/.test(msg) && /\d+ packets? captured/.test(c.messages) && /^0 packets? dropped by kernel/m.test(c.messages);
       if (!complete) throw r.reason;
