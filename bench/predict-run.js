@@ -3,9 +3,6 @@
 // project's own TypeScript (type checking is the build's job, not the benchmark's).
 'use strict';
 const { spawnSync } = require('child_process');
-const fs = require('fs');
-const path = require('path');
-const ts = require(path.join(__dirname, '..', 'node_modules', 'typescript'));
 
 // A larger young generation: the predict path allocates one connection entry per flow, and the
 // default 16 MB semi-space makes the figure mostly a measure of scavenges on a loaded machine.
@@ -14,13 +11,5 @@ if (!process.execArgv.some((a) => a.startsWith('--max-semi-space-size'))) {
   process.exit(r.status === null ? 1 : r.status);
 }
 
-require.extensions['.ts'] = function (module, filename) {
-  const src = fs.readFileSync(filename, 'utf8');
-  const out = ts.transpileModule(src, {
-    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
-    fileName: filename,
-  });
-  module._compile(out.outputText, filename);
-};
-
-require(path.join(__dirname, 'predict.ts'));
+require('./ts-hook');
+require('./predict.ts');

@@ -1,0 +1,15 @@
+// Lets a bench launcher require TypeScript sources (the bench and the src/ modules it imports) without a
+// build step: .ts files are transpiled on load with the project's own typescript (transpileModule, no type
+// check; `npm run typecheck` does that). The traffic tools and agents the benches start run from dist/.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const ts = require(path.join(__dirname, '..', 'node_modules', 'typescript'));
+
+require.extensions['.ts'] = (module, filename) => {
+  const out = ts.transpileModule(fs.readFileSync(filename, 'utf8'), {
+    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true, resolveJsonModule: true },
+    fileName: filename,
+  });
+  module._compile(out.outputText, filename);
+};
