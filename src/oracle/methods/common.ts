@@ -3,7 +3,8 @@
 import { canonical, familyOf } from '../../topology/addr';
 import type { Family, LabModel, RealServerModel, ServiceModel } from '../../topology/model';
 import { linkName, nodeOf, OracleRouteError, routedPath, routeLookup, type RoutedPath, type WireCrossing } from '../route';
-import type { Direction, Flow, HopHeaders, IpHeader, L4Header, OuterHeader, Stage } from '../types';
+import type { Direction, Flow, HopHeaders, IpHeader, L4Header, OuterHeader, PlanOptions, Stage } from '../types';
+import { DEFAULT_INITIAL_TTL } from '../types';
 
 export interface ResolvedFlow {
   flow: Flow;
@@ -101,4 +102,17 @@ export function arrivalLink(p: RoutedPath): string {
 /** Every interface of a node as links. */
 export function linksOf(lab: LabModel, node: string): string[] {
   return nodeOf(lab, node).interfaces.map((i) => `${node}:${i.name}`);
+}
+
+/**
+ * What every method's plan starts with: the flow resolved against the lab (service, real server) and the
+ * client's packet, CIP:cport -> VIP:vport with the initial TTL, on every hop up to the director.
+ */
+export function clientToDirector(lab: LabModel, flow: Flow, opts: PlanOptions) {
+  const r = resolveFlow(lab, flow);
+  const T = opts.initialTtl ?? DEFAULT_INITIAL_TTL;
+  const proto = r.service.protocol;
+  const inbound = pathToDirector(lab, r);
+  const a = hopsAlong(inbound, { ip: { family: r.family, src: r.cip, dst: r.vip, ttl: T }, l4: { proto, sport: r.cport, dport: r.vport } }, 'c2s', 'to-director', 0);
+  return { r, T, rs: r.realServer, director: r.service.director, proto, inbound, a };
 }

@@ -4,21 +4,14 @@
 import type { LabModel } from '../../topology/model';
 import { linkName, neighbour, nodeOf, OracleRouteError, routeLookup, type RoutedPath } from '../route';
 import type { Flow, FlowPlan, PlanOptions } from '../types';
-import { DEFAULT_INITIAL_TTL } from '../types';
-import { arrivalLink, hopsAlong, linksOf, pathFrom, pathToDirector, resolveFlow } from './common';
+import { arrivalLink, clientToDirector, hopsAlong, linksOf, pathFrom } from './common';
 import type { ForwardingOracle } from './oracle';
 
 export class DirectRoutingOracle implements ForwardingOracle {
   readonly method = 'dr' as const;
 
   plan(lab: LabModel, flow: Flow, opts: PlanOptions = {}): FlowPlan {
-    const r = resolveFlow(lab, flow);
-    const T = opts.initialTtl ?? DEFAULT_INITIAL_TTL;
-    const rs = r.realServer;
-    const director = r.service.director;
-    const proto = r.service.protocol;
-    const inbound = pathToDirector(lab, r);
-    const a = hopsAlong(inbound, { ip: { family: r.family, src: r.cip, dst: r.vip, ttl: T }, l4: { proto, sport: r.cport, dport: r.vport } }, 'c2s', 'to-director', 0);
+    const { r, T, rs, director, proto, inbound, a } = clientToDirector(lab, flow, opts);
     // The real server must be on-link: its RIP is the next hop (IP_VS_RT_MODE_KNOWN_NH).
     const dnode = nodeOf(lab, director);
     const d = routeLookup(dnode, rs.addr);

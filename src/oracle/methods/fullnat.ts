@@ -5,8 +5,7 @@ import { familyOf } from '../../topology/addr';
 import type { LabModel } from '../../topology/model';
 import { nodeOf, OracleRouteError } from '../route';
 import type { Flow, FlowPlan, PlanOptions } from '../types';
-import { DEFAULT_INITIAL_TTL } from '../types';
-import { arrivalLink, egressIface, hopsAlong, linksOf, pathFrom, pathToDirector, resolveFlow } from './common';
+import { arrivalLink, clientToDirector, egressIface, hopsAlong, linksOf, pathFrom } from './common';
 import type { ForwardingOracle } from './oracle';
 
 /** The local address the director's source NAT uses towards a real server (what the Lab model derived). */
@@ -28,15 +27,9 @@ export class FullNatOracle implements ForwardingOracle {
   readonly method = 'fullnat' as const;
 
   plan(lab: LabModel, flow: Flow, opts: PlanOptions = {}): FlowPlan {
-    const r = resolveFlow(lab, flow);
-    const T = opts.initialTtl ?? DEFAULT_INITIAL_TTL;
-    const rs = r.realServer;
-    const director = r.service.director;
-    const proto = r.service.protocol;
+    const { r, T, rs, director, proto, inbound, a } = clientToDirector(lab, flow, opts);
     const lip = localAddressFor(lab, r.service.name, rs.addr);
     const lport = r.cport;
-    const inbound = pathToDirector(lab, r);
-    const a = hopsAlong(inbound, { ip: { family: r.family, src: r.cip, dst: r.vip, ttl: T }, l4: { proto, sport: r.cport, dport: r.vport } }, 'c2s', 'to-director', 0);
     const toRs = pathFrom(lab, director, rs.addr, rs.node);
     const b = hopsAlong(toRs, { ip: { family: r.family, src: lip, dst: rs.addr, ttl: a.last.ip.ttl - 1 }, l4: { proto, sport: lport, dport: rs.port } }, 'c2s', 'from-director', inbound.wires.length);
     // The real server answers the local address, which lives on the director.

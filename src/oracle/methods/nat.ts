@@ -3,22 +3,14 @@
 // ipvs-semantics.md §2.2.
 import type { LabModel } from '../../topology/model';
 import type { FlowPlan, Flow, PlanOptions } from '../types';
-import { DEFAULT_INITIAL_TTL } from '../types';
-import { arrivalLink, egressIface, hopsAlong, linksOf, pathFrom, pathToDirector, resolveFlow } from './common';
+import { arrivalLink, clientToDirector, egressIface, hopsAlong, linksOf, pathFrom } from './common';
 import type { ForwardingOracle } from './oracle';
 
 export class NatOracle implements ForwardingOracle {
   readonly method = 'nat' as const;
 
   plan(lab: LabModel, flow: Flow, opts: PlanOptions = {}): FlowPlan {
-    const r = resolveFlow(lab, flow);
-    const T = opts.initialTtl ?? DEFAULT_INITIAL_TTL;
-    const rs = r.realServer;
-    const director = r.service.director;
-    const proto = r.service.protocol;
-    // client -> director
-    const inbound = pathToDirector(lab, r);
-    const a = hopsAlong(inbound, { ip: { family: r.family, src: r.cip, dst: r.vip, ttl: T }, l4: { proto, sport: r.cport, dport: r.vport } }, 'c2s', 'to-director', 0);
+    const { r, T, rs, director, proto, inbound, a } = clientToDirector(lab, flow, opts);
     // director -> real server: destination rewritten, TTL decremented by IPVS
     const toRs = pathFrom(lab, director, rs.addr, rs.node);
     const b = hopsAlong(toRs, { ip: { family: r.family, src: r.cip, dst: rs.addr, ttl: a.last.ip.ttl - 1 }, l4: { proto, sport: r.cport, dport: rs.port } }, 'c2s', 'from-director', inbound.wires.length);

@@ -5,22 +5,15 @@
 import type { LabModel } from '../../topology/model';
 import { nodeOf, OracleRouteError, preferredSource, routeLookup } from '../route';
 import type { Flow, FlowPlan, PlanOptions } from '../types';
-import { DEFAULT_INITIAL_TTL } from '../types';
-import { arrivalLink, egressIface, hopsAlong, linksOf, pathFrom, pathToDirector, resolveFlow } from './common';
+import { arrivalLink, clientToDirector, egressIface, hopsAlong, linksOf, pathFrom } from './common';
 import type { ForwardingOracle } from './oracle';
 
 export class TunnelOracle implements ForwardingOracle {
   readonly method = 'tun' as const;
 
   plan(lab: LabModel, flow: Flow, opts: PlanOptions = {}): FlowPlan {
-    const r = resolveFlow(lab, flow);
-    const T = opts.initialTtl ?? DEFAULT_INITIAL_TTL;
-    const rs = r.realServer;
+    const { r, T, rs, director, proto, inbound, a } = clientToDirector(lab, flow, opts);
     const tunnel = rs.tunnel ?? { type: 'ipip' as const, flags: [] };
-    const director = r.service.director;
-    const proto = r.service.protocol;
-    const inbound = pathToDirector(lab, r);
-    const a = hopsAlong(inbound, { ip: { family: r.family, src: r.cip, dst: r.vip, ttl: T }, l4: { proto, sport: r.cport, dport: r.vport } }, 'c2s', 'to-director', 0);
     const toRs = pathFrom(lab, director, rs.addr, rs.node);
     const route = routeLookup(nodeOf(lab, director), rs.addr);
     if (route.kind !== 'forward') throw new OracleRouteError(`director ${director} has no route to ${rs.addr}`);
