@@ -146,6 +146,11 @@ function eachDirector(model: LabModel, methods: ForwardingMethod[], f: (d: Direc
   return directorFacts(model, methods).flatMap(f);
 }
 
+/** A fault applied on each director that forwards by one of `methods`: those methods are its `methods`. */
+function perDirector(methods: ForwardingMethod[], f: (d: DirectorFacts) => FaultAction[]): Pick<FaultDefinition, 'methods' | 'plan'> {
+  return { methods, plan: (m) => eachDirector(m, methods, f) };
+}
+
 function realServersOf(d: DirectorFacts, methods: ForwardingMethod[], family?: Family) {
   const seen = new Map<string, { node: string; addr: string; port: number; mac: string; family: Family; method: ForwardingMethod }>();
   for (const s of d.services) for (const r of s.realServers) {
@@ -178,8 +183,7 @@ export const FAULTS: FaultDefinition[] = [
     summary: 'NAT replies leave the director untranslated, with a real server\'s address and port as source',
     how: 'netdev egress on the client-side interface: replies from VIP:vport get the first real server\'s address and port back',
     targets: ['FWD-NAT-003', 'FWD-NAT-004', 'FWD-FNAT-002'],
-    methods: NAT_LIKE,
-    plan: (m) => eachDirector(m, NAT_LIKE, (d) => {
+    ...perDirector(NAT_LIKE, (d) => {
       const rules: string[] = [];
       for (const s of d.services) {
         const rs = s.realServers.find((r) => NAT_LIKE.includes(r.method));
@@ -195,8 +199,7 @@ export const FAULTS: FaultDefinition[] = [
     summary: 'NAT sends client packets to the real server\'s MAC without rewriting the destination VIP',
     how: 'netdev egress on the server-side interfaces: the destination address of packets to a NAT real server is set back to the VIP',
     targets: ['FWD-NAT-001'],
-    methods: ['nat'],
-    plan: (m) => eachDirector(m, ['nat'], (d) => {
+    ...perDirector(['nat'], (d) => {
       const rules = new Set<string>();
       for (const s of d.services) for (const r of s.realServers) {
         if (r.method !== 'nat' || !s.vip || s.protocol === 'sctp') continue;
@@ -211,14 +214,13 @@ export const FAULTS: FaultDefinition[] = [
     summary: 'packets the director forwards to real servers keep the TTL / hop limit they arrived with',
     how: 'inet prerouting (priority raw) on the director raises the TTL of client packets to a VIP by one, so the IPVS decrement restores it',
     targets: ['FWD-COM-002'],
-    methods: ['nat', 'dr', 'tun', 'fullnat'],
-    plan: (m) => eachDirector(m, ['nat', 'dr', 'tun', 'fullnat'], (d) => {
+    ...perDirector(['nat', 'dr', 'tun', 'fullnat'], (d) => {
       const rules: string[] = [];
-      for (const c of clientsOf(m)) for (const fam of [4, 6] as Family[]) {
+      for (const c of clientsOf(d.model)) for (const fam of [4, 6] as Family[]) {
         const vips = vipsOf(d.services, fam);
         const from = addrOfFamily(c, fam);
         if (!vips.length || !from) continue;
-        const ttl = arrivalTtl(m, c.name, vips[0], d.node.name) + 1;
+        const ttl = arrivalTtl(d.model, c.name, vips[0], d.node.name) + 1;
         rules.push(fam === 4 ? `ip saddr ${from} ip daddr ${set(vips)} ip ttl set ${ttl}` : `ip6 saddr ${from} ip6 daddr ${set(vips)} ip6 hoplimit set ${ttl}`);
       }
       if (!rules.length) return [];
@@ -231,8 +233,7 @@ export const FAULTS: FaultDefinition[] = [
     summary: 'frames the director sends towards real servers carry a foreign source MAC',
     how: 'netdev egress on the server-side interfaces: TCP, UDP, IPIP and GRE frames get source MAC 02:00:5e:10:00:01',
     targets: ['FWD-COM-004'],
-    methods: ['nat', 'dr', 'tun', 'fullnat'],
-    plan: (m) => eachDirector(m, ['nat', 'dr', 'tun', 'fullnat'], (d) => netdevTable(d.node.name, [...d.serverSide].map((dev) => ({
+    ...perDirector(['nat', 'dr', 'tun', 'fullnat'], (d) => netdevTable(d.node.name, [...d.serverSide].map((dev) => ({
       hook: 'egress' as const, dev, rules: ['meta l4proto { tcp, udp, 4, 41, 47 } @ll,48,48 set 0x02005e100001'],
     })), 'wrong source MAC towards real servers')),
   },
@@ -241,8 +242,7 @@ export const FAULTS: FaultDefinition[] = [
     summary: 'packets the director sends to real servers carry a wrong checksum',
     how: 'netdev egress on the server-side interfaces: the IPv4 header checksum (IPv6: the TCP/UDP checksum) is overwritten with 0x0bad',
     targets: ['FWD-COM-003'],
-    methods: ['nat', 'dr', 'tun', 'fullnat'],
-    plan: (m) => eachDirector(m, ['nat', 'dr', 'tun', 'fullnat'], (d) => netdevTable(d.node.name, [...d.serverSide].map((dev) => ({
+    ...perDirector(['nat', 'dr', 'tun', 'fullnat'], (d) => netdevTable(d.node.name, [...d.serverSide].map((dev) => ({
       hook: 'egress' as const, dev, rules: [
         'meta protocol ip meta l4proto { tcp, udp, 4, 41, 47 } @nh,80,16 set 0x0bad',
         'meta protocol ip6 meta l4proto tcp @th,128,16 set 0x0bad',
@@ -276,8 +276,7 @@ export const FAULTS: FaultDefinition[] = [
     summary: 'NAT sends packets to the wrong real-server port',
     how: 'netdev egress on the server-side interfaces: the destination port of each real server (rport) becomes rport + 1',
     targets: ['FWD-NAT-002', 'FWD-FNAT-001'],
-    methods: NAT_LIKE,
-    plan: (m) => eachDirector(m, NAT_LIKE, (d) => {
+    ...perDirector(NAT_LIKE, (d) => {
       const rules = new Set<string>();
       for (const s of d.services) for (const r of s.realServers) {
         if (!NAT_LIKE.includes(r.method) || s.protocol === 'sctp') continue;
@@ -291,8 +290,7 @@ export const FAULTS: FaultDefinition[] = [
     summary: 'after the handshake, a connection\'s packets are sent to another real server',
     how: 'netdev egress on the server-side interfaces: TCP segments without SYN for the first real server are readdressed (IP and MAC) to the second',
     targets: ['FWD-COM-006'],
-    methods: ['nat', 'dr'],
-    plan: (m) => eachDirector(m, ['nat', 'dr'], (d) => {
+    ...perDirector(['nat', 'dr'], (d) => {
       const rules: string[] = [];
       for (const fam of [4, 6] as Family[]) {
         const ipk = fam === 4 ? 'ip' : 'ip6';
@@ -310,8 +308,7 @@ export const FAULTS: FaultDefinition[] = [
     summary: 'ICMP errors from real servers reach the client with the real server as source',
     how: 'netdev egress on the client-side interface: ICMP / ICMPv6 destination-unreachable messages get the first real server\'s address as source',
     targets: ['FWD-NAT-005', 'FWD-FNAT-004'],
-    methods: NAT_LIKE,
-    plan: (m) => eachDirector(m, NAT_LIKE, (d) => {
+    ...perDirector(NAT_LIKE, (d) => {
       const rules: string[] = [];
       const rs4 = realServersOf(d, NAT_LIKE, 4)[0];
       const rs6 = realServersOf(d, NAT_LIKE, 6)[0];
@@ -325,8 +322,7 @@ export const FAULTS: FaultDefinition[] = [
     summary: 'direct routing rewrites the destination IP to the real server instead of keeping the VIP',
     how: 'netdev egress on the LAN interface: frames to a real server MAC with the VIP as destination get that real server\'s address',
     targets: ['FWD-DR-001'],
-    methods: ['dr'],
-    plan: (m) => eachDirector(m, ['dr'], (d) => {
+    ...perDirector(['dr'], (d) => {
       const rules: string[] = [];
       for (const fam of [4, 6] as Family[]) {
         const ipk = fam === 4 ? 'ip' : 'ip6';
@@ -369,14 +365,13 @@ export const FAULTS: FaultDefinition[] = [
     summary: 'tunnel packets are addressed to a host that is not the real server',
     how: 'netdev egress on the server-side interfaces: the outer destination of IPIP, GRE and GUE packets becomes an unused address of the real servers\' subnet',
     targets: ['FWD-TUN-001'],
-    methods: ['tun'],
-    plan: (m) => eachDirector(m, ['tun'], (d) => {
+    ...perDirector(['tun'], (d) => {
       const rules: string[] = [];
       const guePorts = [...new Set(d.services.flatMap((s) => s.realServers.filter((r) => r.tunnel?.type === 'gue').map((r) => r.tunnel!.port!)))];
       for (const fam of [4, 6] as Family[]) {
         const rs = realServersOf(d, ['tun'], fam)[0];
         if (!rs) continue;
-        const bogus = unusedAddress(m, segmentPrefix(m, nodeOf(m, rs.node), rs.addr));
+        const bogus = unusedAddress(d.model, segmentPrefix(d.model, nodeOf(d.model, rs.node), rs.addr));
         if (fam === 4) {
           rules.push(`ip protocol { 4, 41, 47 } ip daddr set ${bogus}`);
           if (guePorts.length) rules.push(`meta protocol ip udp dport ${set(guePorts)} ip daddr set ${bogus}`);
@@ -393,8 +388,7 @@ export const FAULTS: FaultDefinition[] = [
     summary: 'the outer header of tunnel packets starts with TTL 64 instead of the inner TTL',
     how: 'netdev egress on the server-side interfaces: IPIP/GRE/GUE outer TTL and hop limit set to 64',
     targets: ['FWD-TUN-002'],
-    methods: ['tun'],
-    plan: (m) => eachDirector(m, ['tun'], (d) => {
+    ...perDirector(['tun'], (d) => {
       const guePorts = [...new Set(d.services.flatMap((s) => s.realServers.filter((r) => r.tunnel?.type === 'gue').map((r) => r.tunnel!.port!)))];
       const rules = ['ip protocol { 4, 41, 47 } ip ttl set 64', 'meta protocol ip6 meta l4proto { 4, 41, 47 } ip6 hoplimit set 64'];
       if (guePorts.length) rules.push(`meta protocol ip udp dport ${set(guePorts)} ip ttl set 64`, `meta protocol ip6 udp dport ${set(guePorts)} ip6 hoplimit set 64`);
@@ -440,8 +434,7 @@ export const FAULTS: FaultDefinition[] = [
     summary: 'the director\'s ICMP "fragmentation needed" / "packet too big" tell the client a wrong MTU',
     how: 'netdev egress on the client-side interface: the MTU in ICMP frag-needed and ICMPv6 packet-too-big is set to 1300',
     targets: ['FWD-TUN-004', 'FWD-TUN-005'],
-    methods: ['tun'],
-    plan: (m) => eachDirector(m, ['tun'], (d) => netdevTable(d.node.name, [...d.clientSide].map((dev) => ({
+    ...perDirector(['tun'], (d) => netdevTable(d.node.name, [...d.clientSide].map((dev) => ({
       hook: 'egress' as const, dev, rules: ['icmp type destination-unreachable icmp code frag-needed icmp mtu set 1300', 'icmpv6 type packet-too-big icmpv6 mtu set 1300'],
     })), 'wrong MTU in ICMP')),
   },
@@ -450,8 +443,7 @@ export const FAULTS: FaultDefinition[] = [
     summary: 'the director loses each connection\'s first SYN after the wire saw it, so its counters fall behind the wire',
     how: 'netdev ingress on the client-side interface (after the capture tap, before IPVS): the first SYN of every client address and port is dropped',
     targets: ['FWD-COM-008'],
-    methods: ['nat', 'dr', 'tun', 'fullnat'],
-    plan: (m) => eachDirector(m, ['nat', 'dr', 'tun', 'fullnat'], (d) => {
+    ...perDirector(['nat', 'dr', 'tun', 'fullnat'], (d) => {
       const rules: string[] = [];
       const v4 = vipsOf(d.services, 4);
       const v6 = vipsOf(d.services, 6);
@@ -466,8 +458,7 @@ export const FAULTS: FaultDefinition[] = [
     summary: 'direct routing delivers each connection to a different real server than the one it scheduled',
     how: 'netdev egress on the LAN interface: the destination MAC of frames to a VIP is rotated through the real servers\' MACs',
     targets: ['FWD-COM-007', 'FWD-COM-008'],
-    methods: ['dr'],
-    plan: (m) => eachDirector(m, ['dr'], (d) => {
+    ...perDirector(['dr'], (d) => {
       const rules: string[] = [];
       for (const fam of [4, 6] as Family[]) {
         const ipk = fam === 4 ? 'ip' : 'ip6';
@@ -485,8 +476,7 @@ export const FAULTS: FaultDefinition[] = [
     summary: 'the director changes a TCP header field its method must leave alone (the window)',
     how: 'netdev egress on the server-side interfaces: TCP window set to 1024 (checksum kept correct)',
     targets: ['FWD-COM-005'],
-    methods: ['nat', 'dr', 'fullnat'],
-    plan: (m) => eachDirector(m, ['nat', 'dr', 'fullnat'], (d) => netdevTable(d.node.name, [...d.serverSide].map((dev) => ({
+    ...perDirector(['nat', 'dr', 'fullnat'], (d) => netdevTable(d.node.name, [...d.serverSide].map((dev) => ({
       hook: 'egress' as const, dev, rules: ['tcp window set 1024'],
     })), 'TCP window rewritten')),
   },
