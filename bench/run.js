@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs a benchmark: `node bench/run.js <name> [args...]` builds vslab (ci/build.js), transpiles
+// Runs a benchmark: `node bench/run.js <name> [args...]` builds vslab (scripts/build.js), transpiles
 // bench/<name>.ts next to the build output (dist/bench/<name>.js, imports of ../src/ pointing at dist/)
 // and runs it. Benchmarks are not part of the test run.
 'use strict';
@@ -19,7 +19,7 @@ if (!fs.existsSync(src)) {
   console.error(`no benchmark ${src}`);
   process.exit(2);
 }
-execFileSync(process.execPath, [path.join(root, 'ci', 'build.js')], { stdio: 'inherit' });
+execFileSync(process.execPath, [path.join(root, 'scripts', 'build.js')], { stdio: 'inherit' });
 const ts = require(path.join(root, 'node_modules', 'typescript'));
 const out = ts.transpileModule(fs.readFileSync(src, 'utf8'), {
   compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },

@@ -1,4 +1,4 @@
-// Typed access to the native helper (src/native/vslab_native.c), built by ci/build.js.
+// Typed access to the native helper (src/native/vslab_native.c), built by scripts/build.js.
 import * as path from 'path';
 
 export interface NativeHelper {

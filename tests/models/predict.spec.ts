@@ -10,7 +10,7 @@ import * as path from 'path';
 const ROOT = path.join(__dirname, '../..');
 
 test.beforeAll(() => {
-  execFileSync(process.execPath, [path.join(ROOT, 'ci/build.js')], { stdio: 'inherit' });
+  execFileSync(process.execPath, [path.join(ROOT, 'scripts/build.js')], { stdio: 'inherit' });
 });
 
 function predict(args: string[], stdin?: string): { code: number | null; out: string; err: string } {

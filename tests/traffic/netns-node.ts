@@ -138,7 +138,7 @@ export function assertToolsBuilt(): void {
   for (const f of fs.readdirSync(src).filter((n) => n.endsWith('.ts'))) {
     const js = path.join(dist, f.replace(/\.ts$/, '.js'));
     if (!fs.existsSync(js) || fs.statSync(js).mtimeMs < fs.statSync(path.join(src, f)).mtimeMs) {
-      throw new Error(`${path.relative(root, js)} is missing or older than src/traffic/${f}: run \`node ci/build.js\` first`);
+      throw new Error(`${path.relative(root, js)} is missing or older than src/traffic/${f}: run \`node scripts/build.js\` first`);
     }
   }
 }

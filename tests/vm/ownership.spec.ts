@@ -15,7 +15,7 @@ const root = path.resolve(__dirname, '..', '..');
 /** Boot a guest in a child node process (from dist/), which then exits, hangs, or ends as `how` says. */
 function ownerProcess(name: string, persistent: boolean, then: 'exit' | 'wait') {
   const guestJs = path.join(root, 'dist', 'backend', 'vm', 'guest.js');
-  if (!fs.existsSync(guestJs)) throw new Error(`${guestJs} is missing: run node ci/build.js first`);
+  if (!fs.existsSync(guestJs)) throw new Error(`${guestJs} is missing: run node scripts/build.js first`);
   const script = `
     const { VmGuest } = require(${JSON.stringify(guestJs)});
     VmGuest.boot({ namePrefix: ${JSON.stringify(TEST_PREFIX)}, name: ${JSON.stringify(name)}, persistent: ${persistent}, bootTimeoutMs: 150000 })

@@ -35,4 +35,4 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "vslab setup: installing npm dependencies"
   npm ci --no-audit --no-fund --loglevel=error
 fi
-node ci/build.js
+node scripts/build.js
