@@ -8,13 +8,15 @@ import { DIRECTOR_KINDS, type DirectorKind } from '../../director/program';
 import { defaultBackend, hostHasIpvs } from '../../runner/env';
 import { mutationPassed, renderMutation, runMutation } from '../../runner/mutation';
 import { renderResults } from '../../runner/results';
-import { checkSuiteOptions, listTests, resolveSuitePaths, RunError, runPassed, runSuite, suitesOf } from '../../runner/run';
+import type { Shard } from '../../runner/results';
+import { checkSuiteOptions, listTests, parseShard, resolveSuitePaths, RunError, runPassed, runSuite, suitesOf } from '../../runner/run';
 import { coverageOf, loadStatements, renderCoverage, specFileForSuite } from '../../runner/spec';
 import { parse, printJson } from '../args';
 import { UsageError, type CliCommand } from '../command';
 
 const usage = `vslab test [PATHS...] [--director ipvs] [--backend vm|netns] [--kernel K] [--modules DIR] [--fault NAME]
-                 [--workers N] [--grep REGEX] [--out DIR] [--json]
+                 [--workers N] [--grep REGEX] [--shard I/N] [--out DIR] [--json]
+       vslab test [PATHS...] --list [--grep REGEX] [--shard I/N] [--json]
        vslab test --list-faults [--json]
        vslab test [PATHS...] --coverage [--json]
        vslab test [PATHS...] --mutation [--faults A,B,...] [--baseline RUNDIR] [--out DIR] [--json]
@@ -24,6 +26,9 @@ const usage = `vslab test [PATHS...] [--director ipvs] [--backend vm|netns] [--k
   --kernel   VM kernel: bookworm (6.1, default), backports (6.12) or a vmlinuz path (with --modules)
   --fault    run against the director sabotaged by this fault (see --list-faults)
   --workers  parallel workers, one VM each on the vm backend (default 2)
+  --grep     only tests whose title matches
+  --shard    only shard I of N (Playwright's sharding); \`vslab merge RUN... --out DIR\` joins the shards
+  --list     list the tests the run would execute (id, file, statements) without starting a lab
   --out      run directory (default vslab-runs/<time>): results.json, junit.xml, and per test
              capture.pcapng + expectations.json, which \`vslab replay <dir>\` re-evaluates offline
   --coverage list, per conformance statement, the tests that check it (exit 1 if one is unchecked)
@@ -44,7 +49,7 @@ export const command: CliCommand = {
     const { values, positionals } = parse(args, {
       director: { type: 'string' }, backend: { type: 'string' }, kernel: { type: 'string' }, modules: { type: 'string' },
       fault: { type: 'string' }, faults: { type: 'string' }, baseline: { type: 'string' }, 'list-faults': { type: 'boolean' }, coverage: { type: 'boolean' }, mutation: { type: 'boolean' },
-      workers: { type: 'string' }, grep: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
+      workers: { type: 'string' }, grep: { type: 'string' }, shard: { type: 'string' }, list: { type: 'boolean' }, out: { type: 'string' }, json: { type: 'boolean' },
     }, usage);
     const json = !!values.json;
 
@@ -60,6 +65,24 @@ export const command: CliCommand = {
       paths = resolveSuitePaths(positionals);
     } catch (e) {
       throw new UsageError(`${(e as Error).message}\nusage: ${usage}`);
+    }
+
+    let shard: Shard | undefined;
+    try {
+      shard = values.shard === undefined ? undefined : parseShard(values.shard);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    if (shard && (values.mutation || values.coverage)) throw new UsageError('--shard applies to a run or a --list, not to --mutation or --coverage');
+
+    if (values.list) {
+      const tests = await listTests(paths, { grep: values.grep, shard });
+      if (json) printJson(tests);
+      else {
+        for (const t of tests) console.log(`${t.id}${t.statements.length ? `  [${t.statements.join(' ')}]` : ''}`);
+        console.log(`${tests.length} test(s)${shard ? ` in shard ${shard.current}/${shard.total}` : ''}`);
+      }
+      return 0;
     }
 
     if (values.coverage) {
@@ -111,7 +134,7 @@ export const command: CliCommand = {
         else console.log(renderMutation(m));
         return (faults ? m.score.caught === m.score.faults : mutationPassed(m)) ? 0 : 1;
       }
-      const r = await runSuite({ ...common, fault: values.fault });
+      const r = await runSuite({ ...common, fault: values.fault, shard });
       if (json) printJson(r);
       else {
         console.log(renderResults(r));
