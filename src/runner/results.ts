@@ -218,7 +218,7 @@ export interface RunMeta {
 }
 
 /** Statement verdicts, implementations and the summary of a run's tests (one run, or merged shards). */
-export function assembleResults(meta: RunMeta, tests: TestResult[], specStatements: Array<Pick<Statement, 'id' | 'level' | 'title'>>): RunResults {
+export function assembleResults(meta: RunMeta, tests: TestResult[], specStatements: Array<{ id: string; level: string; title: string }>): RunResults {
   const statements: StatementResult[] = specStatements.map((s) => {
     const declaring = tests.filter((t) => t.statements.includes(s.id));
     const ran = declaring.filter((t) => t.statementResults && t.statementResults[s.id] !== undefined);

@@ -11,6 +11,7 @@ import { renderResults } from '../../runner/results';
 import type { Shard } from '../../runner/results';
 import { checkSuiteOptions, listTests, parseShard, resolveSuitePaths, RunError, runPassed, runSuite, suitesOf } from '../../runner/run';
 import { coverageOf, loadStatements, renderCoverage, specFileForSuite } from '../../runner/spec';
+import { reportIntoRun } from '../../report';
 import { parse, printJson } from '../args';
 import { UsageError, type CliCommand } from '../command';
 
@@ -29,7 +30,7 @@ const usage = `vslab test [PATHS...] [--director ipvs] [--backend vm|netns] [--k
   --grep     only tests whose title matches
   --shard    only shard I of N (Playwright's sharding); \`vslab merge RUN... --out DIR\` joins the shards
   --list     list the tests the run would execute (id, file, statements) without starting a lab
-  --out      run directory (default vslab-runs/<time>): results.json, junit.xml, and per test
+  --out      run directory (default vslab-runs/<time>): results.json, junit.xml, report.html, and per test
              capture.pcapng + expectations.json, which \`vslab replay <dir>\` re-evaluates offline
   --coverage list, per conformance statement, the tests that check it (exit 1 if one is unchecked)
   --mutation run the suite on the reference director, then on each faulty director; print the matrix
@@ -130,14 +131,17 @@ export const command: CliCommand = {
       if (values.mutation) {
         const faults = values.faults ? values.faults.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
         const m = await runMutation({ ...common, faults, baseline: values.baseline, progress: json ? undefined : (msg) => process.stderr.write(`… ${msg}\n`) });
+        const report = reportIntoRun(out);
         if (json) printJson(m);
-        else console.log(renderMutation(m));
+        else console.log(`${renderMutation(m)}\n${report}`);
         return (faults ? m.score.caught === m.score.faults : mutationPassed(m)) ? 0 : 1;
       }
       const r = await runSuite({ ...common, fault: values.fault, shard });
+      const report = reportIntoRun(out);
       if (json) printJson(r);
       else {
         console.log(renderResults(r));
+        console.log(report);
         // Only runs that saved captures and expectations can be replayed offline.
         console.log(`run directory: ${out}${r.summary.checks ? ` (vslab replay ${path.relative(process.cwd(), out) || '.'})` : ''}`);
       }
