@@ -15,7 +15,7 @@ import type { LabRecord } from '../runner/labs';
 import { MUTATION_FILE, type MutationResults } from '../runner/mutation';
 import { readRun } from '../runner/merge';
 import { readChecks, type RunResults, type TestResult } from '../runner/results';
-import { RESULTS_FILE } from '../runner/run';
+import { RESULTS_FILE, SUITES_ROOT } from '../runner/run';
 import { loadTopologyFile } from '../topology/load';
 import type { Role } from '../topology/model';
 
@@ -112,10 +112,20 @@ export interface ReportData {
 
 const ROLES: Role[] = ['client', 'router', 'director', 'real-server'];
 
+/** The lab's topology file: where the run read it, or the same file under suites/ of this checkout (a run made elsewhere). */
+function topologyFile(rec: LabRecord): string | undefined {
+  if (fs.existsSync(rec.topology)) return rec.topology;
+  const parts = rec.topology.split(/[\\/]/);
+  const k = parts.lastIndexOf('suites');
+  const here = k >= 0 ? path.join(SUITES_ROOT, ...parts.slice(k + 1)) : undefined;
+  return here && fs.existsSync(here) ? here : undefined;
+}
+
 function topoOf(rec: LabRecord): TopoView | string {
-  if (!fs.existsSync(rec.topology)) return `lab ${rec.lab}: topology ${rec.topology} is not on this machine; not drawn`;
+  const file = topologyFile(rec);
+  if (!file) return `lab ${rec.lab}: topology ${rec.topology} is not on this machine; not drawn`;
   try {
-    const m = loadTopologyFile(rec.topology);
+    const m = loadTopologyFile(file);
     return {
       lab: rec.lab, topology: path.basename(rec.topology),
       nodes: m.nodes.slice().sort((a, b) => ROLES.indexOf(a.role) - ROLES.indexOf(b.role) || a.index - b.index).map((n) => ({
@@ -191,8 +201,10 @@ function readTestFiles(runDir: string, t: TestResult): TestFiles | string | unde
   }
 }
 
+/** The packet as tcpdump would print it, without time and link (shown beside it) and without TCP options. */
 function hopLine(p: DecodedPacket): string {
-  return formatPacketLine(p).replace(/^\S+\s+/, '');
+  const line = formatPacketLine({ ...p, ts: undefined }, { link: false }).replace(/, options \[[^\]]*\]/, '');
+  return line.length > 150 ? `${line.slice(0, 149)}…` : line;
 }
 
 function buildJourneys(files: TestFiles, clients: Set<string>, limits: ReportLimits): { journeys: JourneyView[]; path: string[] } {

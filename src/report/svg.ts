@@ -12,8 +12,10 @@ const CHAR_W = 6.1;
 /** Lab topology: clients | routers | directors | real servers in columns, segments as hubs between them. */
 export function topologySvg(t: TopoView): string {
   const cols = [...new Set(t.nodes.map((n) => ROLE_COL[n.role] ?? 1))].sort();
-  const colX = new Map(cols.map((c, i) => [c, 20 + i * 330]));
-  const boxW = 230;
+  const longest = Math.max(20, ...t.nodes.flatMap((n) => [...n.ifaces.map((i) => `${i.name} ${i.addrs.join(', ')}`.length), `lo ${n.extra.join(', ')}`.length]));
+  const boxW = Math.round(Math.max(200, longest * CHAR_W * 0.92 + 16));
+  const colStep = boxW + 110;
+  const colX = new Map(cols.map((c, i) => [c, 20 + i * colStep]));
   const lineH = 14;
   const colY = new Map<number, number>();
   const port = new Map<string, { x: number; y: number; side: number }>();
@@ -56,7 +58,7 @@ export function topologySvg(t: TopoView): string {
     const w = Math.max(44, s.name.length * CHAR_W + 12);
     parts.push(`<g class="seg seg-${s.kind}"><rect x="${hx - w / 2}" y="${hy - 10}" width="${w}" height="20" rx="10"/><text x="${hx}" y="${hy + 4}" text-anchor="middle">${esc(s.name)}</text></g>`);
   }
-  const width = 20 + cols.length * 330;
+  const width = 20 + cols.length * colStep;
   const height = Math.max(...colY.values(), 80) + 10;
   const heads = cols.map((c) => `<text class="colh" x="${colX.get(c)! + boxW / 2}" y="22" text-anchor="middle">${['clients', 'routers', 'directors', 'real servers'][c]}</text>`).join('');
   return `<svg class="topo" data-lab="${esc(t.lab)}" xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="topology of lab ${esc(t.lab)}">${heads}${parts.join('')}${boxes.join('')}</svg>`;
@@ -85,10 +87,11 @@ export function journeySvg(j: JourneyView, laneOrder: string[]): string {
         else out.push(`<path class="arrow ${tr.direction}" marker-end="url(#ah)" d="M${prev.x},${prev.y} L${x + (x > prev.x ? -5 : 5)},${y}"/>`);
       }
       out.push(`<circle class="hop${h.changed.length ? ' rw' : ''}" cx="${x}" cy="${y}" r="4"/>`);
-      const label = `${h.frame !== undefined ? `#${h.frame}` : '#?'} ${h.link}  ${h.line}`;
-      const chg = h.changed.map((c) => `<tspan class="chg">${esc(c)}</tspan>`).join('<tspan>  </tspan>');
-      maxChars = Math.max(maxChars, label.length + h.changed.join('  ').length + 4);
-      out.push(`<text class="hopt" x="${textX}" y="${y + 4}" data-frame="${h.frame ?? ''}"><tspan>${esc(label)}</tspan>${chg ? `<tspan>  </tspan>${chg}` : ''}</text>`);
+      // Frame and link, then what this hop rewrote (highlighted), then the packet.
+      const head = `${h.frame !== undefined ? `#${h.frame}` : '#?'} ${h.link.padEnd(14)} `;
+      const chg = h.changed.map((c) => `<tspan class="chg">${esc(c)}</tspan>`).join('<tspan>; </tspan>');
+      maxChars = Math.max(maxChars, head.length + h.changed.join('; ').length + h.line.length + 3);
+      out.push(`<text class="hopt" x="${textX}" y="${y + 4}" xml:space="preserve" data-frame="${h.frame ?? ''}"><tspan>${esc(head)}</tspan>${chg ? `${chg}<tspan> | </tspan>` : ''}<tspan class="pl">${esc(h.line)}</tspan></text>`);
       prev = { x, y };
       y += rowH;
     }
