@@ -132,6 +132,18 @@ export async function runSuite(opts: RunOptions): Promise<RunResults> {
   prepareOutDir(out);
   const started = new Date();
   const t0 = performance.now();
+  const resultsOf = (report: PwReport) => buildResults(report, {
+    out, suitesRoot: SUITES_ROOT, paths: paths.map((p) => path.relative(REPO_ROOT, p)), director: opts.director, backend: opts.backend,
+    kernel: opts.kernel, fault: opts.fault, shard: opts.shard, statements, startedAt: started, durationMs: performance.now() - t0,
+  });
+  if (opts.shard && !(await listTests(paths, { grep: opts.grep, shard: opts.shard })).length) {
+    // Playwright shards these suites by file (a file's tests share its lab): a shard can be left empty.
+    // It is an empty part of the run, not a failed one; nothing is booted for it.
+    opts.log?.(`shard ${opts.shard.current}/${opts.shard.total} has no tests (the suites are sharded by file)\n`);
+    const results = resultsOf({ suites: [] });
+    fs.writeFileSync(path.join(out, RESULTS_FILE), JSON.stringify(results, null, 2) + '\n');
+    return results;
+  }
   // One VM per worker slot, owned by this process: a worker Playwright replaces after a failed test
   // attaches to the same guest and takes its labs up again instead of booting and building anew.
   let vms: RunVm[] = [];
@@ -152,18 +164,14 @@ export async function runSuite(opts: RunOptions): Promise<RunResults> {
   }
   const reportFile = path.join(out, PW_REPORT_FILE);
   if (!fs.existsSync(reportFile)) throw new RunError(`Playwright wrote no report (${reportFile}); its output above says why`);
-  const report = JSON.parse(fs.readFileSync(reportFile, 'utf8')) as PwReport;
-  const results = buildResults(report, {
-    out, suitesRoot: SUITES_ROOT, paths: paths.map((p) => path.relative(REPO_ROOT, p)), director: opts.director, backend: opts.backend,
-    kernel: opts.kernel, fault: opts.fault, shard: opts.shard, statements, startedAt: started, durationMs: performance.now() - t0,
-  });
+  const results = resultsOf(JSON.parse(fs.readFileSync(reportFile, 'utf8')) as PwReport);
   fs.writeFileSync(path.join(out, RESULTS_FILE), JSON.stringify(results, null, 2) + '\n');
   return results;
 }
 
-/** Exit status of a run: every test passed, not applicable or a known failure, and something passed. */
+/** Exit status of a run: every test passed, not applicable or a known failure, and something passed (or it is an empty shard). */
 export function runPassed(r: RunResults): boolean {
-  return r.summary.failed === 0 && r.errors.length === 0 && r.summary.passed > 0;
+  return r.summary.failed === 0 && r.errors.length === 0 && (r.summary.passed > 0 || (!!r.shard && r.summary.tests === 0));
 }
 
 /** Playwright arguments that choose the tests: --grep and --shard. */
