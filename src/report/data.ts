@@ -323,7 +323,9 @@ export function loadRunForReport(dirIn: string, limits: ReportLimits = DEFAULT_L
   });
   const { tests: _t, labs, ...rest } = results;
   void _t;
-  const impl = results.implementations.join('; ') || results.director;
+  // Scheduler suites prepare no lab records: their replays name the kernel.
+  const kernels = [...new Set(tests.map((t) => t.distribution?.kernel).filter((k): k is string => !!k && k !== '?'))];
+  const impl = results.implementations.join('; ') || (kernels.length ? kernels.map((k) => `kernel ${k}`).join('; ') : results.director);
   const label = `${results.director}${results.fault ? ` + fault ${results.fault}` : ''} (${impl})${results.kernel ? ` kernel ${results.kernel}` : ''}`;
   return { label, dir, results: rest, labs, tests, topologies, mutation, problems };
 }

@@ -159,7 +159,7 @@ function testDetails(r: RunView, k: number, t: TestView): string {
     if (t.omittedFailedChecks) parts.push(`<div class="small">${t.omittedFailedChecks} more failed check(s): vslab replay on the run directory lists them all.</div>`);
   }
   if (t.journeys.length) {
-    parts.push(`<h4>Packet journey${t.journeys.length > 1 ? 's' : ''}</h4><div class="small">one lane per node, one row per packet seen on a captured link (#frame in ${cap || 'capture.pcapng'}, Wireshark numbering); fields rewritten since the previous hop in red${t.lab && t.path.length ? ` · <button class="showpath" data-lab="${esc(t.lab)}" data-test="${esc(a)}" data-path="${esc(t.path.join(' '))}">show path on the topology</button>` : ''}</div>`);
+    parts.push(`<h4>Packet journey${t.journeys.length > 1 ? 's' : ''}</h4><div class="small">one lane per node, one row per packet seen on a captured link (#frame in ${cap || 'capture.pcapng'}, Wireshark numbering); fields rewritten since the previous hop in red${t.lab && t.path.length ? ` · <button class="showpath" data-lab="${esc(topoKey(k, t.lab))}" data-test="${esc(a)}" data-path="${esc(t.path.join(' '))}">show path on the topology</button>` : ''}</div>`);
     for (const j of t.journeys) {
       parts.push(`<div class="jn"><b>${esc(j.flow)}</b> <span class="small">${j.hops} packets on the wire${j.omittedHops ? `, the first ${j.hops - j.omittedHops} drawn (the rest are in the capture)` : ''}</span>${j.warnings.map((w) => `<div class="note">${esc(w)}</div>`).join('')}<div class="scroll">${journeySvg(j, laneOrderOf(r, t))}</div></div>`);
     }
@@ -171,12 +171,18 @@ function testDetails(r: RunView, k: number, t: TestView): string {
   return `<details class="test" id="${esc(a)}" data-statuses="${esc(t.status)}" data-testid="test"><summary>${pill(t.status)} <b>${esc(t.id)}</b> <span class="small">${esc(t.title)}</span></summary>${parts.join('')}</details>`;
 }
 
+/** A lab's drawing, per run (two runs may draw the same lab). */
+function topoKey(k: number, lab: string): string {
+  return `r${k}-${lab}`;
+}
+
 function topologySection(k: number, r: RunView, topo: TopoView): string {
+  const key = topoKey(k, topo.lab);
   const tests = r.tests.filter((t) => t.lab === topo.lab && t.path.length);
   const options = [`<option value="">— choose a test to highlight its flow's path —</option>`, ...tests.map((t) => `<option value="${esc(t.path.join(' '))}" data-test="${esc(testAnchor(k, t))}">${esc(t.id)}</option>`)].join('');
-  return `<div class="topology" id="topo-${esc(topo.lab)}" data-testid="topology"><h3>${esc(topo.lab)} <span class="small">${esc(topo.topology)}</span></h3>
-<div><select class="flowsel" data-lab="${esc(topo.lab)}">${options}</select></div>
-<div class="small">${topo.services.map(esc).join('<br>')}</div><div class="scroll">${topologySvg(topo)}</div></div>`;
+  return `<div class="topology" id="topo-${esc(key)}" data-testid="topology"><h3>${esc(topo.lab)} <span class="small">${esc(topo.topology)}${r.label ? ` · ${esc(r.label)}` : ''}</span></h3>
+<div><select class="flowsel" data-lab="${esc(key)}">${options}</select></div>
+<div class="small">${topo.services.map(esc).join('<br>')}</div><div class="scroll">${topologySvg(topo, key)}</div></div>`;
 }
 
 function mutationSection(runs: RunView[]): string {

@@ -10,7 +10,7 @@ const ROLE_COL: Record<string, number> = { client: 0, router: 1, director: 2, 'r
 const CHAR_W = 6.1;
 
 /** Lab topology: clients | routers | directors | real servers in columns, segments as hubs between them. */
-export function topologySvg(t: TopoView): string {
+export function topologySvg(t: TopoView, key = t.lab): string {
   const cols = [...new Set(t.nodes.map((n) => ROLE_COL[n.role] ?? 1))].sort();
   const longest = Math.max(20, ...t.nodes.flatMap((n) => [...n.ifaces.map((i) => `${i.name} ${i.addrs.join(', ')}`.length), `lo ${n.extra.join(', ')}`.length]));
   const boxW = Math.round(Math.max(200, longest * CHAR_W * 0.92 + 16));
@@ -61,7 +61,7 @@ export function topologySvg(t: TopoView): string {
   const width = 20 + cols.length * colStep;
   const height = Math.max(...colY.values(), 80) + 10;
   const heads = cols.map((c) => `<text class="colh" x="${colX.get(c)! + boxW / 2}" y="22" text-anchor="middle">${['clients', 'routers', 'directors', 'real servers'][c]}</text>`).join('');
-  return `<svg class="topo" data-lab="${esc(t.lab)}" xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="topology of lab ${esc(t.lab)}">${heads}${parts.join('')}${boxes.join('')}</svg>`;
+  return `<svg class="topo" data-lab="${esc(key)}" xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="topology of lab ${esc(t.lab)}">${heads}${parts.join('')}${boxes.join('')}</svg>`;
 }
 
 /** A flow's packets across every captured hop: one lane per node, one row per packet seen on a link. */

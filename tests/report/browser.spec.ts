@@ -83,7 +83,7 @@ test('a passing run: summary, statement matrix and its status filter, journeys w
 
   // Its path on the topology: the links it crossed light up.
   await t.getByRole('button', { name: 'show path on the topology' }).click();
-  const topo = page.locator('svg.topo[data-lab=fwnat]');
+  const topo = page.locator('svg.topo[data-lab=r0-fwnat]');
   await expect(topo.locator('g.node')).toHaveCount(5);
   for (const n of ['client1', 'director', 'rs1', 'rs2', 'rs3']) await expect(topo.locator(`g.node[data-node=${n}]`)).toBeVisible();
   await expect(topo.locator('.edge.on[data-link="client1:eth0"]')).toHaveCount(1);

@@ -7,6 +7,8 @@ import { listFaults } from '../../director/faults';
 import { DIRECTOR_KINDS, type DirectorKind } from '../../director/program';
 import { defaultBackend, hostHasIpvs } from '../../runner/env';
 import { mutationPassed, renderMutation, runMutation } from '../../runner/mutation';
+import { renderKtap } from '../../runner/ktap';
+import { ProgressLine } from '../../runner/progress';
 import { renderResults } from '../../runner/results';
 import type { Shard } from '../../runner/results';
 import { checkSuiteOptions, listTests, parseShard, resolveSuitePaths, RunError, runPassed, runSuite, suitesOf } from '../../runner/run';
@@ -16,7 +18,7 @@ import { parse, printJson } from '../args';
 import { UsageError, type CliCommand } from '../command';
 
 const usage = `vslab test [PATHS...] [--director ipvs] [--backend vm|netns] [--kernel K] [--modules DIR] [--fault NAME]
-                 [--workers N] [--grep REGEX] [--shard I/N] [--out DIR] [--json]
+                 [--workers N] [--grep REGEX] [--shard I/N] [--out DIR] [--json | --reporter text|ktap]
        vslab test [PATHS...] --list [--grep REGEX] [--shard I/N] [--json]
        vslab test --list-faults [--json]
        vslab test [PATHS...] --coverage [--json]
@@ -30,6 +32,9 @@ const usage = `vslab test [PATHS...] [--director ipvs] [--backend vm|netns] [--k
   --grep     only tests whose title matches
   --shard    only shard I of N (Playwright's sharding); \`vslab merge RUN... --out DIR\` joins the shards
   --list     list the tests the run would execute (id, file, statements) without starting a lab
+  --reporter text (default) or ktap: the results as KTAP on stdout (statements as subtests; known
+             failures # XFAIL, not applicable # SKIP). On a terminal a progress line shows tests done /
+             total, the suite file and lab, and the elapsed time.
   --out      run directory (default vslab-runs/<time>): results.json, junit.xml, report.html, and per test
              capture.pcapng + expectations.json, which \`vslab replay <dir>\` re-evaluates offline
   --coverage list, per conformance statement, the tests that check it (exit 1 if one is unchecked)
@@ -50,7 +55,7 @@ export const command: CliCommand = {
     const { values, positionals } = parse(args, {
       director: { type: 'string' }, backend: { type: 'string' }, kernel: { type: 'string' }, modules: { type: 'string' },
       fault: { type: 'string' }, faults: { type: 'string' }, baseline: { type: 'string' }, 'list-faults': { type: 'boolean' }, coverage: { type: 'boolean' }, mutation: { type: 'boolean' },
-      workers: { type: 'string' }, grep: { type: 'string' }, shard: { type: 'string' }, list: { type: 'boolean' }, out: { type: 'string' }, json: { type: 'boolean' },
+      workers: { type: 'string' }, grep: { type: 'string' }, shard: { type: 'string' }, list: { type: 'boolean' }, reporter: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
     }, usage);
     const json = !!values.json;
 
@@ -123,8 +128,13 @@ export const command: CliCommand = {
       if (e instanceof RunError) throw new UsageError(e.message);
       throw e;
     }
+    const reporter = values.reporter ?? 'text';
+    if (reporter !== 'text' && reporter !== 'ktap') throw new UsageError(`--reporter must be text or ktap, not ${reporter}`);
+    if (reporter === 'ktap' && (json || values.mutation)) throw new UsageError('--reporter ktap reports a run: not with --json or --mutation');
     const out = path.resolve(values.out ?? defaultOut());
-    const log = json ? undefined : (chunk: string) => process.stderr.write(chunk);
+    // On a terminal one progress line (failures stay above it); otherwise Playwright's own lines.
+    const progress = !json && !values.mutation && process.stdout.isTTY && process.stderr.isTTY ? new ProgressLine(process.stderr, out) : undefined;
+    const log = json ? undefined : progress ? (chunk: string) => progress.feed(chunk) : (chunk: string) => process.stderr.write(chunk);
     const common = { paths, director, backend, kernel: values.kernel, modules: values.modules, out, workers, grep: values.grep, log };
 
     try {
@@ -136,10 +146,14 @@ export const command: CliCommand = {
         else console.log(`${renderMutation(m)}\n${report}`);
         return (faults ? m.score.caught === m.score.faults : mutationPassed(m)) ? 0 : 1;
       }
-      const r = await runSuite({ ...common, fault: values.fault, shard });
+      progress?.start();
+      const r = await runSuite({ ...common, fault: values.fault, shard }).finally(() => progress?.stop());
       const report = reportIntoRun(out);
       if (json) printJson(r);
-      else {
+      else if (reporter === 'ktap') {
+        process.stdout.write(renderKtap(r));
+        console.error(`${report}\nrun directory: ${out}`);
+      } else {
         console.log(renderResults(r));
         console.log(report);
         // Only runs that saved captures and expectations can be replayed offline.
