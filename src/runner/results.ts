@@ -204,18 +204,7 @@ export function buildResults(report: PwReport, opts: BuildOptions): RunResults {
 }
 
 /** What a run is about, besides its tests (what `vslab merge` checks the shards agree on, and unions). */
-export interface RunMeta {
-  paths: string[];
-  director: string;
-  backend: string;
-  kernel?: string;
-  fault?: string;
-  shard?: Shard;
-  labs: LabRecord[];
-  startedAt: string;
-  durationMs: number;
-  errors: string[];
-}
+export type RunMeta = Pick<RunResults, 'paths' | 'director' | 'backend' | 'kernel' | 'fault' | 'shard' | 'labs' | 'startedAt' | 'durationMs' | 'errors'>;
 
 /** Statement verdicts, implementations and the summary of a run's tests (one run, or merged shards). */
 export function assembleResults(meta: RunMeta, tests: TestResult[], specStatements: Array<{ id: string; level: string; title: string }>): RunResults {
