@@ -73,7 +73,8 @@ export interface DistributionView {
   /** Allowed difference per server in connections (0 for the exact schedulers: every choice must agree). */
   tolerance: number;
   toleranceNote: string;
-  /** The model's and the kernel's choice per flow (cut to the first ones around the divergence). */
+  /** The model's and the kernel's choice per flow, from flow `shownFrom` on (cut around the divergence). */
+  shownFrom: number;
   predicted: Array<string | null>;
   observed: Array<string | null>;
   firstDivergence: number | null;
@@ -96,6 +97,8 @@ export interface TestView extends Omit<TestResult, 'notes'> {
 
 export interface RunView {
   label: string;
+  /** The implementation(s) under test, as the labs or (scheduler suites) the replays name them. */
+  implementation: string;
   dir: string;
   results: Omit<RunResults, 'tests' | 'labs'>;
   labs: LabRecord[];
@@ -273,7 +276,7 @@ function distributionOf(runDir: string, t: TestResult): DistributionView | strin
     scheduler: r.scheduler ?? '?', kernel: r.kernel ?? '?',
     servers: names.map((name) => ({ name, expected: count(r.predicted!, name), observed: count(r.observed!, name) })),
     tolerance: 0, toleranceNote: 'an exact scheduler: the kernel must choose what the model chooses, flow by flow (tolerance 0)',
-    predicted: r.predicted.slice(from, from + 80), observed: r.observed.slice(from, from + 80),
+    shownFrom: from, predicted: r.predicted.slice(from, from + 80), observed: r.observed.slice(from, from + 80),
     firstDivergence: first, flows: n, ok: r.ok === true,
   };
 }
@@ -327,7 +330,7 @@ export function loadRunForReport(dirIn: string, limits: ReportLimits = DEFAULT_L
   const kernels = [...new Set(tests.map((t) => t.distribution?.kernel).filter((k): k is string => !!k && k !== '?'))];
   const impl = results.implementations.join('; ') || (kernels.length ? kernels.map((k) => `kernel ${k}`).join('; ') : results.director);
   const label = `${results.director}${results.fault ? ` + fault ${results.fault}` : ''} (${impl})${results.kernel ? ` kernel ${results.kernel}` : ''}`;
-  return { label, dir, results: rest, labs, tests, topologies, mutation, problems };
+  return { label, implementation: impl, dir, results: rest, labs, tests, topologies, mutation, problems };
 }
 
 export function loadReport(dirs: string[], limits: ReportLimits = DEFAULT_LIMITS, hrefBase?: string): ReportData {

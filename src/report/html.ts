@@ -95,7 +95,7 @@ function summaryCard(r: RunView): string {
     pill('not-applicable', `${s.notApplicable} not applicable`), ...(s.skipped ? [pill('skipped', `${s.skipped} skipped`)] : []),
   ].join('');
   const rows: Array<[string, string]> = [
-    ['implementation', esc(x.implementations.join('; ') || `${x.director} (not reached)`)],
+    ['implementation', esc(r.implementation === x.director ? `${x.director} (not reached)` : r.implementation)],
     ['director', esc(x.director)], ['backend', esc(x.backend)], ['kernel', esc(x.kernel ?? 'bookworm (default)')],
     ...(x.fault ? [['fault', `<b>${esc(x.fault)}</b>`] as [string, string]] : []),
     ...(x.shard ? [['shard', `${x.shard.current} of ${x.shard.total}`] as [string, string]] : []),
@@ -166,7 +166,7 @@ function testDetails(r: RunView, k: number, t: TestView): string {
   }
   if (t.distribution) {
     const d = t.distribution;
-    parts.push(`<h4>Distribution: ${esc(d.scheduler)} on ${esc(d.kernel)}</h4><div class="small">${d.flows} flows; ${esc(d.toleranceNote)}; ${d.firstDivergence === null ? 'the kernel chose what the model chose for every flow' : `<b>first divergence at flow ${d.firstDivergence}</b>`}</div><div class="scroll" data-testid="distribution">${distributionSvg(d)}</div>`);
+    parts.push(`<h4>Distribution: ${esc(d.scheduler)} on ${esc(d.kernel)}</h4><div class="small">${d.flows} flows (choices of flows ${d.shownFrom}–${d.shownFrom + Math.max(d.predicted.length, d.observed.length) - 1} drawn); ${esc(d.toleranceNote)}; ${d.firstDivergence === null ? 'the kernel chose what the model chose for every flow' : `<b>first divergence at flow ${d.firstDivergence}</b>`}</div><div class="scroll" data-testid="distribution">${distributionSvg(d)}</div>`);
   }
   return `<details class="test" id="${esc(a)}" data-statuses="${esc(t.status)}" data-testid="test"><summary>${pill(t.status)} <b>${esc(t.id)}</b> <span class="small">${esc(t.title)}</span></summary>${parts.join('')}</details>`;
 }

@@ -128,7 +128,7 @@ export function distributionSvg(d: DistributionView): string {
   const seqY = 30 + plotH + 40;
   const cell = 12;
   const n = Math.max(d.predicted.length, d.observed.length);
-  const offset = d.firstDivergence === null ? 0 : Math.max(0, d.firstDivergence - 20);
+  const offset = d.shownFrom;
   const seq: string[] = [`<text x="4" y="${seqY + 9}" class="srv">model</text>`, `<text x="4" y="${seqY + cell + 13}" class="srv">kernel</text>`];
   for (let i = 0; i < n; i++) {
     const x = 50 + i * cell;

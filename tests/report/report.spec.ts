@@ -58,7 +58,7 @@ test('journeys are cut to the limit and say how many hops are left to the captur
 
 test('a distribution marks the first flow where the kernel and the model part, and bars outside the band', () => {
   const svg = distributionSvg({
-    scheduler: 'rr', kernel: 'test', tolerance: 0, toleranceNote: '', flows: 6, ok: false, firstDivergence: 3,
+    scheduler: 'rr', kernel: 'test', tolerance: 0, toleranceNote: '', flows: 6, ok: false, firstDivergence: 3, shownFrom: 0,
     servers: [{ name: 'rs1', expected: 2, observed: 3 }, { name: 'rs2', expected: 2, observed: 1 }, { name: 'rs3', expected: 2, observed: 2 }],
     predicted: ['rs1', 'rs2', 'rs3', 'rs1', 'rs2', 'rs3'], observed: ['rs1', 'rs2', 'rs3', 'rs1', 'rs1', 'rs3'],
   });
