@@ -40,6 +40,9 @@ export function buildAgent(progress?: (m: string) => void): Promise<string> {
   return buildGuestProgram('agent', 'vslab-agent', 'the guest agent', progress);
 }
 
+/** Where the guest image puts the first-packet generator (built by vslab from guest/syngen, not a host tool). */
+export const GUEST_SYNGEN = '/usr/sbin/vslab-syngen';
+
 /** Path of the static first-packet generator (guest/syngen/vslab-syngen.c), /usr/sbin/vslab-syngen in the guest. */
 export function buildSyngen(progress?: (m: string) => void): Promise<string> {
   return buildGuestProgram('syngen', 'vslab-syngen', 'the guest packet generator', progress);

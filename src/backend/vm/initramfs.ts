@@ -10,7 +10,7 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { buildAgent, buildSyngen, guestSourceDir } from './agent-build';
+import { buildAgent, buildSyngen, GUEST_SYNGEN, guestSourceDir } from './agent-build';
 import { cacheDir, withCacheLock } from './cache';
 import type { GuestKernel } from './kernel';
 import { runTool, runToolOk } from './proc';
@@ -316,8 +316,8 @@ async function populate(stage: string, kernel: GuestKernel, p: Plan): Promise<vo
   }
   fs.copyFileSync(p.agent, at('/usr/sbin/vslab-agent'));
   fs.chmodSync(at('/usr/sbin/vslab-agent'), 0o755);
-  fs.copyFileSync(p.syngen, at('/usr/sbin/vslab-syngen'));
-  fs.chmodSync(at('/usr/sbin/vslab-syngen'), 0o755);
+  fs.copyFileSync(p.syngen, at(GUEST_SYNGEN));
+  fs.chmodSync(at(GUEST_SYNGEN), 0o755);
   fs.copyFileSync(path.join(guestSourceDir(), 'init'), at('/init'));
   fs.chmodSync(at('/init'), 0o755);
   fs.writeFileSync(at('/etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');

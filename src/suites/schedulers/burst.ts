@@ -3,7 +3,9 @@
 // guest image) from the flow's own source address and port in the client node. IPVS schedules a
 // connection on that packet, so the director's connection table then holds one entry per flow,
 // naming its real server; every flow is looked up there, and the scenario's model must give the
-// same server, flow by flow.
+// same server, flow by flow. The server nodes drop those packets on arrival (nft, priority raw) and
+// run no responders: what a server would answer is not part of the scheduling decision, and an answer,
+// a reset and a request socket per flow would cost the guest's one vCPU more than the director does.
 //
 // Compared with replayScenario() (replay.ts: a full handshake per flow from a Node program, the
 // answering responder and the connection table both observed, ~100 flows/s under TCG) this costs one
@@ -12,6 +14,7 @@
 // (rr, wrr, sh, mh, dh; no thresholds) and scenarios without hold/close/release/wait events or
 // persistence are accepted -- anything else is refused with the reason, never approximated.
 import { performance } from 'perf_hooks';
+import { GUEST_SYNGEN } from '../../backend/vm/agent-build';
 import { type AssignmentComparison, compareAssignments } from '../../models/compare';
 import { resolveScenario, runScenario, type ResolvedScenario, type Scenario } from '../../models/scenario';
 import { type AddressMap, mapScenario, planAddressMap } from './addresses';
@@ -105,7 +108,7 @@ export async function burstScenario(lab: ReplayLab, raw: unknown, opts: BurstOpt
   let problems: string[] = [];
   try {
     await lab.killConnections(['client']);
-    await setup.apply();
+    await setup.apply({ firstPacketsOnly: true });
     await setup.programDirector();
     const key = setup.serviceKey();
     const current = new Map(rs.servers.map((s) => [s.name, { ...s }]));
@@ -137,7 +140,7 @@ export async function burstScenario(lab: ReplayLab, raw: unknown, opts: BurstOpt
         lines.push(`${f.proto} ${f.client.text} ${f.cport} ${setup.flowDst[k]} ${f.dport}`);
       }
       const t0 = performance.now();
-      const r = await lab.node('client').exec(['vslab-syngen', ...args], { input: lines.join('\n') + '\n', timeoutMs: 60_000 + lines.length * 10 });
+      const r = await lab.node('client').exec([GUEST_SYNGEN, ...args], { input: lines.join('\n') + '\n', timeoutMs: 60_000 + lines.length * 10 });
       sendWallMs += performance.now() - t0;
       if (r.code !== 0) throw new Error(`${name}: vslab-syngen in the client node failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
       const report = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { sent?: number; elapsedUs?: number };
