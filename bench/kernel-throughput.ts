@@ -16,10 +16,10 @@
 // average is printed before and after: absolute rates move with it, the ratio much less.
 import * as os from 'os';
 import { performance } from 'perf_hooks';
-import type { Scenario } from '../src/models/scenario';
 import { burstScenario, formatBurst } from '../src/suites/schedulers/burst';
 import { ReplayLab } from '../src/suites/schedulers/lab';
 import { formatReplay, replayScenario } from '../src/suites/schedulers/replay';
+import { wrrScenario } from './wrr-scenario';
 
 process.env.VSLAB_VM_NAME_PREFIX ||= 'vslabss-';
 
@@ -36,22 +36,6 @@ function usage(m: string): never {
 if (!Number.isInteger(COUNT) || COUNT < 100 || COUNT > 200_000) usage(`connections must be an integer 100..200000, got ${process.argv[2]}`);
 if (!Number.isInteger(BASE) || BASE < 20 || BASE > 20_000) usage(`baseline connections must be an integer 20..20000, got ${process.argv[3]}`);
 
-function scenario(name: string, count: number, seed: number, clients: string): Scenario {
-  return {
-    name,
-    scheduler: 'wrr',
-    service: { proto: 'tcp', vip: '198.19.0.100', port: 80 },
-    servers: [
-      { name: 'rs1', addr: '198.18.1.11', port: 80, weight: 4 },
-      { name: 'rs2', addr: '198.18.1.12', port: 80, weight: 3 },
-      { name: 'rs3', addr: '198.18.1.13', port: 80, weight: 2 },
-      { name: 'rs4', addr: '198.18.1.14', port: 80, weight: 1 },
-    ],
-    flows: [{ generate: { count, seed, clients } }],
-    hold: false,
-    timeouts: { tcpfin: 30 },
-  };
-}
 
 const load = (): string => os.loadavg().map((x) => x.toFixed(1)).join(' ');
 
@@ -64,7 +48,7 @@ async function main(): Promise<void> {
     console.log(`kernel-throughput: kernel ${lab.kernel} (qemu TCG, 1 vCPU), lab ready in ${(bootMs / 1000).toFixed(1)} s; host load average ${loadBefore} on ${os.cpus().length} cores`);
 
     // --- today's path: full connections from the flow driver, both observations
-    const base = await replayScenario(lab, scenario(`wrr-baseline-${BASE}`, BASE, 10_000, '198.18.64.0/18'), { flowTimeoutMs: 5000 });
+    const base = await replayScenario(lab, wrrScenario(`wrr-baseline-${BASE}`, BASE, 10_000, '198.18.64.0/18'), { flowTimeoutMs: 5000 });
     const first = Math.min(...base.flows.map((f) => f.t));
     const last = Math.max(...base.flows.map((f) => f.t));
     const basePerSecond = (BASE - 1) / ((last - first) / 1000);
@@ -72,7 +56,7 @@ async function main(): Promise<void> {
     if (!base.ok) console.log(formatReplay(base));
 
     // --- first packets from vslab-syngen, every flow accounted by the connection table
-    const r = await burstScenario(lab, scenario(`wrr-first-packets-${COUNT}`, COUNT, 20_000, '198.18.128.0/17'));
+    const r = await burstScenario(lab, wrrScenario(`wrr-first-packets-${COUNT}`, COUNT, 20_000, '198.18.128.0/17'));
     console.log(formatBurst(r));
     console.log(`  generator clock ${(r.sendMs / 1000).toFixed(2)} s (${(COUNT / (r.sendMs / 1000)).toFixed(0)}/s), host wall ${(r.sendWallMs / 1000).toFixed(2)} s, table read ${(r.tableMs / 1000).toFixed(2)} s, whole run with setup/cleanup ${(r.durationMs / 1000).toFixed(1)} s`);
     const ratio = r.perSecond / basePerSecond;

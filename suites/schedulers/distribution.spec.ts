@@ -12,24 +12,16 @@
 import type { Scenario } from '../../src/models/scenario';
 import { type Disruption, removalDisruption, requiredSampleSize, seededFlows } from '../../src/models/stats';
 import { ReplayLab } from '../../src/suites/schedulers/lab';
-import { type BurstResult, burstScenario, formatBurst } from '../../src/suites/schedulers/burst';
-import { formatReplay, KernelLacksScheduler, replayScenario, type ReplayResult } from '../../src/suites/schedulers/replay';
+import { burstScenario, formatBurst } from '../../src/suites/schedulers/burst';
+import { formatReplay, KernelLacksScheduler, replayScenario } from '../../src/suites/schedulers/replay';
 import { expect, test } from './fixtures';
 
 const SERVERS = [1, 2, 3, 4, 5].map((i) => ({ name: `rs${i}`, addr: `198.18.1.${10 + i}`, port: 80, weight: 1 }));
 
-async function burstOrSkip(lab: Parameters<typeof burstScenario>[0], sc: Scenario): Promise<BurstResult> {
+/** Runs a scenario; a scheduler the kernel lacks skips the test with the reason. */
+async function orSkip<T>(run: () => Promise<T>): Promise<T> {
   try {
-    return await burstScenario(lab, sc);
-  } catch (e) {
-    if (e instanceof KernelLacksScheduler) test.skip(true, e.message);
-    throw e;
-  }
-}
-
-async function replayOrSkip(lab: Parameters<typeof replayScenario>[0], sc: Scenario): Promise<ReplayResult> {
-  try {
-    return await replayScenario(lab, sc);
+    return await run();
   } catch (e) {
     if (e instanceof KernelLacksScheduler) test.skip(true, e.message);
     throw e;
@@ -59,7 +51,7 @@ test.describe('twos: kernel picks against the exact model', () => {
         { generate: { count: 600, seed: 2025, clients: '198.18.128.0/18', hold: false } },
       ],
     };
-    const r = await replayOrSkip(replayLab, sc);
+    const r = await orSkip(() => replayScenario(replayLab, sc));
     const text = formatReplay(r);
     await testInfo.attach('replay.txt', { body: text, contentType: 'text/plain' });
     // What 1200 flows can resolve: a share off by 5 points (absolute), at alpha 1e-4 and power 0.99.
@@ -106,7 +98,7 @@ test.describe('hash disruption when one of five servers is removed', () => {
   for (const [scheduler, seed] of [['sh', 71], ['mh', 72], ['dh', 73]] as const) {
     test(`${scheduler}: share of remapped flows vs the ideal 1/N`, async ({ replayLab }, testInfo) => {
       test.setTimeout(600_000);
-      const r = await burstOrSkip(replayLab, disruptionScenario(scheduler, CLIENTS, seed));
+      const r = await orSkip(() => burstScenario(replayLab, disruptionScenario(scheduler, CLIENTS, seed)));
       const text = formatBurst(r);
       await testInfo.attach('replay.txt', { body: text, contentType: 'text/plain' });
       expect(r.ok, text).toBe(true);
@@ -141,7 +133,7 @@ test.describe('many connections by first packets, every one as the model', () =>
         flows: [{ generate: { count: COUNT, seed: c.seed, clients: '198.18.128.0/17' } }],
         hold: false,
       };
-      const r = await burstOrSkip(replayLab, sc);
+      const r = await orSkip(() => burstScenario(replayLab, sc));
       const text = formatBurst(r);
       await testInfo.attach('burst.txt', { body: text, contentType: 'text/plain' });
       console.log(text.split('\n')[0]);
