@@ -71,6 +71,25 @@ static void set_l4_sum(uint8_t *l4, size_t len, int tcp, uint32_t pseudo) {
   c[0] = s >> 8; c[1] = s & 255;
 }
 
+/* The whole packet (IPv4 or IPv6 header, then the transport header) at pkt; returns its length. */
+static size_t build(uint8_t *pkt, int v6, const uint8_t *sa, const uint8_t *da, int tcp, uint16_t sport, uint16_t dport, uint32_t seq) {
+  size_t ip = v6 ? 40 : 20, alen = v6 ? 16 : 4;
+  uint8_t proto = tcp ? IPPROTO_TCP : IPPROTO_UDP;
+  uint8_t *l4 = pkt + ip;
+  size_t n = transport(l4, tcp, sport, dport, seq);
+  memset(pkt, 0, ip);
+  if (v6) {
+    pkt[0] = 0x60; pkt[4] = n >> 8; pkt[5] = n & 255; pkt[6] = proto; pkt[7] = 64;
+  } else {
+    pkt[0] = 0x45; pkt[6] = 0x40 /* DF */; pkt[8] = 64; pkt[9] = proto; /* length, id, checksum: the kernel's */
+  }
+  uint8_t *addrs = pkt + (v6 ? 8 : 12);
+  memcpy(addrs, sa, alen);
+  memcpy(addrs + alen, da, alen);
+  set_l4_sum(l4, n, tcp, sum16(addrs, 2 * alen, 0) + proto + (uint32_t)n);
+  return ip + n;
+}
+
 static void die_line(long line, const char *what, const char *text) {
   fprintf(stderr, "vslab-syngen: stdin line %ld: %s: %s\n", line, what, text);
   exit(2);
@@ -119,40 +138,17 @@ int main(int argc, char **argv) {
     if (!tcp && strcmp(proto, "udp")) die_line(line, "protocol is not tcp or udp", proto);
     if (sport > 65535 || dport > 65535 || sport == 0 || dport == 0) die_line(line, "port out of range 1-65535", buf);
     uint32_t seq = (uint32_t)random() << 1 ^ (uint32_t)random();
-    struct in_addr a4s, a4d;
-    struct in6_addr a6s, a6d;
-    ssize_t r;
-    if (inet_pton(AF_INET, src, &a4s) == 1) {
-      if (inet_pton(AF_INET, dst, &a4d) != 1) die_line(line, "destination is not an IPv4 address (the source is)", dst);
-      uint8_t *l4 = pkt + 20;
-      size_t n = transport(l4, tcp, (uint16_t)sport, (uint16_t)dport, seq);
-      memset(pkt, 0, 20);
-      pkt[0] = 0x45; pkt[8] = 64; pkt[9] = tcp ? IPPROTO_TCP : IPPROTO_UDP;
-      pkt[6] = 0x40; /* DF */
-      memcpy(pkt + 12, &a4s, 4);
-      memcpy(pkt + 16, &a4d, 4);
-      uint32_t ps = sum16(pkt + 12, 8, 0) + pkt[9] + (uint32_t)n;
-      set_l4_sum(l4, n, tcp, ps);
-      struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr = a4d };
-      if (!t0) t0 = now_us();
-      r = sendto(s4, pkt, 20 + n, 0, (struct sockaddr *)&to, sizeof to);
-    } else if (inet_pton(AF_INET6, src, &a6s) == 1) {
-      if (inet_pton(AF_INET6, dst, &a6d) != 1) die_line(line, "destination is not an IPv6 address (the source is)", dst);
-      uint8_t *l4 = pkt + 40;
-      size_t n = transport(l4, tcp, (uint16_t)sport, (uint16_t)dport, seq);
-      memset(pkt, 0, 40);
-      pkt[0] = 0x60; pkt[4] = n >> 8; pkt[5] = n & 255; pkt[6] = tcp ? IPPROTO_TCP : IPPROTO_UDP; pkt[7] = 64;
-      memcpy(pkt + 8, &a6s, 16);
-      memcpy(pkt + 24, &a6d, 16);
-      uint32_t ps = sum16(pkt + 8, 32, 0) + pkt[6] + (uint32_t)n;
-      set_l4_sum(l4, n, tcp, ps);
-      struct sockaddr_in6 to = { .sin6_family = AF_INET6, .sin6_addr = a6d };
-      if (!t0) t0 = now_us();
-      r = sendto(s6, pkt, 40 + n, 0, (struct sockaddr *)&to, sizeof to);
-    } else {
-      die_line(line, "source is not an IPv4 or IPv6 address", src);
-      return 2;
-    }
+    uint8_t sa[16], da[16];
+    int v6 = inet_pton(AF_INET, src, sa) != 1;
+    if (v6 && inet_pton(AF_INET6, src, sa) != 1) die_line(line, "source is not an IPv4 or IPv6 address", src);
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, dst, da) != 1) die_line(line, v6 ? "destination is not an IPv6 address (the source is)" : "destination is not an IPv4 address (the source is)", dst);
+    size_t len = build(pkt, v6, sa, da, tcp, (uint16_t)sport, (uint16_t)dport, seq);
+    struct sockaddr_in to4 = { .sin_family = AF_INET };
+    struct sockaddr_in6 to6 = { .sin6_family = AF_INET6 };
+    memcpy(&to4.sin_addr, da, 4);
+    memcpy(&to6.sin6_addr, da, 16);
+    if (!t0) t0 = now_us();
+    ssize_t r = v6 ? sendto(s6, pkt, len, 0, (struct sockaddr *)&to6, sizeof to6) : sendto(s4, pkt, len, 0, (struct sockaddr *)&to4, sizeof to4);
     if (r < 0) {
       fprintf(stderr, "vslab-syngen: stdin line %ld: sendto %s: %s\n", line, dst, strerror(errno));
       return 1;
