@@ -6,6 +6,7 @@ import type { BackendKind } from '../../backend/types';
 import { listFaults } from '../../director/faults';
 import { DIRECTOR_KINDS, type DirectorKind } from '../../director/program';
 import { defaultBackend, hostHasIpvs } from '../../runner/env';
+import { MATRIX_FILE, matrixPassed, parseKernelList, renderKernelMatrix, runKernelMatrix, type MatrixKernel } from '../../runner/kernel-matrix';
 import { mutationPassed, renderMutation, runMutation } from '../../runner/mutation';
 import { renderKtap } from '../../runner/ktap';
 import { ProgressLine } from '../../runner/progress';
@@ -13,7 +14,7 @@ import { renderResults } from '../../runner/results';
 import type { Shard } from '../../runner/results';
 import { checkSuiteOptions, listTests, parseShard, resolveSuitePaths, RunError, runPassed, runSuite, suitesOf } from '../../runner/run';
 import { coverageOf, loadStatements, renderCoverage, specFileForSuite } from '../../runner/spec';
-import { reportIntoRun } from '../../report';
+import { REPORT_FILE, reportIntoRun, writeReport } from '../../report';
 import { parse, printJson } from '../args';
 import { UsageError, type CliCommand } from '../command';
 
@@ -26,7 +27,9 @@ const usage = `vslab test [PATHS...] [--director ipvs] [--backend vm|netns] [--k
   PATHS      suite directories or files under suites/ (default suites/forwarding)
   --director implementation under test (${DIRECTOR_KINDS.filter((d) => d !== 'none').join(', ')}; default ipvs)
   --backend  vm or netns (default: vm when this host's kernel has no IPVS)
-  --kernel   VM kernel: bookworm (6.1, default), backports (6.12) or a vmlinuz path (with --modules)
+  --kernel   VM kernel: bookworm (6.1, default), backports (6.12) or a vmlinuz path (with --modules);
+             a comma list (bookworm,backports[,PATH]) runs the suites on each and prints the tests
+             whose verdict differs between kernels first (one run directory per kernel under --out)
   --fault    run against the director sabotaged by this fault (see --list-faults)
   --workers  parallel workers, one VM each on the vm backend (default 2)
   --grep     only tests whose title matches
@@ -131,6 +134,18 @@ export const command: CliCommand = {
     const reporter = values.reporter ?? 'text';
     if (reporter !== 'text' && reporter !== 'ktap') throw new UsageError(`--reporter must be text or ktap, not ${reporter}`);
     if (reporter === 'ktap' && (json || values.mutation)) throw new UsageError('--reporter ktap reports a run: not with --json or --mutation');
+    let kernels: MatrixKernel[] | undefined;
+    if (values.kernel?.includes(',')) {
+      try {
+        kernels = parseKernelList(values.kernel, values.modules);
+      } catch (e) {
+        if (e instanceof RunError) throw new UsageError(e.message);
+        throw e;
+      }
+      if (backend !== 'vm') throw new UsageError('--kernel with several kernels needs --backend vm');
+      if (values.mutation) throw new UsageError('--mutation runs on one kernel; give --kernel a single kernel');
+    }
+    if (reporter === 'ktap' && kernels) throw new UsageError('--reporter ktap reports one run: give --kernel a single kernel');
     const out = path.resolve(values.out ?? defaultOut());
     // On a terminal one progress line (failures stay above it); otherwise Playwright's own lines.
     const progress = !json && !values.mutation && process.stdout.isTTY && process.stderr.isTTY ? new ProgressLine(process.stderr, out) : undefined;
@@ -145,6 +160,22 @@ export const command: CliCommand = {
         if (json) printJson(m);
         else console.log(`${renderMutation(m)}\n${report}`);
         return (faults ? m.score.caught === m.score.faults : mutationPassed(m)) ? 0 : 1;
+      }
+      if (kernels) {
+        const m = await runKernelMatrix({ ...common, fault: values.fault, shard }, kernels);
+        // One report per kernel's run, and one of all of them with a matrix column per kernel.
+        const reports = m.kernels.filter((k) => k.results).map((k) => reportIntoRun(k.out));
+        const both = m.kernels.filter((k) => k.results).map((k) => k.out);
+        if (both.length > 1) {
+          try {
+            reports.push(`report of all kernels: ${writeReport(both, path.join(out, REPORT_FILE)).file}`);
+          } catch (e) {
+            reports.push(`report of all kernels: not written (${(e as Error).message.split('\n')[0]})`);
+          }
+        }
+        if (json) printJson(m);
+        else console.log(`${renderKernelMatrix(m)}\n${reports.join('\n')}\nrun directory: ${out} (one subdirectory per kernel, ${MATRIX_FILE})`);
+        return matrixPassed(m) ? 0 : 1;
       }
       progress?.start();
       const r = await runSuite({ ...common, fault: values.fault, shard }).finally(() => progress?.stop());
