@@ -300,8 +300,10 @@ export class TestRecord {
       });
     }
     const records: CheckRecord[] = this.checks.map((c, k) => ({ id: c.expectation.id, ok: this.results[k].ok, reason: this.results[k].reason, covers: coveredBy(c), broken: attribute(c, this.results[k]) }));
+    // A declared statement has a verdict only once a check that answers to it was evaluated: a test that
+    // failed (or stopped) before its checks leaves its statements unjudged, never passed.
     const statements: Record<string, 'passed' | 'failed'> = {};
-    for (const s of this.declared) statements[s] = 'passed';
+    for (const s of this.declared) if (records.some((r) => r.covers.includes(s))) statements[s] = 'passed';
     for (const r of records) for (const s of r.broken) statements[s] = 'failed';
     const f: ChecksFile = { version: 1, testId: this.testId, title: this.title, file: this.file, declared: this.declared, checks: records, statements, lab: this.lab, fault: this.fault, notes: this.notes };
     fs.writeFileSync(path.join(this.dir, CHECKS_FILE), JSON.stringify(f, null, 2) + '\n');
