@@ -5,6 +5,7 @@ import {
   parsePrefix, prefixInLabSupernet, prefixText, size, toBig, type Prefix,
 } from './addr';
 import type { Reporter, PathSeg } from './load';
+import { normSysctl, sysctlKeyProblem, sysctlValueProblem } from './sysctl';
 import type {
   Family, ForwardingMethod, InterfaceModel, LabModel, NodeModel, RealServerModel, Role, RouteModel, SegmentModel,
   ServiceModel, TunnelDeviceModel, TunnelSpec,
@@ -60,8 +61,18 @@ function hostCidr(addr: string): string {
   return `${canonical(addr)}/${hostPrefixLen(f)}`;
 }
 
-function normSysctl(key: string): string {
-  return key.includes('/') ? key.replace(/^\/?proc\/sys\//, '') : key.replace(/\./g, '/');
+/** Reports every sysctl of a node that may not be set (see ./sysctl.ts); true when all may. */
+function checkSysctls(name: string, rn: RawNode, r: Reporter, devices?: ReadonlySet<string>): boolean {
+  let ok = true;
+  for (const [k, v] of Object.entries(rn.sysctls ?? {})) {
+    const at: PathSeg[] = ['nodes', name, 'sysctls', k];
+    const kp = sysctlKeyProblem(k, devices);
+    if (kp) r.error(at, kp, true);
+    const vp = sysctlValueProblem(String(v));
+    if (vp) r.error(at, vp);
+    ok &&= !kp && !vp;
+  }
+  return ok;
 }
 
 function setSysctl(n: NodeModel, key: string, value: string): void {
@@ -76,6 +87,7 @@ export function deriveLab(raw: RawTopology, file: string, r: Reporter, hostPrefi
   const byName = new Map(nodes.map((n) => [n.name, n]));
   const lab: LabModel = { name: raw.name, file, nodes, segments: [], services: [] };
   const labMtu = raw.mtu ?? DEFAULT_MTU;
+  for (const [name, rn] of Object.entries(raw.nodes)) checkSysctls(name, rn, r);
 
   // ---- segments and links -------------------------------------------------------------------
   const pool = new SubnetPool();
@@ -125,6 +137,11 @@ export function deriveLab(raw: RawTopology, file: string, r: Reporter, hostPrefi
     const seen = new Set<string>();
     const taken = new Set<string>();
     for (const m of d.members) {
+      if (m.mac) {
+        const first = parseInt(m.mac.slice(0, 2), 16);
+        if (/^(00:){5}00$/.test(m.mac)) r.error([...m.at, 'mac'], `MAC ${m.mac} is the all-zero address, which an interface cannot have`);
+        else if (first & 1) r.error([...m.at, 'mac'], `MAC ${m.mac} is a ${/^(ff:){5}ff$/i.test(m.mac) ? 'broadcast' : 'multicast'} address (the low bit of its first byte is set); an interface needs a unicast MAC`);
+      }
       for (const [fam, a] of [[4, m.ipv4], [6, m.ipv6]] as const) {
         if (!a) continue;
         const p = fam === 4 ? d.v4 : d.v6;
@@ -486,6 +503,8 @@ function deriveHostSettings(lab: LabModel, raw: RawTopology, r: Reporter): void 
   // User overrides last: they win over anything derived.
   for (const n of lab.nodes) {
     const rn = raw.nodes[n.name];
+    const devices = new Set([...n.interfaces.map((i) => i.name), ...n.tunnels.map((t) => t.name)]);
+    if (!checkSysctls(n.name, rn, r, devices)) continue;
     for (const [k, v] of Object.entries(rn.sysctls ?? {})) setSysctl(n, k, String(v));
     (rn.routes ?? []).forEach((rt, ri) => {
       const at: PathSeg[] = ['nodes', n.name, 'routes', ri];
@@ -495,10 +514,19 @@ function deriveHostSettings(lab: LabModel, raw: RawTopology, r: Reporter): void 
       else {
         const p = parsePrefix(to);
         if (typeof p === 'string') return r.error([...at, 'to'], p);
+        if (!prefixInLabSupernet(p)) return r.error([...at, 'to'], `route destination ${rt.to} is outside the lab ranges 198.18.0.0/15 and 2001:db8::/32 (use default / default6 for everything else)`);
         family = p.family;
         to = prefixText(p);
       }
       if (rt.via && familyOf(rt.via) !== family) return r.error([...at, 'via'], `next hop ${rt.via} is not IPv${family} like ${rt.to}`);
+      if (rt.via) {
+        // The kernel only accepts a gateway it can reach directly: one on a subnet of this node.
+        const via = canonical(rt.via);
+        const own = n.interfaces.flatMap((i) => { const a = family === 4 ? i.ipv4 : i.ipv6; return a ? [a] : []; });
+        const subnets = own.map((a) => parsePrefix(`${a.addr}/${a.prefixLen}`, true) as Prefix);
+        if (own.some((a) => a.addr === via)) return r.error([...at, 'via'], `next hop ${rt.via} is ${n.name}'s own address`);
+        if (!subnets.some((p) => contains(p, via))) return r.error([...at, 'via'], `next hop ${rt.via} is not on any subnet of ${n.name} (${subnets.map(prefixText).join(', ') || `it has no IPv${family} address`})`);
+      }
       n.routes = n.routes.filter((x) => x.to !== to);
       n.routes.push({ to, family, via: rt.via ? canonical(rt.via) : undefined, reason: 'given in the topology' });
     });
