@@ -1,6 +1,6 @@
 // `vslab pcap json|show|stats|merge|trace <file>`: read pcap/pcapng captures (streamed, any size).
 import type { Writable } from 'stream';
-import { CaptureFormatError } from '../../capture/errors';
+import { CaptureFormatError, CaptureOutputError } from '../../capture/errors';
 import { mergeCaptures } from '../../capture/merge';
 import { openCaptureFile } from '../../capture/open';
 import type { CaptureReader } from '../../capture/reader';
@@ -116,7 +116,7 @@ function open(file: string | undefined): CaptureReader {
 }
 
 function asInputError(e: unknown, file: string): Error {
-  if (e instanceof CaptureFormatError) return new UsageError(e.message);
+  if (e instanceof CaptureFormatError || e instanceof CaptureOutputError) return new UsageError(e.message);
   const err = e as NodeJS.ErrnoException;
   if (err && err.code && err.syscall) return new UsageError(`cannot read ${file}: ${err.message}`);
   return e as Error;
