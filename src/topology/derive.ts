@@ -28,6 +28,8 @@ export interface RawTopology { name: string; description?: string; mtu?: number;
 export const DEFAULT_GUE_PORT = 6080;
 const DEFAULT_MTU = 1500;
 
+class PoolExhausted extends Error {}
+
 /** Allocates /24 and /64 subnets for segments that did not give one. */
 class SubnetPool {
   private used: Prefix[] = [];
@@ -40,7 +42,7 @@ class SubnetPool {
       const p: Prefix = family === 4
         ? { family, base: toBig('198.18.0.0') + BigInt(this.next4++) * 256n, len: 24 }
         : { family, base: toBig('2001:db8::') + (BigInt(this.next6++) << 64n), len: 64 };
-      if (family === 4 && this.next4 > 255) throw new Error('out of IPv4 lab subnets (198.18.0.0/16 holds 256 segments)');
+      if (family === 4 && this.next4 > 255) throw new PoolExhausted('out of IPv4 lab subnets to allocate (198.18.0.0/16 holds 255 of them)');
       if (this.isFree(p)) { this.used.push(p); return p; }
     }
   }
@@ -128,8 +130,13 @@ export function deriveLab(raw: RawTopology, file: string, r: Reporter, hostPrefi
   for (const d of drafts) {
     const raw4 = d.at[0] === 'segments' ? raw.segments![d.at[1] as string].ipv4 : raw.links![d.at[1] as number].ipv4;
     const raw6 = d.at[0] === 'segments' ? raw.segments![d.at[1] as string].ipv6 : raw.links![d.at[1] as number].ipv6;
-    if (!d.v4 && raw4 !== false && typeof raw4 !== 'string') d.v4 = pool.take(4);
-    if (!d.v6 && raw6 !== false && typeof raw6 !== 'string') d.v6 = pool.take(6);
+    try {
+      if (!d.v4 && raw4 !== false && typeof raw4 !== 'string') d.v4 = pool.take(4);
+      if (!d.v6 && raw6 !== false && typeof raw6 !== 'string') d.v6 = pool.take(6);
+    } catch (e) {
+      if (!(e instanceof PoolExhausted)) throw e;
+      r.error(d.at, `${e.message}: give this ${d.model.kind === 'lan' ? 'segment' : 'link'} an explicit subnet, or "ipv4: false"`);
+    }
   }
 
   // Members: interfaces and addresses.
@@ -158,7 +165,7 @@ export function deriveLab(raw: RawTopology, file: string, r: Reporter, hostPrefi
     const nextFree = (p: Prefix): string => {
       for (;;) {
         const a = nthAddr(p, hostIdx[p.family]++);
-        if (BigInt(hostIdx[p.family]) >= size(p)) throw new Error(`segment ${d.model.name} has no free address left in ${prefixText(p)}`);
+        if (BigInt(hostIdx[p.family]) >= size(p)) throw new PoolExhausted(`no free address left in ${prefixText(p)}`);
         if (!taken.has(a)) { taken.add(a); return a; }
       }
     };
@@ -174,8 +181,14 @@ export function deriveLab(raw: RawTopology, file: string, r: Reporter, hostPrefi
         mtu: d.model.mtu,
         extraAddrs: [],
       };
-      if (d.v4) iface.ipv4 = { addr: m.ipv4 ? canonical(m.ipv4) : nextFree(d.v4), prefixLen: d.v4.len };
-      if (d.v6) iface.ipv6 = { addr: m.ipv6 ? canonical(m.ipv6) : nextFree(d.v6), prefixLen: d.v6.len };
+      try {
+        if (d.v4) iface.ipv4 = { addr: m.ipv4 ? canonical(m.ipv4) : nextFree(d.v4), prefixLen: d.v4.len };
+        if (d.v6) iface.ipv6 = { addr: m.ipv6 ? canonical(m.ipv6) : nextFree(d.v6), prefixLen: d.v6.len };
+      } catch (e) {
+        if (!(e instanceof PoolExhausted)) throw e;
+        r.error(m.at, `node "${m.node}" gets no address on ${d.model.kind === 'lan' ? 'segment' : 'link'} "${d.model.name}": ${e.message} (use a larger subnet)`);
+        continue;
+      }
       node.interfaces.push(iface);
       d.model.members.push({ node: node.name, iface: iface.name });
     }
