@@ -106,3 +106,21 @@ test('`vslab up` of the traversal topology exits 2, builds nothing, and the cana
   expect(vslabNamespaces('h11bad')).toEqual([]);
   fs.rmSync(dir, { recursive: true });
 });
+
+test('alias bombs, deep nesting and exhausted address pools are reported where they are, fast', () => {
+  const bomb = `${base}x1: &a [z, z, z, z, z, z, z, z, z, z]\nx2: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nx3: [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n`;
+  const deep = `name: h11bad\nnodes: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`;
+  const pool = base.replace('back: { ipv4: 198.18.1.0/24, members: [d1, rs1] }', 'back: { ipv4: 198.18.1.0/30, members: [d1, rs1, { node: c1 }] }');
+  const t0 = Date.now();
+  expect(diagnostics(bomb)[0]).toMatchObject({ line: 10, col: 9, message: expect.stringMatching(/aliases expand too far/) });
+  expect(diagnostics(deep)).toEqual([{ file: 'bad.yaml', line: 2, col: 72, message: expect.stringMatching(/nested more than 64 levels deep/) }]);
+  expect(diagnostics(pool)).toEqual([{ file: 'bad.yaml', line: 8, col: 51, message: expect.stringMatching(/node "c1" gets no address on segment "back": no free address left in 198\.18\.1\.0\/30/) }]);
+  expect(Date.now() - t0).toBeLessThan(5000);
+});
+
+test('out-of-range numbers are refused at load with one error and the full path', () => {
+  const svc = (rs: string) => `${base}services:\n  - { name: a, vip: 198.19.0.1, port: 80, method: nat, realServers: [${rs}] }\n`;
+  expect(diagnostics(svc('{ node: rs1, weight: -1 }'))).toEqual([{ file: 'bad.yaml', line: 10, col: 91, message: '"services[0].realServers[0].weight" must be >= 0' }]);
+  expect(diagnostics(svc('{ node: rs1, upper: 99999999999 }'))).toEqual([{ file: 'bad.yaml', line: 10, col: 90, message: '"services[0].realServers[0].upper" must be <= 4294967295' }]);
+  expect(diagnostics(base.replace('members: [c1, d1]', 'members: [c1, 5]'))).toEqual([{ file: 'bad.yaml', line: 7, col: 47, message: '"segments.front.members[1]" has the wrong form: expected a node name or {node, ipv4, ipv6, mac}' }]);
+});
