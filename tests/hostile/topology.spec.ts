@@ -8,16 +8,9 @@ import * as path from 'path';
 import { loadTopologyText, TopologyError } from '../../src/topology/load';
 import { native } from '../../src/native';
 import { CLI, vslabNamespaces } from '../lab/host';
+import { smallTopology } from '../lab/small-topology';
 
-const base = `name: h11bad
-nodes:
-  c1: { role: client }
-  d1: { role: director }
-  rs1: { role: real-server }
-segments:
-  front: { ipv4: 198.18.0.0/24, members: [c1, d1] }
-  back: { ipv4: 198.18.1.0/24, members: [d1, rs1] }
-`;
+const base = smallTopology('h11bad');
 
 function diagnostics(text: string) {
   try {
