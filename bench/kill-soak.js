@@ -144,8 +144,10 @@ async function soakBackend(backend, runs, prefix, log) {
     const name = `${prefix}-${backend}-${i}`;
     if (i % 2 === 0) {
       const r = await run(upArgs(backend, name), Math.random() * upMs * 1.2);
-      if (r.killed) killedUp++; else finished++;
-      if (!r.killed && r.code === 0) await run(['down', name]);
+      // Killed after its last step, the lab is up (not leaked): it counts as finished, and is taken down.
+      const up = aliveLabs().includes(name);
+      if (r.killed && !up) killedUp++; else finished++;
+      if (up) await run(['down', name]);
     } else {
       const r = await run(upArgs(backend, name));
       if (r.code === 0) {
