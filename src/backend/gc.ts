@@ -7,7 +7,7 @@ import * as path from 'path';
 import { native } from '../native';
 import { parseNsName } from './plan';
 import { NETNS_DIR } from './netns';
-import { findVmLeftovers, removeVmLeftover, type VmLeftover } from './vm/leftovers';
+import { findOrphanLabVms, findVmLeftovers, removeVmLeftover, type VmLeftover } from './vm/leftovers';
 import { hostGuardRoutes, labAlive, pidAlive, readLabStates, removeHostGuard, removeLabState, withLock, WORK_ROOT } from './registry';
 
 export interface GcItem {
@@ -68,6 +68,10 @@ function scan(): { items: GcItem[]; alive: Set<string> } {
     const lab = v.name.replace(/^vslab-/, '');
     if (!alive.has(lab)) items.push({ kind: 'vm-rundir', id: v.runDir, lab, reason: v.reason });
   }
+  const prefix = process.env.VSLAB_VM_NAME_PREFIX;
+  if (prefix && prefix !== 'vslab-') {
+    for (const v of findOrphanLabVms(prefix, (lab) => alive.has(lab))) items.push({ kind: 'vm-rundir', id: v.runDir, lab: v.name.slice(prefix.length), reason: v.reason });
+  }
   for (const c of vslabContainers()) if (!alive.has(c.lab)) items.push({ kind: 'container', id: c.id, lab: c.lab, reason: 'belongs to no lab that is up' });
   if (!alive.size) for (const r of hostGuardRoutes()) items.push({ kind: 'host-route', id: r, reason: 'guard route with no lab up' });
   if (fs.existsSync(WORK_ROOT)) for (const d of fs.readdirSync(WORK_ROOT)) if (!alive.has(d)) items.push({ kind: 'workdir', id: path.join(WORK_ROOT, d), lab: d, reason: 'work directory of no lab that is up' });
@@ -90,7 +94,8 @@ export async function gc(dryRun: boolean): Promise<GcReport> {
               break;
             }
             case 'vm-rundir': {
-              const v = findVmLeftovers().find((x: VmLeftover) => x.runDir === it.id);
+              const prefix = process.env.VSLAB_VM_NAME_PREFIX;
+              const v = [...findVmLeftovers(), ...(prefix && prefix !== 'vslab-' ? findOrphanLabVms(prefix, () => false) : [])].find((x: VmLeftover) => x.runDir === it.id);
               if (v) removeVmLeftover(v);
               break;
             }

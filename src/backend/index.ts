@@ -1,7 +1,7 @@
 // One entry point over the backends: bring a lab up, find it again, take it down.
 import type { LabModel } from '../topology/model';
 import { attachNetnsLab, destroyLab, upNetnsLab } from './netns';
-import { readLabState, readLabStates, labAlive } from './registry';
+import { readLabState, readLabStates, labAlive, withLock, writeLabState } from './registry';
 import type { BackendKind, LabSummary, RunningLab, UpOptions } from './types';
 
 export interface LabUpOptions extends UpOptions {
@@ -45,7 +45,13 @@ export async function attachLab(name: string, model: LabModel): Promise<RunningL
 }
 
 export async function downLab(name: string): Promise<void> {
-  const s = readLabState(name);
+  const s = await withLock(() => {
+    const st = readLabState(name);
+    // Marked before anything is removed: a `down` killed half-way leaves a lab whose deleter is gone,
+    // which gc recognises as dead and finishes (an 'up' persistent lab it would rightly leave alone).
+    if (st) writeLabState({ ...st, status: 'deleting', ownerPid: process.pid });
+    return st;
+  });
   if (s?.backend === 'vm') return vmBackend().destroyVmLab(name);
   return destroyLab(name);
 }

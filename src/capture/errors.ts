@@ -14,3 +14,8 @@ export class CaptureFormatError extends Error {
     super(`${file}: byte ${offset}: ${problem}`);
   }
 }
+
+/** A capture output that cannot be written as asked (e.g. it is one of the inputs). */
+export class CaptureOutputError extends Error {
+  override name = 'CaptureOutputError';
+}

@@ -1,10 +1,12 @@
 // Merge the captures of a run (one file per link end) into one pcapng ordered by timestamp, whose
 // interfaces are named "node:iface" so a single Wireshark file shows the whole lab.
+import * as fs from 'fs';
 import * as path from 'path';
 import { openCaptureFile } from './open';
 import { PcapngWriter } from './pcapng';
 import type { CaptureReader } from './reader';
-import { FileSink, type ByteSink } from './sink';
+import { CaptureOutputError } from './errors';
+import { FileSink, sameFile, type ByteSink } from './sink';
 
 export interface MergeInput {
   path: string;
@@ -25,9 +27,19 @@ function outputName(input: MergeInput, reader: CaptureReader, ifIndex: number): 
   return own || `${path.basename(input.path)}${reader.interfaces.length > 1 ? `:if${ifIndex}` : ''}`;
 }
 
-/** Merges the inputs (streaming, any size) into `out` (a path or a sink). Ties keep input order. */
+/**
+ * Merges the inputs (streaming, any size) into `out` (a path or a sink). Ties keep input order.
+ * A path is written in full or not at all (a failed merge leaves no file behind, and an existing
+ * file is replaced only once the merge is complete); it may not be one of the inputs.
+ */
 export function mergeCaptures(inputs: MergeInput[], out: string | ByteSink): MergeResult {
+  if (typeof out === 'string') {
+    const same = inputs.find((i) => sameFile(i.path, out));
+    if (same) throw new CaptureOutputError(`the output ${out} is also an input (${same.path}); write the merge to another file`);
+    if (fs.existsSync(out) && !fs.statSync(out).isFile()) throw new CaptureOutputError(`the output ${out} exists and is not a regular file`);
+  }
   const readers: CaptureReader[] = [];
+  let done = false;
   const sink = typeof out === 'string' ? new FileSink(out) : out;
   try {
     for (const i of inputs) readers.push(openCaptureFile(i.path));
@@ -68,9 +80,12 @@ export function mergeCaptures(inputs: MergeInput[], out: string | ByteSink): Mer
       live[best] = r.next();
     }
     writer.close();
+    done = true;
     return { packets, interfaces: names };
   } finally {
     for (const r of readers) r.close();
-    sink.close();
+    if (done) sink.close();
+    else if (sink.abort) sink.abort();
+    else sink.close();
   }
 }

@@ -2,12 +2,18 @@
 import { parseArgs, type ParseArgsConfig } from 'util';
 import { UsageError } from './command';
 
-export function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, usage: string) {
+/** `maxPositionals`: how many non-option arguments the command takes (default: any number). */
+export function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, usage: string, maxPositionals = Infinity) {
+  let parsed;
   try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (e) {
     throw new UsageError(`${(e as Error).message.replace(/^TypeError \[[A-Z_]+\]: /, '')}\nusage: ${usage}`);
   }
+  if (parsed.positionals.length > maxPositionals) {
+    throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[maxPositionals])}${maxPositionals ? '' : ' (this command takes only options)'}\nusage: ${usage}`);
+  }
+  return parsed;
 }
 
 /** Progress lines on a terminal only; machine output (--json) stays clean on stdout. */

@@ -340,6 +340,8 @@ export function resolveScenario(data: unknown): ResolvedScenario {
   } else {
     family = svc.family ?? 4;
   }
+  // A VIP that did not parse is reported once; flows are not blamed for lacking a destination.
+  const vipBroken = svc.vip !== undefined && !vip;
   // Flows of a fwmark service without "dst" and without a service vip: the destination only matters
   // to the destination-hashing schedulers; the others get the unspecified address as a placeholder.
   const needsDst = isFw && !vip && ['dh', 'lblc', 'lblcr'].includes(sc.scheduler);
@@ -412,7 +414,7 @@ export function resolveScenario(data: unknown): ResolvedScenario {
         }
         const dst = x.dst ?? vip ?? fwPlaceholder;
         if (!dst) {
-          errors.push(new ScenarioError(`${path}.generate`, `${sc.scheduler} hashes the destination address: give "dsts" (or a service "vip")`));
+          if (!vipBroken) errors.push(new ScenarioError(`${path}.generate`, `${sc.scheduler} hashes the destination address: give "dsts" (or a service "vip")`));
           break;
         }
         flows.push({ client: x.client, cport: x.cport, dst, dport: port, proto, hold: g.hold ?? defaultHold, explicitHold: g.hold !== undefined, path });
@@ -440,7 +442,7 @@ export function resolveScenario(data: unknown): ResolvedScenario {
       dst = d;
     }
     if (!dst) {
-      errors.push(new ScenarioError(`${path}`, `${sc.scheduler} hashes the destination address: a flow of a fwmark service needs "dst" (or give the service a "vip")`));
+      if (!vipBroken) errors.push(new ScenarioError(`${path}`, `${sc.scheduler} hashes the destination address: a flow of a fwmark service needs "dst" (or give the service a "vip")`));
       return;
     }
     if (f.proto !== undefined && !isFw && f.proto !== proto) {

@@ -38,8 +38,9 @@ export interface SchedulerHost {
   /** lblc_expiration / lblcr_expiration sysctls in seconds. */
   readonly lblcExpiration: number;
   readonly lblcrExpiration: number;
-  /** Report a prediction that depends on timing the model cannot know (e.g. GC timer phase). */
-  warn(message: string): void;
+  /** Report a prediction that depends on timing the model cannot know (e.g. GC timer phase).
+   *  Warnings with the same `kind` are reported once, with how often they recurred. */
+  warn(message: string, kind?: string): void;
 }
 
 /** One possible outcome of a random scheduler and its probability. */

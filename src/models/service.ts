@@ -210,7 +210,8 @@ export class ServiceModel implements SchedulerHost {
   readonly random: SeededRandom;
   readonly sysctls: Sysctls;
   readonly options: ServiceOptions;
-  readonly warnings: string[] = [];
+  private readonly warningList: Array<{ text: string; count: number }> = [];
+  private readonly warningKinds = new Map<string, { text: string; count: number }>();
   private clock = 0;
   private readonly timingMargin: number;
   private readonly fastKeys: boolean;
@@ -244,8 +245,16 @@ export class ServiceModel implements SchedulerHost {
   get lblcrExpiration(): number {
     return this.sysctls.lblcrExpiration;
   }
-  warn(message: string): void {
-    this.warnings.push(`t=${this.clock}s: ${message}`);
+  warn(message: string, kind?: string): void {
+    const seen = kind === undefined ? undefined : this.warningKinds.get(kind);
+    if (seen) { seen.count++; return; }
+    const w = { text: `t=${this.clock}s: ${message}`, count: 1 };
+    this.warningList.push(w);
+    if (kind !== undefined) this.warningKinds.set(kind, w);
+  }
+  /** Warnings in the order first raised; a recurring kind once, with its count. */
+  get warnings(): string[] {
+    return this.warningList.map((w) => (w.count > 1 ? `${w.text} (and ${w.count - 1} more time(s) later)` : w.text));
   }
 
   get isFwmark(): boolean {

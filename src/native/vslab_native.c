@@ -14,11 +14,15 @@
  *   netlinkOpen(nsPath|null, proto)   a netlink socket living in that namespace -> fd
  *   netlinkTransact(fd, buf, ms)      send buf, read until every request in it is answered -> Buffer
  *   netlinkClose(fd)
- *   sysctlWrite(nsPath|null, [[path, value], ...])
+ *   sysctlWrite(nsPath, [[path, value], ...])
+ *                                     write /proc/sys/net/... files inside that namespace;
+ *                                     refuses any path that does not resolve under /proc/sys/net/
+ *                                     and the host namespace (null)
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/netlink.h>
 #include <node_api.h>
 #include <poll.h>
@@ -344,12 +348,31 @@ static napi_value NetlinkClose(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+#define SYSCTL_NET "/proc/sys/net/"
+
+/* Defence in depth behind the topology checks: a sysctl path must be spelt /proc/sys/net/<...> with
+ * no ".", ".." or empty component, and must still resolve (realpath) under /proc/sys/net/. The
+ * resolved path is what gets opened, without following a final symlink. 0 or an errno. */
+static int sysctl_path_ok(const char *p, char *resolved) {
+  size_t plen = strlen(SYSCTL_NET);
+  if (strncmp(p, SYSCTL_NET, plen) != 0 || p[plen] == '\0') return EPERM;
+  for (const char *c = p + plen - 1; c && *c; c = strchr(c + 1, '/')) {
+    const char *s = c + 1;
+    size_t n = strcspn(s, "/");
+    if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.')) return EPERM;
+  }
+  if (!realpath(p, resolved)) return errno;
+  if (strncmp(resolved, SYSCTL_NET, plen) != 0) return EPERM;
+  return 0;
+}
+
 static napi_value SysctlWrite(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int isnull;
   char *ns = arg_string(env, argv[0], &isnull);
+  if (!ns) return throw_errno(env, "refusing to set sysctls", "in the host namespace", EPERM);
   uint32_t n = 0;
   napi_get_array_length(env, argv[1], &n);
   int saved;
@@ -373,12 +396,19 @@ static napi_value SysctlWrite(napi_env env, napi_callback_info info) {
       err = EINVAL;
       snprintf(failed, sizeof failed, "(entry %u is not [path, value])", i);
     } else {
-      int fd = open(p, O_WRONLY | O_CLOEXEC);
-      if (fd < 0 || write(fd, v, strlen(v)) < 0) {
-        err = errno;
-        snprintf(failed, sizeof failed, "%s=%s", p, v);
+      char resolved[PATH_MAX];
+      int bad = sysctl_path_ok(p, resolved);
+      if (bad) {
+        err = bad;
+        snprintf(failed, sizeof failed, "%s (%s)", p, bad == EPERM ? "not a file under " SYSCTL_NET : "cannot resolve it");
+      } else {
+        int fd = open(resolved, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0 || write(fd, v, strlen(v)) < 0) {
+          err = errno;
+          snprintf(failed, sizeof failed, "%s=%s", p, v);
+        }
+        if (fd >= 0) close(fd);
       }
-      if (fd >= 0) close(fd);
     }
     free(p);
     free(v);

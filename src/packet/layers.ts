@@ -205,3 +205,56 @@ export interface DecodedPacket {
 export function tsString(sec: number, nsec: number): string {
   return `${sec}.${String(nsec).padStart(9, '0')}`;
 }
+
+// ---- the layer schema at run time: which fields each layer type has, and of what kind ---------------
+// Used to reject expectations whose fields can never match (a misspelt field is "missing" in every
+// packet, so an absence expectation with it would pass whatever was captured).
+
+export type FieldKind = 'number' | 'string' | 'boolean' | 'boolean-or-null' | 'true' | 'array';
+type FieldsOf<L> = { [K in Exclude<keyof L, 'type' | keyof LayerCommon>]-?: FieldKind };
+/** Exactly the fields of layer interface L (the compiler checks none is missing or extra). */
+const fields = <L>(f: FieldsOf<L>): Record<string, FieldKind> => f as Record<string, FieldKind>;
+
+const sllFields = fields<SllLayer>({ pktType: 'number', hatype: 'number', addr: 'string', proto: 'number', ifindex: 'number' });
+const icmpFields = fields<IcmpLayer>({
+  icmpType: 'number', code: 'number', checksum: 'number', checksumOk: 'boolean-or-null', id: 'number', seq: 'number', mtu: 'number',
+  gateway: 'string', pointer: 'number', target: 'string', payloadLen: 'number',
+});
+
+export const COMMON_FIELDS: { [K in keyof LayerCommon]-?: FieldKind } = { quoted: 'true', partial: 'true' };
+
+export const LAYER_FIELDS: Record<LayerType, Record<string, FieldKind>> = {
+  eth: fields<EthLayer>({ src: 'string', dst: 'string', ethertype: 'number' }),
+  vlan: fields<VlanLayer>({ id: 'number', pcp: 'number', dei: 'number', ethertype: 'number' }),
+  sll: sllFields,
+  sll2: sllFields,
+  null: fields<NullLayer>({ family: 'number' }),
+  arp: fields<ArpLayer>({ op: 'number', htype: 'number', ptype: 'number', hwsrc: 'string', psrc: 'string', hwdst: 'string', pdst: 'string' }),
+  ipv4: fields<Ipv4Layer>({
+    src: 'string', dst: 'string', ttl: 'number', proto: 'number', id: 'number', tos: 'number', len: 'number', ihl: 'number',
+    df: 'boolean', mf: 'boolean', fragOffset: 'number', options: 'array', checksum: 'number', checksumOk: 'boolean-or-null',
+  }),
+  ipv6: fields<Ipv6Layer>({ src: 'string', dst: 'string', hlim: 'number', nh: 'number', proto: 'number', tc: 'number', flow: 'number', plen: 'number', ext: 'array' }),
+  gre: fields<GreLayer>({ proto: 'number', version: 'number', key: 'number', seq: 'number', checksum: 'number', checksumOk: 'boolean-or-null', routing: 'true' }),
+  udp: fields<UdpLayer>({ sport: 'number', dport: 'number', len: 'number', checksum: 'number', checksumOk: 'boolean-or-null', payloadLen: 'number' }),
+  gue: fields<GueLayer>({ version: 'number', control: 'boolean', hlen: 'number', proto: 'number', flags: 'number', options: 'string' }),
+  vxlan: fields<VxlanLayer>({ flags: 'number', vni: 'number' }),
+  tcp: fields<TcpLayer>({
+    sport: 'number', dport: 'number', seq: 'number', ack: 'number', flags: 'string', window: 'number', urgent: 'number', hlen: 'number',
+    options: 'array', checksum: 'number', checksumOk: 'boolean-or-null', payloadLen: 'number',
+  }),
+  icmp: icmpFields,
+  icmpv6: icmpFields,
+  payload: fields<PayloadLayer>({ len: 'number', data: 'string' }),
+};
+
+export function valueHasKind(v: unknown, kind: FieldKind): boolean {
+  switch (kind) {
+    case 'number': return typeof v === 'number' && Number.isFinite(v);
+    case 'string': return typeof v === 'string';
+    case 'boolean': return typeof v === 'boolean';
+    case 'boolean-or-null': return typeof v === 'boolean' || v === null;
+    case 'true': return v === true;
+    case 'array': return Array.isArray(v);
+  }
+}

@@ -5,6 +5,7 @@ import {
   parsePrefix, prefixInLabSupernet, prefixText, size, toBig, type Prefix,
 } from './addr';
 import type { Reporter, PathSeg } from './load';
+import { normSysctl, sysctlKeyProblem, sysctlValueProblem } from './sysctl';
 import type {
   Family, ForwardingMethod, InterfaceModel, LabModel, NodeModel, RealServerModel, Role, RouteModel, SegmentModel,
   ServiceModel, TunnelDeviceModel, TunnelSpec,
@@ -27,6 +28,8 @@ export interface RawTopology { name: string; description?: string; mtu?: number;
 export const DEFAULT_GUE_PORT = 6080;
 const DEFAULT_MTU = 1500;
 
+class PoolExhausted extends Error {}
+
 /** Allocates /24 and /64 subnets for segments that did not give one. */
 class SubnetPool {
   private used: Prefix[] = [];
@@ -39,7 +42,7 @@ class SubnetPool {
       const p: Prefix = family === 4
         ? { family, base: toBig('198.18.0.0') + BigInt(this.next4++) * 256n, len: 24 }
         : { family, base: toBig('2001:db8::') + (BigInt(this.next6++) << 64n), len: 64 };
-      if (family === 4 && this.next4 > 255) throw new Error('out of IPv4 lab subnets (198.18.0.0/16 holds 256 segments)');
+      if (family === 4 && this.next4 > 255) throw new PoolExhausted('out of IPv4 lab subnets to allocate (198.18.0.0/16 holds 255 of them)');
       if (this.isFree(p)) { this.used.push(p); return p; }
     }
   }
@@ -60,8 +63,18 @@ function hostCidr(addr: string): string {
   return `${canonical(addr)}/${hostPrefixLen(f)}`;
 }
 
-function normSysctl(key: string): string {
-  return key.includes('/') ? key.replace(/^\/?proc\/sys\//, '') : key.replace(/\./g, '/');
+/** Reports every sysctl of a node that may not be set (see ./sysctl.ts); true when all may. */
+function checkSysctls(name: string, rn: RawNode, r: Reporter, devices?: ReadonlySet<string>): boolean {
+  let ok = true;
+  for (const [k, v] of Object.entries(rn.sysctls ?? {})) {
+    const at: PathSeg[] = ['nodes', name, 'sysctls', k];
+    const kp = sysctlKeyProblem(k, devices);
+    if (kp) r.error(at, kp, true);
+    const vp = sysctlValueProblem(String(v));
+    if (vp) r.error(at, vp);
+    ok &&= !kp && !vp;
+  }
+  return ok;
 }
 
 function setSysctl(n: NodeModel, key: string, value: string): void {
@@ -76,6 +89,7 @@ export function deriveLab(raw: RawTopology, file: string, r: Reporter, hostPrefi
   const byName = new Map(nodes.map((n) => [n.name, n]));
   const lab: LabModel = { name: raw.name, file, nodes, segments: [], services: [] };
   const labMtu = raw.mtu ?? DEFAULT_MTU;
+  for (const [name, rn] of Object.entries(raw.nodes)) checkSysctls(name, rn, r);
 
   // ---- segments and links -------------------------------------------------------------------
   const pool = new SubnetPool();
@@ -116,8 +130,13 @@ export function deriveLab(raw: RawTopology, file: string, r: Reporter, hostPrefi
   for (const d of drafts) {
     const raw4 = d.at[0] === 'segments' ? raw.segments![d.at[1] as string].ipv4 : raw.links![d.at[1] as number].ipv4;
     const raw6 = d.at[0] === 'segments' ? raw.segments![d.at[1] as string].ipv6 : raw.links![d.at[1] as number].ipv6;
-    if (!d.v4 && raw4 !== false && typeof raw4 !== 'string') d.v4 = pool.take(4);
-    if (!d.v6 && raw6 !== false && typeof raw6 !== 'string') d.v6 = pool.take(6);
+    try {
+      if (!d.v4 && raw4 !== false && typeof raw4 !== 'string') d.v4 = pool.take(4);
+      if (!d.v6 && raw6 !== false && typeof raw6 !== 'string') d.v6 = pool.take(6);
+    } catch (e) {
+      if (!(e instanceof PoolExhausted)) throw e;
+      r.error(d.at, `${e.message}: give this ${d.model.kind === 'lan' ? 'segment' : 'link'} an explicit subnet, or "ipv4: false"`);
+    }
   }
 
   // Members: interfaces and addresses.
@@ -125,6 +144,11 @@ export function deriveLab(raw: RawTopology, file: string, r: Reporter, hostPrefi
     const seen = new Set<string>();
     const taken = new Set<string>();
     for (const m of d.members) {
+      if (m.mac) {
+        const first = parseInt(m.mac.slice(0, 2), 16);
+        if (/^(00:){5}00$/.test(m.mac)) r.error([...m.at, 'mac'], `MAC ${m.mac} is the all-zero address, which an interface cannot have`);
+        else if (first & 1) r.error([...m.at, 'mac'], `MAC ${m.mac} is a ${/^(ff:){5}ff$/i.test(m.mac) ? 'broadcast' : 'multicast'} address (the low bit of its first byte is set); an interface needs a unicast MAC`);
+      }
       for (const [fam, a] of [[4, m.ipv4], [6, m.ipv6]] as const) {
         if (!a) continue;
         const p = fam === 4 ? d.v4 : d.v6;
@@ -141,7 +165,7 @@ export function deriveLab(raw: RawTopology, file: string, r: Reporter, hostPrefi
     const nextFree = (p: Prefix): string => {
       for (;;) {
         const a = nthAddr(p, hostIdx[p.family]++);
-        if (BigInt(hostIdx[p.family]) >= size(p)) throw new Error(`segment ${d.model.name} has no free address left in ${prefixText(p)}`);
+        if (BigInt(hostIdx[p.family]) >= size(p)) throw new PoolExhausted(`no free address left in ${prefixText(p)}`);
         if (!taken.has(a)) { taken.add(a); return a; }
       }
     };
@@ -157,8 +181,14 @@ export function deriveLab(raw: RawTopology, file: string, r: Reporter, hostPrefi
         mtu: d.model.mtu,
         extraAddrs: [],
       };
-      if (d.v4) iface.ipv4 = { addr: m.ipv4 ? canonical(m.ipv4) : nextFree(d.v4), prefixLen: d.v4.len };
-      if (d.v6) iface.ipv6 = { addr: m.ipv6 ? canonical(m.ipv6) : nextFree(d.v6), prefixLen: d.v6.len };
+      try {
+        if (d.v4) iface.ipv4 = { addr: m.ipv4 ? canonical(m.ipv4) : nextFree(d.v4), prefixLen: d.v4.len };
+        if (d.v6) iface.ipv6 = { addr: m.ipv6 ? canonical(m.ipv6) : nextFree(d.v6), prefixLen: d.v6.len };
+      } catch (e) {
+        if (!(e instanceof PoolExhausted)) throw e;
+        r.error(m.at, `node "${m.node}" gets no address on ${d.model.kind === 'lan' ? 'segment' : 'link'} "${d.model.name}": ${e.message} (use a larger subnet)`);
+        continue;
+      }
       node.interfaces.push(iface);
       d.model.members.push({ node: node.name, iface: iface.name });
     }
@@ -486,6 +516,8 @@ function deriveHostSettings(lab: LabModel, raw: RawTopology, r: Reporter): void 
   // User overrides last: they win over anything derived.
   for (const n of lab.nodes) {
     const rn = raw.nodes[n.name];
+    const devices = new Set([...n.interfaces.map((i) => i.name), ...n.tunnels.map((t) => t.name)]);
+    if (!checkSysctls(n.name, rn, r, devices)) continue;
     for (const [k, v] of Object.entries(rn.sysctls ?? {})) setSysctl(n, k, String(v));
     (rn.routes ?? []).forEach((rt, ri) => {
       const at: PathSeg[] = ['nodes', n.name, 'routes', ri];
@@ -495,10 +527,19 @@ function deriveHostSettings(lab: LabModel, raw: RawTopology, r: Reporter): void 
       else {
         const p = parsePrefix(to);
         if (typeof p === 'string') return r.error([...at, 'to'], p);
+        if (!prefixInLabSupernet(p)) return r.error([...at, 'to'], `route destination ${rt.to} is outside the lab ranges 198.18.0.0/15 and 2001:db8::/32 (use default / default6 for everything else)`);
         family = p.family;
         to = prefixText(p);
       }
       if (rt.via && familyOf(rt.via) !== family) return r.error([...at, 'via'], `next hop ${rt.via} is not IPv${family} like ${rt.to}`);
+      if (rt.via) {
+        // The kernel only accepts a gateway it can reach directly: one on a subnet of this node.
+        const via = canonical(rt.via);
+        const own = n.interfaces.flatMap((i) => { const a = family === 4 ? i.ipv4 : i.ipv6; return a ? [a] : []; });
+        const subnets = own.map((a) => parsePrefix(`${a.addr}/${a.prefixLen}`, true) as Prefix);
+        if (own.some((a) => a.addr === via)) return r.error([...at, 'via'], `next hop ${rt.via} is ${n.name}'s own address`);
+        if (!subnets.some((p) => contains(p, via))) return r.error([...at, 'via'], `next hop ${rt.via} is not on any subnet of ${n.name} (${subnets.map(prefixText).join(', ') || `it has no IPv${family} address`})`);
+      }
       n.routes = n.routes.filter((x) => x.to !== to);
       n.routes.push({ to, family, via: rt.via ? canonical(rt.via) : undefined, reason: 'given in the topology' });
     });

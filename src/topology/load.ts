@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from 'yaml';
 import type { LabModel } from './model';
 import { deriveLab, type RawTopology } from './derive';
 
@@ -28,13 +28,35 @@ export type PathSeg = string | number;
 /** Collects problems found at a path of the document; resolves paths to line:col. */
 export class Reporter {
   readonly diagnostics: Diagnostic[] = [];
+  private readonly seen = new Set<string>();
+  /** Key -> pair index of each YAML mapping walked, so locating a path is linear in its length. */
+  private readonly keyIndex = new WeakMap<object, Map<string, number>>();
   constructor(private readonly file: string, private readonly doc?: Document, private readonly lc?: LineCounter) {}
 
   error(at: PathSeg[], message: string, onKey = false): void {
     const { line, col } = this.locate(at, onKey);
-    if (!this.diagnostics.some((d) => d.line === line && d.col === col && d.message === message)) {
-      this.diagnostics.push({ file: this.file, line, col, message });
+    this.add(line, col, message);
+  }
+
+  /** Records a problem at line:col once (the same message at the same place is reported once). */
+  add(line: number, col: number, message: string): void {
+    const key = `${line}:${col}:${message}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    this.diagnostics.push({ file: this.file, line, col, message });
+  }
+
+  private pairIndex(map: { items: Array<{ key: unknown }> }): Map<string, number> {
+    let idx = this.keyIndex.get(map);
+    if (!idx) {
+      idx = new Map();
+      map.items.forEach((p, i) => {
+        const k = isScalar(p.key) ? String(p.key.value) : String(p.key);
+        if (!idx!.has(k)) idx!.set(k, i);
+      });
+      this.keyIndex.set(map, idx);
     }
+    return idx;
   }
 
   locate(at: PathSeg[], onKey = false): { line: number; col: number } {
@@ -44,8 +66,9 @@ export class Reporter {
     let last: unknown = node;
     for (const seg of at) {
       if (isMap(node)) {
-        const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === String(seg));
-        if (!pair) break;
+        const i = this.pairIndex(node).get(String(seg));
+        if (i === undefined) break;
+        const pair = node.items[i];
         key = pair.key as YamlNode;
         node = pair.value;
       } else if (isSeq(node) && typeof seg === 'number' && seg < node.items.length) {
@@ -85,6 +108,13 @@ function schemaValidator(): ValidateFunction {
   return validator;
 }
 
+function lineCol(text: string, offset: number): { line: number; col: number } {
+  let line = 1;
+  let start = 0;
+  for (let i = text.indexOf('\n'); i >= 0 && i < offset; i = text.indexOf('\n', i + 1)) { line++; start = i + 1; }
+  return { line, col: offset - start + 1 };
+}
+
 function pointerToPath(ptr: string): PathSeg[] {
   if (!ptr) return [];
   return ptr
@@ -94,13 +124,30 @@ function pointerToPath(ptr: string): PathSeg[] {
     .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
 }
 
-/** Keeps the most useful schema errors: for oneOf/anyOf, the branch errors are noise once the parent is reported. */
+/** services[0].realServers[1].weight */
+export function pathText(at: PathSeg[]): string {
+  return at.map((s, i) => (typeof s === 'number' ? `[${s}]` : /^[A-Za-z_][\w-]*$/.test(s) ? `${i ? '.' : ''}${s}` : `[${JSON.stringify(s)}]`)).join('');
+}
+
+/**
+ * Keeps the most useful schema errors: the errors of each oneOf/anyOf branch at the alternative's own
+ * path are noise (a value matching no branch is reported once, by the oneOf), and the oneOf summary
+ * itself is dropped when a more specific error lies below it. Linear in the number of errors.
+ */
 function reportSchemaErrors(errors: ErrorObject[], r: Reporter): void {
-  const where = (e: ErrorObject) => e.instancePath;
-  // If a more specific error exists under a path, drop oneOf/anyOf summaries for it.
+  const alternatives = errors.filter((e) => e.keyword === 'oneOf' || e.keyword === 'anyOf');
+  const altAt = new Map(alternatives.map((e) => [e.instancePath, e.schemaPath]));
+  // Paths with an error strictly below them (each error marks all its ancestors).
+  const hasDeeper = new Set<string>();
   for (const e of errors) {
+    const segs = e.instancePath.split('/');
+    for (let i = 1; i < segs.length; i++) hasDeeper.add(segs.slice(0, i).join('/'));
+  }
+  for (const e of errors) {
+    const alt = altAt.get(e.instancePath);
+    if (alt !== undefined && e.keyword !== 'oneOf' && e.keyword !== 'anyOf' && e.schemaPath.startsWith(alt + '/')) continue;
     const at = pointerToPath(e.instancePath);
-    const name = at.length ? `"${at[at.length - 1]}"` : 'the document';
+    const name = at.length ? `"${pathText(at)}"` : 'the document';
     switch (e.keyword) {
       case 'additionalProperties': {
         const extra = (e.params as { additionalProperty: string }).additionalProperty;
@@ -126,11 +173,9 @@ function reportSchemaErrors(errors: ErrorObject[], r: Reporter): void {
         r.error(at, `${name} is not a valid ${(e.params as { format: string }).format} address`);
         break;
       case 'oneOf':
-      case 'anyOf': {
-        const specific = errors.some((o) => o !== e && where(o).startsWith(where(e)) && where(o) !== where(e));
-        if (!specific) r.error(at, `${name} has the wrong form: ${describeOneOf(e.schemaPath)}`);
+      case 'anyOf':
+        if (!hasDeeper.has(e.instancePath)) r.error(at, `${name} has the wrong form: ${describeOneOf(e.schemaPath + e.instancePath)}`);
         break;
-      }
       default:
         r.error(at, `${name} ${e.message ?? 'is invalid'}`);
     }
@@ -138,9 +183,9 @@ function reportSchemaErrors(errors: ErrorObject[], r: Reporter): void {
 }
 
 function describeOneOf(schemaPath: string): string {
-  if (schemaPath.includes('member')) return 'expected a node name or {node, ipv4, ipv6, mac}';
+  if (/member|endpoints/.test(schemaPath)) return 'expected a node name or {node, ipv4, ipv6, mac}';
   if (schemaPath.includes('realServer')) return 'expected a node name or {node, port, weight, ...}';
-  if (schemaPath.includes('subnet')) return 'expected a CIDR prefix, true or false';
+  if (/subnet|\/ipv[46]$/.test(schemaPath)) return 'expected a CIDR prefix, true or false';
   return 'no alternative matches';
 }
 
@@ -149,16 +194,84 @@ export interface LoadOptions {
   hostPrefixes?: string[];
 }
 
+/** Deeper than any topology needs; far below what would exhaust the parser's stack. */
+export const MAX_NESTING = 64;
+const MAX_INDENT = 512;
+
+/**
+ * Where the text nests flow collections ([ {) deeper than MAX_NESTING or indents further than
+ * MAX_INDENT columns, found in one pass before the (recursive) YAML parser sees it.
+ */
+function nestingProblem(text: string): { offset: number; message: string } | undefined {
+  let depth = 0;
+  let lineStart = true;
+  let indent = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '\n') { lineStart = true; indent = 0; continue; }
+    if (lineStart && (c === ' ' || c === '-' || c === '\t')) {
+      if (++indent > MAX_INDENT) return { offset: i, message: `indented more than ${MAX_INDENT} columns (a topology never nests this deep)` };
+      continue;
+    }
+    lineStart = false;
+    if (c === '#' && (i === 0 || /\s/.test(text[i - 1]))) { while (i + 1 < text.length && text[i + 1] !== '\n') i++; continue; }
+    if (c === '"' || c === "'") {
+      for (i++; i < text.length && text[i] !== c && text[i] !== '\n'; i++) if (c === '"' && text[i] === '\\') i++;
+      continue;
+    }
+    if (c === '[' || c === '{') {
+      if (++depth > MAX_NESTING) return { offset: i, message: `nested more than ${MAX_NESTING} levels deep (a topology never nests this deep)` };
+    } else if ((c === ']' || c === '}') && depth > 0) depth--;
+  }
+  return undefined;
+}
+
+/** The first alias (*name) of the document: where an alias bomb is reported. */
+function firstAlias(doc: Document): YamlNode | undefined {
+  let found: YamlNode | undefined;
+  visit(doc, { Alias(_, n) { found = n; return visit.BREAK; } });
+  return found;
+}
+
 export function loadTopologyText(text: string, file: string, opts: LoadOptions = {}): LabModel {
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const deep = nestingProblem(text);
+  if (deep) {
+    const pos = lineCol(text, deep.offset);
+    throw new TopologyError([{ file, line: pos.line, col: pos.col, message: `YAML: ${deep.message}` }]);
+  }
+  // The yaml library's own unique-key check is quadratic in the size of a mapping: ours is linear.
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false });
   const r = new Reporter(file, doc, lc);
   for (const e of doc.errors) {
     const pos = lc.linePos(e.pos[0]);
-    r.diagnostics.push({ file, line: pos.line, col: pos.col, message: `YAML: ${e.message.split('\n')[0]}` });
+    r.add(pos.line, pos.col, `YAML: ${e.message.split('\n')[0]}`);
+  }
+  if (!doc.errors.length) {
+    visit(doc, {
+      Map(_, map) {
+        const keys = new Set<string>();
+        for (const p of map.items) {
+          const k = isScalar(p.key) ? String(p.key.value) : String(p.key);
+          if (keys.has(k)) {
+            const pos = lc.linePos((p.key as YamlNode | null)?.range?.[0] ?? 0);
+            r.add(pos.line, pos.col, `YAML: Map keys must be unique ("${k}" is given twice)`);
+          }
+          keys.add(k);
+        }
+      },
+    });
   }
   r.throwIfFailed();
-  const raw = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  } catch (e) {
+    const alias = firstAlias(doc);
+    const pos = lc.linePos(alias?.range?.[0] ?? 0);
+    r.add(pos.line, pos.col, `YAML: the aliases expand too far (${(e as Error).message}); write the values out instead`);
+    r.throwIfFailed();
+  }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     r.error([], 'a topology must be a YAML mapping with at least "name" and "nodes"');
     r.throwIfFailed();

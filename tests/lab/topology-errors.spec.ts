@@ -5,16 +5,9 @@ import * as os from 'os';
 import * as path from 'path';
 import { loadTopologyText, TopologyError } from '../../src/topology/load';
 import { CLI, vslabNamespaces } from './host';
+import { smallTopology } from './small-topology';
 
-const base = `name: bad
-nodes:
-  c1: { role: client }
-  d1: { role: director }
-  rs1: { role: real-server }
-segments:
-  front: { ipv4: 198.18.0.0/24, members: [c1, d1] }
-  back: { ipv4: 198.18.1.0/24, members: [d1, rs1] }
-`;
+const base = smallTopology('bad');
 
 function diagnostics(text: string, hostPrefixes: string[] = []) {
   try {

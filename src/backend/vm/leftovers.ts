@@ -50,3 +50,41 @@ export function removeVmLeftover(l: VmLeftover): void {
   if (l.qemuPid && pidAlive(l.qemuPid) && isQemuNamed(l.qemuPid, l.name)) process.kill(l.qemuPid, 'SIGKILL');
   fs.rmSync(l.runDir, { recursive: true, force: true });
 }
+
+/**
+ * Persistent lab guests named with another prefix ($VSLAB_VM_NAME_PREFIX, as test runs and soaks use)
+ * whose lab is not up: a `vslab up` or `vslab down` killed half-way leaves them. Ephemeral guests
+ * (test runs') are never taken here: their owner, or findVmLeftovers, decides.
+ */
+export function findOrphanLabVms(prefix: string, labUp: (lab: string) => boolean): VmLeftover[] {
+  if (!fs.existsSync(VM_RUN_ROOT)) return [];
+  const out: VmLeftover[] = [];
+  for (const name of fs.readdirSync(VM_RUN_ROOT)) {
+    if (!name.startsWith(prefix) || labUp(name.slice(prefix.length))) continue;
+    const runDir = path.join(VM_RUN_ROOT, name);
+    let rec: VmRecord;
+    try {
+      rec = JSON.parse(fs.readFileSync(path.join(runDir, 'vm.json'), 'utf8')) as VmRecord;
+    } catch {
+      // Killed while booting (no vm.json yet): only a qemu whose starter is gone (re-parented) is orphaned.
+      const pid = Number(fs.existsSync(path.join(runDir, 'qemu.pid')) ? fs.readFileSync(path.join(runDir, 'qemu.pid'), 'utf8').trim() : 0);
+      if (pid && pidAlive(pid) && isQemuNamed(pid, name) && !pidAlive(parentOf(pid))) out.push({ runDir, name, qemuPid: pid, reason: 'its boot was killed' });
+      continue;
+    }
+    if (!rec.persistent) continue;
+    const running = pidAlive(rec.qemuPid) && isQemuNamed(rec.qemuPid, rec.name);
+    out.push({ runDir: path.join(VM_RUN_ROOT, name), name, qemuPid: running ? rec.qemuPid : undefined, reason: `lab ${name.slice(prefix.length)} of this VM is not up` });
+  }
+  return out;
+}
+
+/** The parent of a process, or 0 once it was re-parented to init (its starter is gone). */
+function parentOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    return ppid === 1 ? 0 : ppid;
+  } catch {
+    return 0;
+  }
+}

@@ -85,7 +85,7 @@ export const command: CliCommand = {
   summary: 'check the host: root, tools, kernel features, and which backend will be used',
   usage,
   async run(args) {
-    const { values } = parse(args, { json: { type: 'boolean' } }, usage);
+    const { values } = parse(args, { json: { type: 'boolean' } }, usage, 0);
     const r = runChecks();
     if (values.json) printJson(r);
     else {

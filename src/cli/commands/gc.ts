@@ -9,7 +9,7 @@ export const command: CliCommand = {
   summary: 'find and remove what crashed or killed labs left behind (only vslab\'s), and prove the host is clean',
   usage,
   async run(args) {
-    const { values } = parse(args, { 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } }, usage);
+    const { values } = parse(args, { 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } }, usage, 0);
     const r = await gc(!!values['dry-run']);
     if (values.json) { printJson(r); return r.errors.length ? 1 : 0; }
     if (!r.found.length) console.log('nothing left behind');

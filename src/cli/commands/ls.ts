@@ -9,7 +9,7 @@ export const command: CliCommand = {
   summary: 'list labs',
   usage,
   async run(args) {
-    const { values } = parse(args, { json: { type: 'boolean' } }, usage);
+    const { values } = parse(args, { json: { type: 'boolean' } }, usage, 0);
     const labs = listLabs();
     if (values.json) { printJson(labs); return 0; }
     if (!labs.length) { console.log('no labs'); return 0; }

@@ -1,6 +1,7 @@
 // `vslab pcap json|show|stats|merge|trace <file>`: read pcap/pcapng captures (streamed, any size).
 import type { Writable } from 'stream';
-import { CaptureFormatError } from '../../capture/errors';
+import { CaptureFormatError, CaptureOutputError } from '../../capture/errors';
+import { isIP } from 'net';
 import { mergeCaptures } from '../../capture/merge';
 import { openCaptureFile } from '../../capture/open';
 import type { CaptureReader } from '../../capture/reader';
@@ -116,7 +117,7 @@ function open(file: string | undefined): CaptureReader {
 }
 
 function asInputError(e: unknown, file: string): Error {
-  if (e instanceof CaptureFormatError) return new UsageError(e.message);
+  if (e instanceof CaptureFormatError || e instanceof CaptureOutputError) return new UsageError(e.message);
   const err = e as NodeJS.ErrnoException;
   if (err && err.code && err.syscall) return new UsageError(`cannot read ${file}: ${err.message}`);
   return e as Error;
@@ -232,7 +233,12 @@ export function parseFlow(text: string): FlowTuple {
   if (!m) throw new UsageError(`--flow "${text}" is not of the form "tcp 198.18.0.1:40000 > 198.18.1.100:80" (IPv6: [2001:db8::1]:40000)`);
   const protos: Record<string, number> = { tcp: 6, udp: 17, icmp: 1, icmp6: 58, icmpv6: 58 };
   const strip = (a: string) => (a.startsWith('[') ? a.slice(1, -1) : a);
-  return { proto: protos[m[1]] ?? Number(m[1]), src: strip(m[2]), sport: Number(m[3]), dst: strip(m[4]), dport: Number(m[5]) };
+  const flow = { proto: protos[m[1]] ?? Number(m[1]), src: strip(m[2]), sport: Number(m[3]), dst: strip(m[4]), dport: Number(m[5]) };
+  if (flow.proto > 255) throw new UsageError(`--flow "${text}": protocol ${flow.proto} is not 0-255`);
+  for (const a of [flow.src, flow.dst]) if (!isIP(a)) throw new UsageError(`--flow "${text}": ${a} is not an IPv4 or IPv6 address`);
+  if (isIP(flow.src) !== isIP(flow.dst)) throw new UsageError(`--flow "${text}": ${flow.src} and ${flow.dst} are not the same IP version`);
+  for (const p of [flow.sport, flow.dport]) if (p > 65535) throw new UsageError(`--flow "${text}": port ${p} is not 0-65535`);
+  return flow;
 }
 
 async function cmdTrace(p: Parsed, io: Io): Promise<number> {

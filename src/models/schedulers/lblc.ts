@@ -60,7 +60,7 @@ export class LocalityLeastConnectionScheduler implements Scheduler {
       this.cache.delete(key);
       en = undefined;
     }
-    if (this.cache.size > LBLC_MAX_ENTRIES) this.host.warn(`lblc cache holds ${this.cache.size} entries (> ${LBLC_MAX_ENTRIES}): the kernel's size-driven collection of entries idle > 6 min is not modelled`);
+    if (this.cache.size > LBLC_MAX_ENTRIES) this.host.warn(`lblc cache holds ${this.cache.size} entries (> ${LBLC_MAX_ENTRIES}): the kernel's size-driven collection of entries idle > 6 min is not modelled`, 'lblc-cache-size');
     if (en) {
       en.lastuse = this.host.now();
       const d = en.dest;

@@ -95,7 +95,7 @@ export class LocalityReplicatedScheduler implements Scheduler {
       this.cache.delete(key);
       en = undefined;
     }
-    if (this.cache.size > LBLC_MAX_ENTRIES) this.host.warn(`lblcr cache holds ${this.cache.size} entries (> ${LBLC_MAX_ENTRIES}): size-driven collection is not modelled`);
+    if (this.cache.size > LBLC_MAX_ENTRIES) this.host.warn(`lblcr cache holds ${this.cache.size} entries (> ${LBLC_MAX_ENTRIES}): size-driven collection is not modelled`, 'lblcr-cache-size');
     if (en) {
       en.lastuse = now;
       let d = setMin(en.set);

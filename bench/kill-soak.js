@@ -1,0 +1,243 @@
+#!/usr/bin/env node
+// Kill soak: `vslab up` and `vslab down` killed with SIGKILL at random points, then `vslab gc`; after
+// each run, whatever the run's lab left on the host is counted by kind (namespaces, host links, guard
+// routes, nft tables, qemu processes, containers, images, files under /run/vslab and the work root).
+// Target: 0 of every kind. Then 4 labs brought up and torn down concurrently, 20 times.
+//
+// Backends are the ones `vslab up --help` offers, so a new backend joins the soak when the CLI offers it;
+// one the soak knows of but this build does not offer is reported as not available, not skipped silently.
+// Only this soak's labs are counted (names h11soak-*, VMs named with $VSLAB_VM_NAME_PREFIX): other
+// people's labs on the machine are neither counted nor touched (gc removes only what is dead).
+//
+// Usage: node bench/kill-soak.js [runs per backend (50)] [concurrent rounds (20)] [--backends netns,vm]
+'use strict';
+const { spawn, spawnSync, execFileSync } = require('child_process');
+const fs = require('fs');
+const path = require('path');
+
+const ROOT = path.join(__dirname, '..');
+const CLI = path.join(ROOT, 'bin', 'vslab.js');
+const TOPOLOGY = path.join(ROOT, 'topologies', 'nat.yaml');
+const RUN_DIR = process.env.VSLAB_RUN_DIR || '/run/vslab';
+const WORK_ROOT = process.env.VSLAB_WORK_DIR || '/tmp/vslab';
+/** Backends vslab is known to be getting; each is soaked once `vslab up` offers it. */
+const KNOWN_BACKENDS = ['netns', 'vm', 'docker'];
+const KINDS = ['namespaces', 'links', 'routes', 'nft tables', 'qemu processes', 'containers', 'images', 'files'];
+
+function env() {
+  return { ...process.env, VSLAB_VM_NAME_PREFIX: process.env.VSLAB_VM_NAME_PREFIX || 'vslabh11-' };
+}
+
+/** The backends `vslab up` offers, read from its usage line ("--backend netns|vm"). */
+function offeredBackends() {
+  const r = spawnSync(process.execPath, [CLI, 'up', '--help'], { env: env(), encoding: 'utf8' });
+  const m = /--backend ([a-z|]+)/.exec(r.stdout || '');
+  if (!m) throw new Error(`cannot read the backends from \`vslab up --help\`: ${r.stdout}${r.stderr}`);
+  return m[1].split('|');
+}
+
+function sh(cmd, args) {
+  try {
+    return execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'], timeout: 20_000 }).toString();
+  } catch {
+    return '';
+  }
+}
+
+function docker() {
+  return fs.existsSync('/var/run/docker.sock');
+}
+
+function filesMatching(dir, has, depth = 3) {
+  const out = [];
+  let entries;
+  try { entries = fs.readdirSync(dir, { withFileTypes: true }); } catch { return out; }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (has(e.name)) out.push(p);
+    else if (e.isDirectory() && depth > 0) out.push(...filesMatching(p, has, depth - 1));
+  }
+  return out;
+}
+
+function aliveLabs() {
+  const r = spawnSync(process.execPath, [CLI, 'ls', '--json'], { env: env(), encoding: 'utf8' });
+  try { return JSON.parse(r.stdout).filter((l) => l.alive).map((l) => l.name); } catch { return []; }
+}
+
+/**
+ * What labs whose names start with `prefix` left on the host, by kind. Guard routes are shared by all
+ * labs, so they count only when no lab at all is up (else they are someone's, and not attributable).
+ */
+function leftovers(prefix, exact = true) {
+  // exact: the lab `prefix` only (h11soak-netns-1 is not h11soak-netns-10); else every lab named prefix*
+  const esc = prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const re = new RegExp(exact ? `${esc}(?![a-z0-9]|-[a-z0-9])` : esc);
+  const has = (s) => re.test(s);
+  const vmPrefix = env().VSLAB_VM_NAME_PREFIX;
+  const found = Object.fromEntries(KINDS.map((k) => [k, []]));
+  found.namespaces = sh('ip', ['netns', 'list']).split('\n').map((l) => l.split(' ')[0]).filter((n) => n.startsWith('vslab-') && has(n));
+  found.links = sh('ip', ['-o', 'link']).split('\n').filter(has).map((l) => l.split(':')[1].trim());
+  if (aliveLabs().length === 0) {
+    const routes = sh('ip', ['route', 'show', 'table', 'all', 'proto', '245']).concat(sh('ip', ['-6', 'route', 'show', 'table', 'all', 'proto', '245'])).split('\n').filter(Boolean);
+    if (aliveLabs().length === 0) found.routes = routes; // nobody's lab came up meanwhile
+  }
+  found['nft tables'] = sh('nft', ['list', 'tables']).split('\n').filter(has);
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    let cmd = '';
+    try { cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8'); } catch { continue; }
+    if (/qemu-system/.test(cmd.split('\0')[0]) && cmd.split('\0').some((a) => a.includes(vmPrefix) && has(a))) found['qemu processes'].push(`pid ${d}`);
+  }
+  if (docker()) {
+    found.containers = sh('docker', ['ps', '-aq', '--filter', `label=vslab.lab`, '--format', '{{.ID}} {{.Label "vslab.lab"}}']).split('\n').filter((l) => has(l.split(' ')[1] ?? ''));
+    found.images = sh('docker', ['images', '-q', '--filter', `label=vslab.lab`, '--format', '{{.ID}} {{.Label "vslab.lab"}}']).split('\n').filter((l) => has(l.split(' ')[1] ?? ''));
+  }
+  found.files = [...filesMatching(RUN_DIR, has), ...filesMatching(WORK_ROOT, has, 1)];
+  return found;
+}
+
+function run(args, killAfterMs) {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const p = spawn(process.execPath, [CLI, ...args], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    let killed = false;
+    const timer = killAfterMs === undefined ? undefined : setTimeout(() => { killed = true; p.kill('SIGKILL'); }, killAfterMs);
+    p.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, killed: killed && signal === 'SIGKILL', ms: performance.now() - t0, out, err });
+    });
+  });
+}
+
+function upArgs(backend, name) {
+  return ['up', TOPOLOGY, '--backend', backend, '--name', name, '--director', backend === 'vm' ? 'ipvs' : 'none', '--json'];
+}
+
+function gc() {
+  const r = spawnSync(process.execPath, [CLI, 'gc', '--json'], { env: env(), encoding: 'utf8', timeout: 120_000 });
+  return r.status;
+}
+
+function addLeaks(total, found) {
+  for (const k of KINDS) total[k] += found[k].length;
+}
+
+/** `runs` kill runs on one backend: even runs kill `up`, odd runs let `up` finish and kill `down`. */
+async function soakBackend(backend, runs, prefix, log) {
+  if (runs === 0) return { backend, runs, killedUp: 0, killedDown: 0, finished: 0, upMs: 0, downMs: 0, leaks: Object.fromEntries(KINDS.map((k) => [k, 0])), examples: [] };
+  const leaks = Object.fromEntries(KINDS.map((k) => [k, 0]));
+  const examples = [];
+  // Calibrate: how long an unkilled up and down take here, so kills land anywhere in them.
+  const cal = `${prefix}-${backend}-cal`;
+  const up0 = await run(upArgs(backend, cal));
+  if (up0.code !== 0) throw new Error(`${backend}: a plain \`vslab up\` fails here (exit ${up0.code}): ${up0.err.trim().split('\n').pop()}`);
+  const down0 = await run(['down', cal]);
+  const upMs = up0.ms;
+  const downMs = Math.max(down0.ms, 200);
+  let killedUp = 0, killedDown = 0, finished = 0;
+  for (let i = 0; i < runs; i++) {
+    const name = `${prefix}-${backend}-${i}`;
+    if (i % 2 === 0) {
+      const r = await run(upArgs(backend, name), Math.random() * upMs * 1.2);
+      // Killed after its last step, the lab is up (not leaked): it counts as finished, and is taken down.
+      const up = aliveLabs().includes(name);
+      if (r.killed && !up) killedUp++; else finished++;
+      if (up) await run(['down', name]);
+    } else {
+      const r = await run(upArgs(backend, name));
+      if (r.code === 0) {
+        const d = await run(['down', name], Math.random() * downMs * 1.2);
+        if (d.killed) killedDown++; else finished++;
+        // Killed before it changed anything, the lab is still up (not leaked): take it down as a user would.
+        if (d.killed && aliveLabs().includes(name)) await run(['down', name]);
+      }
+    }
+    gc();
+    const found = leftovers(name);
+    addLeaks(leaks, found);
+    for (const k of KINDS) if (found[k].length) examples.push(`${name}: ${k}: ${found[k].join(', ')}`);
+    log(`  ${backend} run ${i + 1}/${runs}: ${KINDS.map((k) => found[k].length).reduce((a, b) => a + b, 0)} leaked`);
+  }
+  return { backend, runs, killedUp, killedDown, finished, upMs: Math.round(upMs), downMs: Math.round(downMs), leaks, examples };
+}
+
+/** `rounds` times: 4 labs up at once, then all 4 down at once; leaks counted after each round. */
+async function soakConcurrent(backend, rounds, prefix, log) {
+  const leaks = Object.fromEntries(KINDS.map((k) => [k, 0]));
+  const examples = [];
+  let failures = 0;
+  for (let i = 0; i < rounds; i++) {
+    const names = [0, 1, 2, 3].map((k) => `${prefix}-c${i}x${k}`);
+    const ups = await Promise.all(names.map((n) => run(upArgs(backend, n))));
+    failures += ups.filter((u) => u.code !== 0).length;
+    for (const [k, u] of ups.entries()) if (u.code !== 0) examples.push(`${names[k]}: up exited ${u.code}: ${u.err.trim().split('\n').pop()}`);
+    const downs = await Promise.all(names.map((n, k) => (ups[k].code === 0 ? run(['down', n]) : Promise.resolve({ code: 0 }))));
+    failures += downs.filter((d) => d.code !== 0).length;
+    for (const n of names) {
+      const found = leftovers(n);
+      addLeaks(leaks, found);
+      for (const k of KINDS) if (found[k].length) examples.push(`${n}: ${k}: ${found[k].join(', ')}`);
+    }
+    log(`  concurrent round ${i + 1}/${rounds}: ${ups.filter((u) => u.code === 0).length}/4 up`);
+  }
+  return { backend, rounds, failures, leaks, examples };
+}
+
+function leakLine(leaks) {
+  return KINDS.map((k) => `${k} ${leaks[k]}`).join(', ');
+}
+
+async function soak(opts = {}) {
+  const runs = opts.runs ?? 50;
+  const rounds = opts.rounds ?? 20;
+  const prefix = opts.prefix ?? 'h11soak';
+  const log = opts.log ?? (() => {});
+  const offered = offeredBackends();
+  const wanted = opts.backends ?? KNOWN_BACKENDS;
+  const report = { offered, backends: [], unavailable: [], concurrent: undefined };
+  for (const b of wanted) {
+    if (!offered.includes(b)) { report.unavailable.push(b); continue; }
+    report.backends.push(await soakBackend(b, runs, prefix, log));
+  }
+  if (rounds > 0) report.concurrent = await soakConcurrent(opts.concurrentBackend ?? 'netns', rounds, prefix, log);
+  return report;
+}
+
+function print(report) {
+  const lines = [];
+  for (const b of report.backends) {
+    const total = Object.values(b.leaks).reduce((a, x) => a + x, 0);
+    lines.push(`${b.backend}: ${b.runs} runs (${b.killedUp} killed in up, ${b.killedDown} killed in down, ${b.finished} finished first; up ≈ ${b.upMs} ms, down ≈ ${b.downMs} ms) -> leaked ${total} (target 0): ${leakLine(b.leaks)}`);
+    for (const e of b.examples.slice(0, 10)) lines.push(`    ${e}`);
+  }
+  for (const u of report.unavailable) lines.push(`${u}: backend not available in this build (vslab up offers: ${report.offered.join(', ')})`);
+  if (report.concurrent) {
+    const c = report.concurrent;
+    const total = Object.values(c.leaks).reduce((a, x) => a + x, 0);
+    lines.push(`concurrent (${c.backend}): 4 labs up and down together x ${c.rounds} -> ${c.failures} failed commands, leaked ${total} (target 0): ${leakLine(c.leaks)}`);
+    for (const e of c.examples.slice(0, 10)) lines.push(`    ${e}`);
+  }
+  return lines.join('\n');
+}
+
+module.exports = { soak, print, leftovers, offeredBackends, KINDS };
+
+if (require.main === module) {
+  const args = process.argv.slice(2);
+  const bi = args.indexOf('--backends');
+  const backends = bi >= 0 ? args.splice(bi, 2)[1].split(',') : undefined;
+  const runs = Number(args[0] ?? 50);
+  const rounds = Number(args[1] ?? 20);
+  (async () => {
+    console.log(`kill soak: ${runs} SIGKILLed runs per backend, then 4 concurrent labs x ${rounds} (VMs named ${env().VSLAB_VM_NAME_PREFIX}*)`);
+    const t0 = performance.now();
+    const report = await soak({ runs, rounds, backends, log: (m) => process.stderr.write(m + '\n') });
+    console.log(print(report));
+    console.log(`(${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  })().catch((e) => { console.error(e.message); process.exitCode = 1; });
+}
