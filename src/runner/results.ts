@@ -198,9 +198,15 @@ export function renderResults(r: RunResults): string {
   const mark: Record<TestStatus, string> = { passed: 'PASS', failed: 'FAIL', skipped: 'SKIP', 'not-applicable': 'N/A ', 'known-failure': 'KNOWN' };
   const lines: string[] = [];
   lines.push(`director ${r.director} (${r.implementations.join('; ') || 'not reached'}) on ${r.backend}${r.fault ? `, fault ${r.fault}` : ''}`);
+  // A reason is printed once (a lab that could not be prepared is the reason of every test that needed it).
+  const firstWith = new Map<string, string>();
   for (const t of r.tests) {
     lines.push(`${mark[t.status].padEnd(5)} ${t.id}  (${(t.durationMs / 1000).toFixed(1)} s, ${t.checks} checks${t.failedChecks ? `, ${t.failedChecks} failed` : ''})`);
-    if (t.reason && t.status !== 'passed') lines.push(`      ${t.reason}`);
+    if (t.reason && t.status !== 'passed') {
+      const first = firstWith.get(t.reason);
+      lines.push(first ? `      the same reason as ${first}` : `      ${t.reason}`);
+      if (!first) firstWith.set(t.reason, t.id);
+    }
     if (t.status === 'failed' && t.statementResults) {
       const broken = Object.entries(t.statementResults).filter(([, v]) => v === 'failed').map(([k]) => k);
       if (broken.length) lines.push(`      statements broken: ${broken.join(', ')}`);

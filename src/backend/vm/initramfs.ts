@@ -15,12 +15,13 @@ import { cacheDir, withCacheLock } from './cache';
 import type { GuestKernel } from './kernel';
 import { runTool, runToolOk } from './proc';
 import { GUEST_NODE_DIR } from './shares';
+import { TOOL_REQUIREMENTS, missingToolMessage, which as whichOnPath } from '../../host/requirements';
 
 /** Bump when the layout changes in a way file identities do not capture. */
 const BUILDER_VERSION = '3';
 
-const REQUIRED_TOOLS = ['dash', 'busybox', 'ip', 'tc', 'ipvsadm', 'tcpdump', 'nft', 'socat', 'kmod'];
-const OPTIONAL_TOOLS = ['ss', 'bridge', 'ethtool', 'conntrack'];
+/** Host programs copied into the guest: the `guest` entries of the host requirements list (src/host). */
+const GUEST_TOOLS = TOOL_REQUIREMENTS.filter((t) => t.guest);
 const KMOD_LINKS = ['modprobe', 'insmod', 'rmmod', 'lsmod', 'modinfo'];
 
 /** Modules the guest itself needs (control channel, shares) and that labs commonly use. */
@@ -68,16 +69,7 @@ function guestPath(hostPath: string): string {
 
 function which(name: string): string | undefined {
   if (name.includes('/')) return fs.existsSync(name) ? name : undefined;
-  for (const d of (process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin').split(':').concat(['/usr/sbin', '/sbin'])) {
-    const p = path.join(d, name);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      if (fs.statSync(p).isFile()) return p;
-    } catch {
-      /* not here */
-    }
-  }
-  return undefined;
+  return whichOnPath(name);
 }
 
 /** Shared libraries (as the loader looks them up) of a host program, from ldd. */
@@ -178,14 +170,10 @@ async function plan(kernel: GuestKernel, opts: InitramfsOptions): Promise<Plan> 
   const files = new Map<string, string>();
   const links = new Map<string, string>();
   const tools: string[] = [];
-  for (const t of REQUIRED_TOOLS) {
-    const p = which(t);
-    if (!p) throw new Error(`the guest image needs ${t} on the host; install it (apt-get install ${t === 'busybox' ? 'busybox-static' : t === 'tc' ? 'iproute2' : t})`);
-    tools.push(p);
-  }
-  for (const t of OPTIONAL_TOOLS) {
-    const p = which(t);
+  for (const t of GUEST_TOOLS) {
+    const p = which(t.tool);
     if (p) tools.push(p);
+    else if (t.need === 'required') throw new Error(`the guest image needs ${missingToolMessage(t.tool)}`);
   }
   for (const t of opts.extraTools ?? []) {
     const p = which(t);
