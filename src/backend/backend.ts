@@ -47,6 +47,12 @@ export interface Backend {
   census?(): Promise<Partial<Record<'qemu' | 'containers', number>>>;
 }
 
+/** For backends that run no images: a node naming one is an error, not something silently ignored. */
+export function refuseImages(model: LabModel, kind: BackendKind): void {
+  const n = model.nodes.find((x) => x.image);
+  if (n) throw new Error(`node ${n.name} names an image (${n.image!.ref}), which only --backend docker runs; --backend ${kind} cannot`);
+}
+
 /** Brings a lab up with the given backend; on any failure everything already built is removed. */
 export async function bringUp(backend: Backend, model: LabModel, opts: LabUpOptions = {}): Promise<RunningLab> {
   const t0 = performance.now();

@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { native } from '../native';
 import type { LabModel } from '../topology/model';
-import { bringUp, tearDown, type Backend, type GcItem } from './backend';
+import { bringUp, refuseImages, tearDown, type Backend, type GcItem } from './backend';
 import { executePlan, NETNS_DIR, RUN_NETNS } from './execute';
 import { HostNamespaceNode } from './nsnode';
 import { nsName, parseNsName, planLab, SWITCH_NODE } from './plan';
@@ -66,6 +66,9 @@ export function namespaceLeftovers(alive: Set<string>): GcItem[] {
 
 export const netnsBackend: Backend = {
   kind: 'netns',
+  async preflight(model) {
+    refuseImages(model, 'netns');
+  },
   onHostKernel: true,
   namesInUse: () => labNamespaces().map((f) => parseNsName(f)!.lab),
   async build(model, state, ctx) {

@@ -7,7 +7,7 @@
 // with their process; persistent ones (`vslab up`) run detached until `vslab down`.
 import type { LabModel } from '../../topology/model';
 import { nsName, planLab } from '../plan';
-import { bringUp, tearDown, type Backend, type GcItem } from '../backend';
+import { bringUp, refuseImages, tearDown, type Backend, type GcItem } from '../backend';
 import { labAlive, readLabState } from '../registry';
 import { pidAlive } from '../../util/process';
 import { findVmLeftovers, removeVmLeftover, type VmLeftover } from './leftovers';
@@ -127,6 +127,9 @@ function vmRunDir(labName: string): string {
 /** The VM backend's half of the lab lifecycle (the other half, shared, is in backend.ts). */
 export const vmBackend: Backend = {
   kind: 'vm',
+  async preflight(model) {
+    refuseImages(model, 'vm');
+  },
   onHostKernel: false,
   async build(model, state, ctx) {
     const opts = ctx.opts as VmLabUpOptions;
