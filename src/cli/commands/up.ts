@@ -1,6 +1,7 @@
 import { BACKEND_KINDS, isBackendKind, upLab } from '../../backend';
 import type { BackendKind } from '../../backend/types';
 import { hostRoutedPrefixes } from '../../backend/registry';
+import { hostHasIpvs } from '../../runner/env';
 import { loadTopologyFile } from '../../topology/load';
 import { DIRECTOR_KINDS, programDirectors, type DirectorKind } from '../../director/program';
 import { parse, printJson, progressPrinter } from '../args';
@@ -21,6 +22,8 @@ export const command: CliCommand = {
     // Kernel IPVS is programmed where the kernel has it (the VM); on the netns backend the host kernel decides.
     const director = (values.director ?? (backend === 'vm' ? 'ipvs' : 'none')) as DirectorKind;
     if (!DIRECTOR_KINDS.includes(director)) throw new UsageError(`unknown director "${director}" (${DIRECTOR_KINDS.join(', ')})`);
+    // Namespaces and containers share this host's kernel: kernel IPVS programs there only where the host has it.
+    if (director === 'ipvs' && backend !== 'vm' && !hostHasIpvs()) throw new UsageError(`this host kernel has no IPVS, and --backend ${backend} runs on the host kernel: use --backend vm for --director ipvs`);
     if ((values.kernel || values.modules) && backend !== 'vm') throw new UsageError('--kernel and --modules apply to --backend vm');
     const t0 = performance.now();
     const model = loadTopologyFile(positionals[0], { hostPrefixes: hostRoutedPrefixes() });
