@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { spawn } from 'child_process';
 import type Docker from 'dockerode';
-import { bringUp, tearDown, type Backend, type GcItem } from '../backend';
+import { bringUp, nodeByName, tearDown, type Backend, type GcItem } from '../backend';
 import { executePlan, NETNS_DIR, type NamespaceResolver } from '../execute';
 import { deleteLabNamespaces, labNamespaces } from '../netns';
 import { HostNamespaceNode } from '../nsnode';
@@ -46,9 +46,7 @@ export class DockerLab implements RunningLab {
     for (const n of model.nodes) this.nodes.set(n.name, new DockerNode(n.name, name, containers[n.name]));
   }
   node(name: string): DockerNode {
-    const n = this.nodes.get(name);
-    if (!n) throw new Error(`lab ${this.name} has no node "${name}" (nodes: ${[...this.nodes.keys()].join(', ')})`);
-    return n;
+    return nodeByName(this.nodes, this.name, name);
   }
   async down(): Promise<void> {
     await tearDown(dockerBackend, this.name);
