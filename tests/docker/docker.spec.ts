@@ -241,3 +241,29 @@ test('gc removes the containers of a SIGKILLed `vslab up --backend docker`, and 
     await keep.down();
   }
 });
+
+test("a node names vslab's director image: it carries nftables, haproxy, nginx, keepalived, ipvsadm and conntrack", async () => {
+  // Built once per input hash with mmdebstrap (minutes the first time), then reused from the daemon.
+  test.setTimeout(900_000);
+  const lab = await upLab(loadTopologyText(`
+name: dirimg
+nodes:
+  c1: { role: client }
+  d1: { role: router, image: vslab/director }
+segments:
+  net: { ipv4: 198.18.7.0/24, members: [c1, d1] }
+`, '/tmp/h13-dirimg.yaml'), { backend: 'docker', ephemeral: true }) as DockerLab;
+  try {
+    expect(lab.node('d1').container.image).toMatch(/^vslab\/director:[0-9a-f]{16}$/);
+    for (const argv of [['nft', '--version'], ['haproxy', '-v'], ['nginx', '-v'], ['keepalived', '--version'], ['ipvsadm', '--version'], ['conntrack', '--version']]) {
+      const r = await lab.node('d1').execInImage(argv);
+      expect(r.code, `${argv.join(' ')}: ${r.stdout}${r.stderr}`).toBe(0);
+    }
+    // Its programs work in the lab: nft inside the container programs the node's own namespace.
+    const r = await lab.node('d1').execInImage(['nft', 'add', 'table', 'inet', 'h13']);
+    expect(r.code, r.stderr).toBe(0);
+    expect((await lab.node('d1').exec(['nft', 'list', 'tables'])).stdout).toContain('table inet h13');
+  } finally {
+    await lab.down();
+  }
+});
