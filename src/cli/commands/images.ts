@@ -17,8 +17,8 @@ export const command: CliCommand = {
     const images = await listVslabImages();
     if (values.json) { printJson(images); return 0; }
     if (!images.length) { console.log('no vslab images (they are built on the first `vslab up --backend docker`, or with --build)'); return 0; }
-    console.log(`${'IMAGE'.padEnd(34)} ${'KIND'.padEnd(6)} ${'SIZE'.padEnd(8)} ${'CREATED'.padEnd(24)} CURRENT`);
-    for (const i of images) console.log(`${i.ref.padEnd(34)} ${i.kind.padEnd(6)} ${`${(i.sizeBytes / 1e6).toFixed(1)}MB`.padEnd(8)} ${i.createdAt.padEnd(24)} ${i.current ? 'yes' : 'no (stale: `vslab gc --images` removes it)'}`);
+    console.log(`${'IMAGE'.padEnd(34)} ${'KIND'.padEnd(9)} ${'SIZE'.padEnd(8)} ${'CREATED'.padEnd(24)} CURRENT`);
+    for (const i of images) console.log(`${i.ref.padEnd(34)} ${i.kind.padEnd(9)} ${`${(i.sizeBytes / 1e6).toFixed(1)}MB`.padEnd(8)} ${i.createdAt.padEnd(24)} ${i.current ? 'yes' : 'no (stale: `vslab gc --images` removes it)'}`);
     return 0;
   },
 };
