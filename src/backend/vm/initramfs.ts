@@ -10,7 +10,7 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { buildAgent, guestSourceDir } from './agent-build';
+import { buildAgent, buildSyngen, GUEST_SYNGEN, guestSourceDir } from './agent-build';
 import { cacheDir, withCacheLock } from './cache';
 import type { GuestKernel } from './kernel';
 import { runTool, runToolOk } from './proc';
@@ -163,6 +163,7 @@ interface Plan {
   links: Map<string, string>;
   modules: string[];
   agent: string;
+  syngen: string;
   key: string;
 }
 
@@ -225,9 +226,10 @@ async function plan(kernel: GuestKernel, opts: InitramfsOptions): Promise<Plan> 
     }
   }
   const agent = await buildAgent();
+  const syngen = await buildSyngen();
 
   const h = crypto.createHash('sha256');
-  h.update(`builder ${BUILDER_VERSION}\nkernel ${kernel.release} ${kernel.modulesRoot}\nagent ${agent}\n`);
+  h.update(`builder ${BUILDER_VERSION}\nkernel ${kernel.release} ${kernel.modulesRoot}\nagent ${agent}\nsyngen ${syngen}\n`);
   h.update(fs.readFileSync(path.join(guestSourceDir(), 'init')));
   for (const [g, hst] of [...files].sort()) {
     const st = fs.statSync(hst);
@@ -235,7 +237,7 @@ async function plan(kernel: GuestKernel, opts: InitramfsOptions): Promise<Plan> 
   }
   for (const [g, t] of [...links].sort()) h.update(`${g} -> ${t}\n`);
   for (const m of modules) h.update(`${m}\n`);
-  return { files, links, modules, agent, key: h.digest('hex').slice(0, 16) };
+  return { files, links, modules, agent, syngen, key: h.digest('hex').slice(0, 16) };
 }
 
 /** Images this process already built or found (planning costs ~0.3 s of ldd and hashing per boot). */
@@ -314,6 +316,8 @@ async function populate(stage: string, kernel: GuestKernel, p: Plan): Promise<vo
   }
   fs.copyFileSync(p.agent, at('/usr/sbin/vslab-agent'));
   fs.chmodSync(at('/usr/sbin/vslab-agent'), 0o755);
+  fs.copyFileSync(p.syngen, at(GUEST_SYNGEN));
+  fs.chmodSync(at(GUEST_SYNGEN), 0o755);
   fs.copyFileSync(path.join(guestSourceDir(), 'init'), at('/init'));
   fs.chmodSync(at('/init'), 0o755);
   fs.writeFileSync(at('/etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');

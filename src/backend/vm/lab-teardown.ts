@@ -13,7 +13,8 @@ export function renderLabTeardown(labName: string): string {
   const prefix = `${NS_PREFIX}${labName}${NS_SEP}`;
   return [
     'left=""',
-    'for ns in $(ip netns list | cut -d" " -f1); do',
+    // `ip netns list` prints "NAME" or "NAME (id: N)": the first word is the name (read splits it).
+    'for ns in $(ip netns list | while read -r name rest; do echo "$name"; done); do',
     `  case "$ns" in ${prefix}*)`,
     '    for pid in $(ip netns pids "$ns"); do kill -9 "$pid" 2>/dev/null; done',
     '    ip netns delete "$ns" || left="$left $ns";;',

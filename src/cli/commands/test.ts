@@ -6,6 +6,7 @@ import type { BackendKind } from '../../backend/types';
 import { listFaults } from '../../director/faults';
 import { DIRECTOR_KINDS, type DirectorKind } from '../../director/program';
 import { defaultBackend, hostHasIpvs } from '../../runner/env';
+import { MATRIX_FILE, matrixPassed, parseKernelList, renderKernelMatrix, runKernelMatrix, type MatrixKernel } from '../../runner/kernel-matrix';
 import { mutationPassed, renderMutation, runMutation } from '../../runner/mutation';
 import { renderResults } from '../../runner/results';
 import { checkSuiteOptions, listTests, resolveSuitePaths, RunError, runPassed, runSuite, suitesOf } from '../../runner/run';
@@ -21,7 +22,9 @@ const usage = `vslab test [PATHS...] [--director ipvs] [--backend vm|netns] [--k
   PATHS      suite directories or files under suites/ (default suites/forwarding)
   --director implementation under test (${DIRECTOR_KINDS.filter((d) => d !== 'none').join(', ')}; default ipvs)
   --backend  vm or netns (default: vm when this host's kernel has no IPVS)
-  --kernel   VM kernel: bookworm (6.1, default), backports (6.12) or a vmlinuz path (with --modules)
+  --kernel   VM kernel: bookworm (6.1, default), backports (6.12) or a vmlinuz path (with --modules);
+             a comma list (bookworm,backports[,PATH]) runs the suites on each and prints the tests
+             whose verdict differs between kernels first (one run directory per kernel under --out)
   --fault    run against the director sabotaged by this fault (see --list-faults)
   --workers  parallel workers, one VM each on the vm backend (default 2)
   --out      run directory (default vslab-runs/<time>): results.json, junit.xml, and per test
@@ -99,6 +102,17 @@ export const command: CliCommand = {
       if (e instanceof RunError) throw new UsageError(e.message);
       throw e;
     }
+    let kernels: MatrixKernel[] | undefined;
+    if (values.kernel?.includes(',')) {
+      try {
+        kernels = parseKernelList(values.kernel, values.modules);
+      } catch (e) {
+        if (e instanceof RunError) throw new UsageError(e.message);
+        throw e;
+      }
+      if (backend !== 'vm') throw new UsageError('--kernel with several kernels needs --backend vm');
+      if (values.mutation) throw new UsageError('--mutation runs on one kernel; give --kernel a single kernel');
+    }
     const out = path.resolve(values.out ?? defaultOut());
     const log = json ? undefined : (chunk: string) => process.stderr.write(chunk);
     const common = { paths, director, backend, kernel: values.kernel, modules: values.modules, out, workers, grep: values.grep, log };
@@ -110,6 +124,12 @@ export const command: CliCommand = {
         if (json) printJson(m);
         else console.log(renderMutation(m));
         return (faults ? m.score.caught === m.score.faults : mutationPassed(m)) ? 0 : 1;
+      }
+      if (kernels) {
+        const m = await runKernelMatrix({ ...common, fault: values.fault }, kernels);
+        if (json) printJson(m);
+        else console.log(`${renderKernelMatrix(m)}\nrun directory: ${out} (one subdirectory per kernel, ${MATRIX_FILE})`);
+        return matrixPassed(m) ? 0 : 1;
       }
       const r = await runSuite({ ...common, fault: values.fault });
       if (json) printJson(r);
