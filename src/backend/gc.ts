@@ -22,12 +22,15 @@ export interface GcReport {
 
 interface Found { item: GcItem; backend?: Backend }
 
-async function scan(backends: Backend[]): Promise<{ found: Found[]; alive: Set<string> }> {
+async function scan(backends: Backend[], errors: string[] = []): Promise<{ found: Found[]; alive: Set<string> }> {
   const states = readLabStates();
   const alive = new Set(states.filter(labAlive).map((s) => s.name));
   const found: Found[] = [];
   for (const s of states) if (!alive.has(s.name)) found.push({ item: { kind: 'lab-state', id: s.name, lab: s.name, reason: s.status === 'creating' ? `bring-up by pid ${s.ownerPid} died` : `owner pid ${s.ownerPid} is gone` } });
-  for (const b of backends) for (const item of await b.leftovers(alive)) found.push({ item, backend: b });
+  for (const b of backends) {
+    // A backend that cannot be asked (a daemon that fails) is an error in the report, never "nothing left".
+    try { for (const item of await b.leftovers(alive)) found.push({ item, backend: b }); } catch (e) { errors.push(`${b.kind} leftovers: ${(e as Error).message}`); }
+  }
   if (!alive.size) for (const r of hostGuardRoutes()) found.push({ item: { kind: 'host-route', id: r, reason: 'guard route with no lab up' } });
   if (fs.existsSync(WORK_ROOT)) for (const d of fs.readdirSync(WORK_ROOT)) if (!alive.has(d)) found.push({ item: { kind: 'workdir', id: path.join(WORK_ROOT, d), lab: d, reason: 'work directory of no lab that is up' } });
   return { found, alive };
@@ -36,9 +39,9 @@ async function scan(backends: Backend[]): Promise<{ found: Found[]; alive: Set<s
 export async function gc(dryRun: boolean): Promise<GcReport> {
   const backends = allBackends();
   return withLock(async () => {
-    const { found } = await scan(backends);
-    const removed: GcItem[] = [];
     const errors: string[] = [];
+    const { found } = await scan(backends, errors);
+    const removed: GcItem[] = [];
     if (!dryRun) {
       for (const { item, backend } of found) {
         try {
@@ -52,9 +55,11 @@ export async function gc(dryRun: boolean): Promise<GcReport> {
       }
       if (found.some((f) => f.item.kind === 'host-route')) { try { removeHostGuard(); } catch (e) { errors.push(`host routes: ${(e as Error).message}`); } }
     }
-    const after = await scan(backends);
+    const after = await scan(backends, errors);
     const census = { qemu: 0, containers: 0 };
-    for (const b of backends) for (const [k, v] of Object.entries((await b.census?.()) ?? {})) census[k as keyof typeof census] += v ?? 0;
+    for (const b of backends) {
+      try { for (const [k, v] of Object.entries((await b.census?.()) ?? {})) census[k as keyof typeof census] += v ?? 0; } catch (e) { errors.push(`${b.kind} census: ${(e as Error).message}`); }
+    }
     const remaining = { labsUp: [...after.alive], namespaces: labNamespaces().length, hostRoutes: hostGuardRoutes(), ...census };
     return { dryRun, found: found.map((f) => f.item), removed, errors, remaining, clean: after.found.length === 0 && errors.length === 0 };
   });
