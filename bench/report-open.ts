@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 // The HTML report of a finished run: time to write it, its size, and its open time in Debian's chromium
 // (navigation start to the first frame after the load event), median of 5 opens, against the anchor of
 // the same browser opening a one-line page in the same run.

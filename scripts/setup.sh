@@ -32,3 +32,6 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 node scripts/build.js
+
+# The docker backend's daemon (docker.io is on the requirements list): started when none answers.
+if command -v dockerd >/dev/null 2>&1; then bash scripts/dockerd.sh; fi

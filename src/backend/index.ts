@@ -1,59 +1,52 @@
-// One entry point over the backends: bring a lab up, find it again, take it down.
+// One entry point over the backends, and the one place they are registered. A backend is one file
+// (or folder) exporting `backend: Backend` (backend.ts); add it to BACKENDS and to BackendKind.
 import type { LabModel } from '../topology/model';
-import { attachNetnsLab, destroyLab, upNetnsLab } from './netns';
-import { readLabState, readLabStates, labAlive, withLock, writeLabState } from './registry';
-import type { BackendKind, LabSummary, RunningLab, UpOptions } from './types';
+import { bringUp, tearDown, type Backend } from './backend';
+import { readLabState, readLabStates, labAlive } from './registry';
+import type { BackendKind, LabSummary, LabUpOptions, RunningLab } from './types';
 
-export interface LabUpOptions extends UpOptions {
-  backend?: BackendKind;
-  ephemeral?: boolean;
-  /** VM backend: kernel to boot ("bookworm", "backports" or a vmlinuz path). */
-  kernel?: string;
-  /** VM backend: modules directory for a kernel given by path. */
-  modules?: string;
+export type { LabUpOptions } from './types';
+
+/** Every backend, loaded on first use (the VM and docker backends pull in what nobody else needs). */
+const BACKENDS: Record<BackendKind, () => Backend> = {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  netns: () => (require('./netns') as { backend: Backend }).backend,
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  vm: () => (require('./vm') as { backend: Backend }).backend,
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  docker: () => (require('./docker') as { backend: Backend }).backend,
+};
+
+export const BACKEND_KINDS = Object.keys(BACKENDS) as BackendKind[];
+
+export function isBackendKind(s: string): s is BackendKind {
+  return Object.prototype.hasOwnProperty.call(BACKENDS, s);
 }
 
-interface VmModule {
-  upVmLab(model: LabModel, opts: LabUpOptions): Promise<RunningLab>;
-  attachVmLab(name: string, model: LabModel): Promise<RunningLab>;
-  destroyVmLab(name: string): Promise<void>;
+/** The backend of that name; an unknown name is an error naming the known ones. */
+export function backendOf(kind: string): Backend {
+  if (!isBackendKind(kind)) throw new Error(`unknown backend "${kind}" (${BACKEND_KINDS.join(', ')})`);
+  return BACKENDS[kind]();
 }
 
-function vmBackend(): VmModule {
-  try {
-    // Loaded lazily: the VM backend pulls in qemu handling nobody else needs.
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    return require('./vm') as VmModule;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') throw new Error('the vm backend is not part of this build of vslab yet; use --backend netns');
-    throw e;
-  }
+/** Every backend, for gc and doctor. */
+export function allBackends(): Backend[] {
+  return BACKEND_KINDS.map((k) => BACKENDS[k]());
 }
 
 export async function upLab(model: LabModel, opts: LabUpOptions = {}): Promise<RunningLab> {
-  const backend = opts.backend ?? 'netns';
-  if (backend === 'netns') return upNetnsLab(model, opts);
-  if (backend === 'vm') return vmBackend().upVmLab(model, opts);
-  throw new Error(`backend ${backend} is not available yet (available: netns, vm)`);
+  return bringUp(backendOf(opts.backend ?? 'netns'), model, opts);
 }
 
 export async function attachLab(name: string, model: LabModel): Promise<RunningLab> {
   const s = readLabState(name);
-  if (!s) throw new Error(`no lab named ${name} is up (see \`vslab ls\`)`);
-  if (s.backend === 'vm') return vmBackend().attachVmLab(name, model);
-  return attachNetnsLab(name, model);
+  if (!s || !labAlive(s)) throw new Error(`no lab named ${name} is up (see \`vslab ls\`)`);
+  return backendOf(s.backend).attach(s, model);
 }
 
 export async function downLab(name: string): Promise<void> {
-  const s = await withLock(() => {
-    const st = readLabState(name);
-    // Marked before anything is removed: a `down` killed half-way leaves a lab whose deleter is gone,
-    // which gc recognises as dead and finishes (an 'up' persistent lab it would rightly leave alone).
-    if (st) writeLabState({ ...st, status: 'deleting', ownerPid: process.pid });
-    return st;
-  });
-  if (s?.backend === 'vm') return vmBackend().destroyVmLab(name);
-  return destroyLab(name);
+  const s = readLabState(name);
+  return tearDown(backendOf(s?.backend ?? 'netns'), name);
 }
 
 export function listLabs(): LabSummary[] {

@@ -31,7 +31,7 @@ export interface LabState {
   ephemeral: boolean;
   /** The derived model the lab was built from (so `vslab exec` etc. need not re-read the file). */
   model?: LabModel;
-  /** Backend-specific resources, e.g. a VM's qemu pid and files. */
+  /** Backend-specific resources, e.g. a VM's qemu pid and files; `holderPids`: processes the lab dies with. */
   extra?: Record<string, unknown>;
 }
 
@@ -75,9 +75,9 @@ export function removeLabState(name: string): void {
 
 /** Whether a lab counts as alive: persistent and up, or its owner still runs. */
 export function labAlive(s: LabState): boolean {
-  // A VM lab lives only as long as its qemu does, whoever owns it.
-  const qemu = Number(s.extra?.qemuPid ?? 0);
-  if (s.backend === 'vm' && s.status === 'up' && qemu && !pidAlive(qemu)) return false;
+  // A lab lives only as long as the processes holding it do (a VM's qemu, a container's init), whoever owns it.
+  const holders = Array.isArray(s.extra?.holderPids) ? (s.extra.holderPids as unknown[]).map(Number) : s.extra?.qemuPid ? [Number(s.extra.qemuPid)] : [];
+  if (s.status === 'up' && holders.some((p) => p > 0 && !pidAlive(p))) return false;
   if (s.status === 'up' && !s.ephemeral) return true;
   return pidAlive(s.ownerPid);
 }

@@ -49,6 +49,9 @@ export interface LabNode {
   readonly workDir: string;
   /** Copy a file the node wrote (under workDir) to a host path. */
   fetchFile(nodePath: string, hostPath: string): Promise<void>;
+  /** The node's network namespace as a file of this host (/run/netns/..., /proc/PID/ns/net), when it has one here:
+   *  netlink sockets and sysctl writes can then be made in it directly. Undefined when the node lives elsewhere (a VM). */
+  readonly netnsPath?: string;
 }
 
 export interface RunningLab {
@@ -66,6 +69,17 @@ export interface UpOptions {
   name?: string;
   /** Called with short progress messages. */
   progress?: (msg: string) => void;
+  /** Ephemeral labs belong to the calling process: gc removes them once it is gone. */
+  ephemeral?: boolean;
+}
+
+/** What `up` takes for any backend; each backend reads the options that concern it. */
+export interface LabUpOptions extends UpOptions {
+  backend?: BackendKind;
+  /** VM backend: kernel to boot ("bookworm", "backports" or a vmlinuz path). */
+  kernel?: string;
+  /** VM backend: modules directory for a kernel given by path. */
+  modules?: string;
 }
 
 export interface LabSummary {

@@ -14,5 +14,6 @@ import { command as replay } from './commands/replay';
 import { command as test } from './commands/test';
 import { command as merge } from './commands/merge';
 import { command as report } from './commands/report';
+import { command as images } from './commands/images';
 
-export const commands: CliCommand[] = [run, up, down, ls, exec, graph, doctor, gc, predict, pcap, replay, test, merge, report];
+export const commands: CliCommand[] = [run, up, down, ls, exec, graph, doctor, gc, images, predict, pcap, replay, test, merge, report];

@@ -1,9 +1,8 @@
 // How a director driver reaches the director node of a running lab: a netlink transport into the
 // node's network namespace, and a way to read files there (/proc/net/ip_vs_conn). Backends differ:
-//  - netns: the node is a namespace on this host; the native helper opens a socket inside it.
+//  - netns, docker: the node's namespace is a file of this host (LabNode.netnsPath); the native helper opens a socket inside it.
 //  - vm: the node lives in a guest; its agent relays netlink (a node offering netlink()/netlinkTransact()).
 // Anything else can implement DirectorHost directly.
-import { nsPath } from '../backend/netns';
 import type { LabNode } from '../backend/types';
 import { LocalNetlinkTransport, type NetlinkTransport } from '../netlink/transport';
 
@@ -34,10 +33,6 @@ function hasNetlink(n: unknown): n is NetlinkCapableNode {
 function hasRelay(n: unknown): n is NetlinkRelayNode {
   return typeof (n as NetlinkRelayNode).netlinkTransact === 'function';
 }
-function netnsName(n: unknown): string | undefined {
-  const ns = (n as { ns?: unknown }).ns;
-  return typeof ns === 'string' ? ns : undefined;
-}
 
 /** A DirectorHost for a node of a running lab, whatever its backend. */
 export function directorHost(node: LabNode): DirectorHost {
@@ -45,13 +40,12 @@ export function directorHost(node: LabNode): DirectorHost {
   const netlink = (protocol: number): NetlinkTransport => {
     if (hasNetlink(node)) return node.netlink(protocol);
     if (hasRelay(node)) return { transact: (req) => node.netlinkTransact(protocol, req) };
-    const ns = netnsName(node);
-    if (ns) {
-      const t = new LocalNetlinkTransport(nsPath(ns), protocol);
+    if (node.netnsPath) {
+      const t = new LocalNetlinkTransport(node.netnsPath, protocol);
       opened.push(t);
       return t;
     }
-    throw new Error(`node ${node.name}: its backend offers no netlink access (needs a netns node or a node with netlink()/netlinkTransact())`);
+    throw new Error(`node ${node.name}: its backend offers no netlink access (needs a node with a namespace on this host, or one with netlink()/netlinkTransact())`);
   };
   return {
     name: node.name,

@@ -7,13 +7,25 @@ import {
 import type { Reporter, PathSeg } from './load';
 import { normSysctl, sysctlKeyProblem, sysctlValueProblem } from './sysctl';
 import type {
-  Family, ForwardingMethod, InterfaceModel, LabModel, NodeModel, RealServerModel, Role, RouteModel, SegmentModel,
+  Family, ForwardingMethod, InterfaceModel, LabModel, NodeImageModel, NodeModel, RealServerModel, Role, RouteModel, SegmentModel,
   ServiceModel, TunnelDeviceModel, TunnelSpec,
 } from './model';
 
 // ---- raw (schema-valid) shapes ---------------------------------------------------------------
 type RawMember = string | { node: string; ipv4?: string; ipv6?: string; mac?: string };
-interface RawNode { role: Role; description?: string; sysctls?: Record<string, string | number>; routes?: Array<{ to: string; via?: string }>; derive?: boolean }
+type RawImage = string | { name: string; command?: string[]; env?: Record<string, string | number>; files?: Array<{ from: string; to: string }> };
+interface RawNode { role: Role; description?: string; sysctls?: Record<string, string | number>; routes?: Array<{ to: string; via?: string }>; derive?: boolean; image?: RawImage }
+
+/** A node's image as the model holds it; files must stay inside the topology's folder. */
+function deriveImage(raw: RawImage, at: PathSeg[], r: Reporter): NodeImageModel {
+  const o = typeof raw === 'string' ? { name: raw } : raw;
+  const files = (o.files ?? []).map((f, i) => {
+    if (f.from.startsWith('/') || f.from.split('/').includes('..')) r.error([...at, 'files', i, 'from'], `file "${f.from}" must be a relative path inside the topology's folder`);
+    if (f.to.split('/').includes('..')) r.error([...at, 'files', i, 'to'], `destination "${f.to}" must not contain ".."`);
+    return { from: f.from, to: f.to };
+  });
+  return { ref: o.name, command: o.command, env: Object.fromEntries(Object.entries(o.env ?? {}).map(([k, v]) => [k, String(v)])), files };
+}
 interface RawSegment { ipv4?: string | boolean; ipv6?: string | boolean; mtu?: number; members: RawMember[] }
 interface RawLink { name?: string; ipv4?: string | boolean; ipv6?: string | boolean; mtu?: number; endpoints: RawMember[] }
 interface RawTunnel { type: 'ipip' | 'gue' | 'gre'; port?: number; flags?: string[] }
@@ -84,6 +96,7 @@ function setSysctl(n: NodeModel, key: string, value: string): void {
 export function deriveLab(raw: RawTopology, file: string, r: Reporter, hostPrefixes: string[]): LabModel {
   const nodes: NodeModel[] = Object.entries(raw.nodes).map(([name, n], index) => ({
     name, role: n.role, index, interfaces: [], loopbackAddrs: [], routes: [], sysctls: {}, tunnels: [],
+    ...(n.image ? { image: deriveImage(n.image, ['nodes', name, 'image'], r) } : {}),
     source: { file, ...r.locate(['nodes', name], true) },
   }));
   const byName = new Map(nodes.map((n) => [n.name, n]));

@@ -72,7 +72,20 @@ export interface NodeModel {
   tunnels: TunnelDeviceModel[];
   /** An nftables ruleset the node needs (Full-NAT source NAT), loaded with `nft -f`. */
   nftables?: string;
+  /** The container image the node runs (docker backend only); absent: vslab's base image. */
+  image?: NodeImageModel;
   source?: SourceRef;
+}
+
+/** A user's image for a node: their load balancer or server build, run as the node's container. */
+export interface NodeImageModel {
+  /** An image already in the local Docker daemon (vslab never pulls). */
+  ref: string;
+  /** Replaces the image's command; absent: the image's own. */
+  command?: string[];
+  env: Record<string, string>;
+  /** Files copied into the container before it starts: `from` is relative to the topology file's folder. */
+  files: Array<{ from: string; to: string }>;
 }
 
 export interface SegmentMember {

@@ -31,7 +31,7 @@ test.describe('first packets on the kernel', () => {
   test.describe.configure({ timeout: VM_TEST_TIMEOUT });
   const lab = useReplayLab();
 
-  const cases: Scenario[] = [
+  const cases: Array<Scenario & { name: string }> = [
     {
       name: 'sh-ipv6-first-packets', scheduler: 'sh', service: { proto: 'tcp', vip: '2001:db8:0:1::100', port: 80 },
       servers: [1, 2, 3, 4].map((i) => ({ name: `rs${i}`, addr: `2001:db8:1::${10 + i}`, port: 80, weight: i })),

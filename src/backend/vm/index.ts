@@ -7,9 +7,17 @@
 // with their process; persistent ones (`vslab up`) run detached until `vslab down`.
 import type { LabModel } from '../../topology/model';
 import { nsName, planLab } from '../plan';
-import {
-  labAlive, labNameTakenMessage, readLabState, readLabStates, removeLabState, uniqueLabName, withLock, writeLabState, type LabState,
-} from '../registry';
+import { bringUp, nodeByName, refuseImages, tearDown, type Backend, type GcItem } from '../backend';
+import { labAlive, readLabState } from '../registry';
+import { pidAlive } from '../../util/process';
+import { findOrphanLabVms, findVmLeftovers, removeVmLeftover, type VmLeftover } from './leftovers';
+
+/** VSLAB_VM_NAME_PREFIX when it differs from real labs' prefix. */
+function otherVmPrefix(): string | undefined {
+  const p = process.env.VSLAB_VM_NAME_PREFIX;
+  return p && p !== 'vslab-' ? p : undefined;
+}
+import * as fs from 'fs';
 import type { ExecOptions, ExecResult, LabNode, NodeProcess, RunningLab, SpawnOptions, UpOptions } from '../types';
 import type { GuestProcess } from './agent-channel';
 import { destroyVmByRunDir, VM_RUN_ROOT, VmGuest, type VmBootOptions } from './guest';
@@ -88,15 +96,13 @@ export class VmLab implements RunningLab {
   }
 
   node(name: string): VmNode {
-    const n = this.nodes.get(name);
-    if (!n) throw new Error(`lab ${this.name} has no node "${name}" (nodes: ${[...this.nodes.keys()].join(', ')})`);
-    return n;
+    return nodeByName(this.nodes, this.name, name);
   }
 
   /** Stop the VM and forget the lab. */
   async down(): Promise<void> {
     await this.guest.shutdown();
-    await withLock(() => removeLabState(this.name));
+    await tearDown(vmBackend, this.name);
   }
 
   /** Release this process's connection and leave the VM running (a persistent lab after `vslab up`, or one attached to). */
@@ -122,57 +128,103 @@ function vmRunDir(labName: string): string {
   return path.join(VM_RUN_ROOT, `${process.env.VSLAB_VM_NAME_PREFIX || 'vslab-'}${labName}`);
 }
 
+/** The VM backend's half of the lab lifecycle (the other half, shared, is in backend.ts). */
+export const vmBackend: Backend = {
+  kind: 'vm',
+  async preflight(model) {
+    refuseImages(model, 'vm');
+  },
+  onHostKernel: false,
+  async build(model, state, ctx) {
+    const opts = ctx.opts as VmLabUpOptions;
+    const kernel = parseKernelOption(opts.kernel, opts.modules);
+    state.extra = { vmRunDir: vmRunDir(state.name) };
+    ctx.save();
+    let guest: VmGuest | undefined;
+    try {
+      guest = await VmGuest.boot({
+        // VSLAB_VM_NAME_PREFIX: tests keep their VMs apart from real labs (which gc recognises by "vslab-").
+        namePrefix: process.env.VSLAB_VM_NAME_PREFIX || 'vslab-', name: state.name, persistent: !state.ephemeral, kernel, shares: defaultShares(),
+        memoryMiB: opts.memoryMiB ?? 512, progress: ctx.progress, ...opts.boot,
+      });
+      // The lab lives as long as its qemu does, whoever owns it (registry.labAlive reads holderPids).
+      state.extra = { vmRunDir: guest.runDir, vmName: guest.name, qemuPid: guest.qemuPid, holderPids: [guest.qemuPid], kernel: guest.kernel?.release, bootMs: guest.bootMs };
+      ctx.save();
+      ctx.progress(`building ${model.nodes.length} nodes in ${guest.name}`);
+      await realisePlanInGuest(guest, model, state.name);
+    } catch (e) {
+      await guest?.shutdown().catch(() => undefined);
+      throw e;
+    }
+    const g = guest;
+    return (readyMs) => new VmLab(state.name, model, readyMs, g);
+  },
+  async attach(state, model) {
+    const guest = await VmGuest.attach(String(state.extra?.vmRunDir ?? vmRunDir(state.name)));
+    return new VmLab(state.name, model, 0, guest);
+  },
+  async destroy(name, state) {
+    await destroyVmByRunDir(String(state?.extra?.vmRunDir ?? vmRunDir(name)));
+  },
+  async leftovers(alive) {
+    const items: GcItem[] = [];
+    for (const q of vslabQemuProcesses()) {
+      const lab = q.name.replace(/^vslab-/, '');
+      if (!alive.has(lab)) items.push({ kind: 'qemu', id: String(q.pid), lab, reason: `VM ${q.name} belongs to no lab that is up` });
+    }
+    for (const v of findVmLeftovers()) {
+      const lab = v.name.replace(/^vslab-/, '');
+      if (!alive.has(lab)) items.push({ kind: 'vm-rundir', id: v.runDir, lab, reason: v.reason });
+    }
+    // Persistent lab VMs named with VSLAB_VM_NAME_PREFIX (tests, soaks) whose lab is not up.
+    const prefix = otherVmPrefix();
+    if (prefix) for (const v of findOrphanLabVms(prefix, (lab) => alive.has(lab))) items.push({ kind: 'vm-rundir', id: v.runDir, lab: v.name.slice(prefix.length), reason: v.reason });
+    return items;
+  },
+  async removeLeftover(item) {
+    if (item.kind === 'qemu') {
+      try { process.kill(Number(item.id), 'SIGKILL'); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e; }
+    } else if (item.kind === 'vm-rundir') {
+      const prefix = otherVmPrefix();
+      const v = [...findVmLeftovers(), ...(prefix ? findOrphanLabVms(prefix, () => false) : [])].find((x: VmLeftover) => x.runDir === item.id);
+      if (v) removeVmLeftover(v);
+    }
+  },
+  async census() {
+    return { qemu: vslabQemuProcesses().filter((q) => pidAlive(q.pid)).length };
+  },
+};
+
+export const backend = vmBackend;
+
+/** qemu processes named vslab-* (real labs' VMs). */
+function vslabQemuProcesses(): Array<{ pid: number; name: string }> {
+  const out: Array<{ pid: number; name: string }> = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    let cmd: string[];
+    try { cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0'); } catch { continue; }
+    if (!cmd[0] || !/qemu-system/.test(path.basename(cmd[0]))) continue;
+    const i = cmd.indexOf('-name');
+    const name = i >= 0 ? (cmd[i + 1] ?? '').split(',')[0].replace(/^guest=/, '') : '';
+    if (name.startsWith('vslab-')) out.push({ pid: Number(d), name });
+  }
+  return out;
+}
+
 /** Bring a lab up inside a new VM. On any failure the VM is stopped and the lab state removed. */
 export async function upVmLab(model: LabModel, opts: VmLabUpOptions = {}): Promise<VmLab> {
-  const t0 = performance.now();
-  const progress = opts.progress ?? (() => undefined);
-  const kernel = parseKernelOption(opts.kernel, opts.modules);
-  const state = await withLock(() => {
-    const taken = new Set(readLabStates().map((s) => s.name));
-    if (opts.name && taken.has(opts.name)) throw new Error(labNameTakenMessage(opts.name));
-    const name = uniqueLabName(opts.name ?? model.name, taken);
-    const s: LabState = {
-      name, backend: 'vm', topology: model.file, nodes: model.nodes.map((n) => n.name), namespaces: [],
-      createdAt: new Date().toISOString(), ownerPid: process.pid, status: 'creating', ephemeral: !!opts.ephemeral, model,
-      extra: { vmRunDir: vmRunDir(name) },
-    };
-    writeLabState(s);
-    return s;
-  });
-  let guest: VmGuest | undefined;
-  try {
-    guest = await VmGuest.boot({
-      // VSLAB_VM_NAME_PREFIX: tests keep their VMs apart from real labs (which gc recognises by "vslab-").
-      namePrefix: process.env.VSLAB_VM_NAME_PREFIX || 'vslab-', name: state.name, persistent: !state.ephemeral, kernel, shares: defaultShares(),
-      memoryMiB: opts.memoryMiB ?? 512, progress, ...opts.boot,
-    });
-    state.extra = { vmRunDir: guest.runDir, vmName: guest.name, qemuPid: guest.qemuPid, kernel: guest.kernel?.release, bootMs: guest.bootMs };
-    writeLabState(state);
-    progress(`building ${model.nodes.length} nodes in ${guest.name}`);
-    await realisePlanInGuest(guest, model, state.name);
-  } catch (e) {
-    progress('failed; stopping the VM');
-    await guest?.shutdown().catch(() => undefined);
-    await withLock(() => removeLabState(state.name));
-    throw e;
-  }
-  state.status = 'up';
-  writeLabState(state);
-  return new VmLab(state.name, model, performance.now() - t0, guest);
+  return (await bringUp(vmBackend, model, opts)) as VmLab;
 }
 
 /** Re-attach to a lab that is up in a VM (e.g. `vslab exec` in another process). */
 export async function attachVmLab(name: string, model: LabModel): Promise<VmLab> {
   const s = readLabState(name);
   if (!s || !labAlive(s)) throw new Error(`no lab named ${name} is up (see \`vslab ls\`)`);
-  const runDir = String(s.extra?.vmRunDir ?? vmRunDir(name));
-  const guest = await VmGuest.attach(runDir);
-  return new VmLab(name, model, 0, guest);
+  return (await vmBackend.attach(s, model)) as VmLab;
 }
 
 /** Stop a lab's VM and remove its state (`vslab down`). */
 export async function destroyVmLab(name: string): Promise<void> {
-  const s = readLabState(name);
-  await destroyVmByRunDir(String(s?.extra?.vmRunDir ?? vmRunDir(name)));
-  await withLock(() => removeLabState(name));
+  await tearDown(vmBackend, name);
 }

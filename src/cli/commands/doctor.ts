@@ -7,6 +7,7 @@ import { native } from '../../native';
 import { linkIndexes } from '../../backend/rtnl';
 import { parse, printJson } from '../args';
 import type { CliCommand } from '../command';
+import { daemonInfo, DOCKER_SOCKET } from '../../backend/docker/engine';
 
 const usage = 'vslab doctor [--json]';
 
@@ -69,8 +70,6 @@ export function runChecks(): { checks: Check[]; backend: { labs: string; kernelI
   checks.push({ name: 'kernel nftables', ok: probe.nft, detail: probe.nft ? 'nftables works in a namespace' : 'nft cannot list tables in a namespace', fix: 'apt-get install nftables; a kernel with nf_tables', required: true });
   const kvm = fs.existsSync('/dev/kvm');
   checks.push({ name: 'kvm', ok: kvm, detail: kvm ? '/dev/kvm present (vslab still verifies a guest boots)' : 'no /dev/kvm: VMs run under TCG software emulation (slower, works)', required: false });
-  const dockerSock = fs.existsSync('/var/run/docker.sock');
-  checks.push({ name: 'docker daemon', ok: dockerSock, detail: dockerSock ? 'docker socket present' : 'no docker daemon running', fix: 'apt-get install docker.io && dockerd &', required: false });
   return {
     checks,
     backend: {
@@ -80,6 +79,16 @@ export function runChecks(): { checks: Check[]; backend: { labs: string; kernelI
   };
 }
 
+/** The docker backend's daemon: whether it answers (over the engine API), its version, and what to do. */
+async function dockerDaemonCheck(): Promise<Check> {
+  const fix = 'bash scripts/setup.sh (installs docker.io, starts dockerd --bridge=none --iptables=false --ip6tables=false --ip-forward=false)';
+  if (!fs.existsSync(DOCKER_SOCKET)) return { name: 'docker daemon', ok: false, detail: `no daemon socket at ${DOCKER_SOCKET} (the docker backend is unavailable)`, fix, required: false };
+  const d = await daemonInfo();
+  return d.ok
+    ? { name: 'docker daemon', ok: true, detail: `Docker ${d.version} (API ${d.apiVersion}) answers on ${DOCKER_SOCKET}`, required: false }
+    : { name: 'docker daemon', ok: false, detail: `${DOCKER_SOCKET} exists but the daemon does not answer: ${d.error}`, fix, required: false };
+}
+
 export const command: CliCommand = {
   name: 'doctor',
   summary: 'check the host: root, tools, kernel features, and which backend will be used',
@@ -87,6 +96,7 @@ export const command: CliCommand = {
   async run(args) {
     const { values } = parse(args, { json: { type: 'boolean' } }, usage, 0);
     const r = runChecks();
+    r.checks.push(await dockerDaemonCheck());
     if (values.json) printJson(r);
     else {
       for (const c of r.checks) console.log(`${c.ok ? ' ok ' : c.required ? 'FAIL' : 'warn'}  ${c.name.padEnd(22)} ${c.detail}${c.ok || !c.fix ? '' : `\n      -> ${c.fix}`}`);

@@ -3,7 +3,7 @@
 // and take the lab down. Until the conformance suites land this is the quick start's proof that
 // a lab carries traffic end to end.
 import * as path from 'path';
-import { upLab } from '../../backend';
+import { BACKEND_KINDS, isBackendKind, upLab } from '../../backend';
 import { hostRoutedPrefixes } from '../../backend/registry';
 import type { BackendKind, RunningLab } from '../../backend/types';
 import { runClient, startResponder, type ResponderHandle } from '../../traffic';
@@ -15,7 +15,7 @@ import type { ServiceModel } from '../../topology/model';
 import { parse, printJson, progressPrinter } from '../args';
 import { UsageError, type CliCommand } from '../command';
 
-const usage = 'vslab run [--topology FILE] [--backend vm|netns] [--director ipvs|nftables] [--kernel K] [--connections N] [--json]';
+const usage = 'vslab run [--topology FILE] [--backend vm|netns|docker] [--director ipvs|nftables] [--kernel K] [--connections N] [--json]';
 export const DEFAULT_TOPOLOGY = path.resolve(__dirname, '..', '..', '..', 'topologies', 'nat.yaml');
 
 interface ServiceResult {
@@ -45,11 +45,12 @@ export const command: CliCommand = {
     if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}\nusage: ${usage}`);
     // The default director is kernel IPVS, the reference implementation: in a VM when this host lacks it.
     const hostIpvs = fs.existsSync('/proc/net/ip_vs') || fs.existsSync('/sys/module/ip_vs');
-    const directorKind = values.director ?? (values.backend === 'netns' && !hostIpvs ? 'nftables' : 'ipvs');
+    const directorKind = values.director ?? ((values.backend === 'netns' || values.backend === 'docker') && !hostIpvs ? 'nftables' : 'ipvs');
     if (directorKind !== 'ipvs' && directorKind !== 'nftables') throw new UsageError(`unknown director "${directorKind}" (ipvs, nftables)`);
     const backend = (values.backend ?? (directorKind === 'ipvs' && !hostIpvs ? 'vm' : 'netns')) as BackendKind;
-    if (backend !== 'netns' && backend !== 'vm') throw new UsageError(`run supports --backend vm or netns, not ${backend}`);
-    if (directorKind === 'ipvs' && backend === 'netns' && !hostIpvs) throw new UsageError('this host kernel has no IPVS: use --backend vm (the default) or --director nftables');
+    if (!isBackendKind(backend)) throw new UsageError(`unknown backend "${backend}" (${BACKEND_KINDS.join(', ')})`);
+    // Namespaces and containers share this host's kernel: kernel IPVS works in them only where the host has it.
+    if (directorKind === 'ipvs' && backend !== 'vm' && !hostIpvs) throw new UsageError(`this host kernel has no IPVS, and --backend ${backend} runs on the host kernel: use --backend vm (the default) or --director nftables`);
     const perCycle = Number(values.connections ?? '0');
     if (!Number.isInteger(perCycle) || perCycle < 0) throw new UsageError('--connections takes a whole number');
     const progress = progressPrinter(!!values.json);

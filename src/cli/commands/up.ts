@@ -1,12 +1,13 @@
-import { upLab } from '../../backend';
+import { BACKEND_KINDS, isBackendKind, upLab } from '../../backend';
 import type { BackendKind } from '../../backend/types';
 import { hostRoutedPrefixes } from '../../backend/registry';
+import { hostHasIpvs } from '../../runner/env';
 import { loadTopologyFile } from '../../topology/load';
 import { DIRECTOR_KINDS, programDirectors, type DirectorKind } from '../../director/program';
 import { parse, printJson, progressPrinter } from '../args';
 import { UsageError, type CliCommand } from '../command';
 
-const usage = 'vslab up <topology.yaml> [--backend netns|vm] [--director ipvs|none] [--name NAME] [--kernel bookworm|backports|VMLINUZ [--modules DIR]] [--json]';
+const usage = 'vslab up <topology.yaml> [--backend netns|vm|docker] [--director ipvs|none] [--name NAME] [--kernel bookworm|backports|VMLINUZ [--modules DIR]] [--json]';
 
 export const command: CliCommand = {
   name: 'up',
@@ -16,11 +17,13 @@ export const command: CliCommand = {
     const { values, positionals } = parse(args, { backend: { type: 'string' }, name: { type: 'string' }, kernel: { type: 'string' }, modules: { type: 'string' }, director: { type: 'string' }, json: { type: 'boolean' } }, usage);
     if (positionals.length !== 1) throw new UsageError(`expected one topology file\nusage: ${usage}`);
     const backend = (values.backend ?? 'netns') as BackendKind;
-    if (!['netns', 'vm', 'docker'].includes(backend)) throw new UsageError(`unknown backend "${backend}" (netns, vm, docker)`);
+    if (!isBackendKind(backend)) throw new UsageError(`unknown backend "${backend}" (${BACKEND_KINDS.join(', ')})`);
     if (values.name !== undefined && !/^[a-z][a-z0-9]*(-[a-z0-9]+)*$/.test(values.name)) throw new UsageError(`--name "${values.name}": use lower-case letters, digits and single hyphens`);
     // Kernel IPVS is programmed where the kernel has it (the VM); on the netns backend the host kernel decides.
     const director = (values.director ?? (backend === 'vm' ? 'ipvs' : 'none')) as DirectorKind;
     if (!DIRECTOR_KINDS.includes(director)) throw new UsageError(`unknown director "${director}" (${DIRECTOR_KINDS.join(', ')})`);
+    // Namespaces and containers share this host's kernel: kernel IPVS programs there only where the host has it.
+    if (director === 'ipvs' && backend !== 'vm' && !hostHasIpvs()) throw new UsageError(`this host kernel has no IPVS, and --backend ${backend} runs on the host kernel: use --backend vm for --director ipvs`);
     if ((values.kernel || values.modules) && backend !== 'vm') throw new UsageError('--kernel and --modules apply to --backend vm');
     const t0 = performance.now();
     const model = loadTopologyFile(positionals[0], { hostPrefixes: hostRoutedPrefixes() });
