@@ -66,7 +66,7 @@ interface SuiteTraits {
 }
 
 export const SUITE_TRAITS: Record<string, SuiteTraits> = {
-  forwarding: { runVms: true, faults: true, directors: ['ipvs'], backends: ['vm', 'netns'], limits: 'only kernel IPVS has a director driver so far' },
+  forwarding: { runVms: true, faults: true, directors: ['ipvs', 'nftables'], backends: ['vm', 'netns'], limits: 'it needs a packet-rewriting director (a registered driver with nat, dr, tun or fullnat)' },
   schedulers: {
     runVms: false, faults: false, directors: ['ipvs'], backends: ['vm'],
     limits: 'the scenario replayer drives kernel IPVS in a VM of its own (src/suites/schedulers/lab.ts); other directors are checked statistically (docs/schedulers.md)',

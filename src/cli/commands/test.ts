@@ -4,8 +4,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { BackendKind } from '../../backend/types';
 import { listFaults } from '../../director/faults';
-import { DIRECTOR_KINDS, type DirectorKind } from '../../director/program';
-import { defaultBackend, hostHasIpvs } from '../../runner/env';
+import { DIRECTOR_NAMES, directorDriver, isDirectorName, type DirectorKind } from '../../director/registry';
+import { defaultBackend } from '../../runner/env';
 import { mutationPassed, renderMutation, runMutation } from '../../runner/mutation';
 import { renderResults } from '../../runner/results';
 import { checkSuiteOptions, listTests, resolveSuitePaths, RunError, runPassed, runSuite, suitesOf } from '../../runner/run';
@@ -13,13 +13,13 @@ import { coverageOf, loadStatements, renderCoverage, specFileForSuite } from '..
 import { parse, printJson } from '../args';
 import { UsageError, type CliCommand } from '../command';
 
-const usage = `vslab test [PATHS...] [--director ipvs] [--backend vm|netns] [--kernel K] [--modules DIR] [--fault NAME]
+const usage = `vslab test [PATHS...] [--director NAME] [--backend vm|netns] [--kernel K] [--modules DIR] [--fault NAME]
                  [--workers N] [--grep REGEX] [--out DIR] [--json]
        vslab test --list-faults [--json]
        vslab test [PATHS...] --coverage [--json]
        vslab test [PATHS...] --mutation [--faults A,B,...] [--baseline RUNDIR] [--out DIR] [--json]
   PATHS      suite directories or files under suites/ (default suites/forwarding)
-  --director implementation under test (${DIRECTOR_KINDS.filter((d) => d !== 'none').join(', ')}; default ipvs)
+  --director implementation under test (${DIRECTOR_NAMES.join(', ')}; default ipvs)
   --backend  vm or netns (default: vm when this host's kernel has no IPVS)
   --kernel   VM kernel: bookworm (6.1, default), backports (6.12) or a vmlinuz path (with --modules)
   --fault    run against the director sabotaged by this fault (see --list-faults)
@@ -76,11 +76,12 @@ export const command: CliCommand = {
     }
 
     const director = (values.director ?? 'ipvs') as DirectorKind;
-    if (!(DIRECTOR_KINDS as readonly string[]).includes(director) || director === 'none') throw new UsageError(`unknown director "${values.director}" (known: ${DIRECTOR_KINDS.filter((d) => d !== 'none').join(', ')})\nusage: ${usage}`);
+    if (!isDirectorName(director)) throw new UsageError(`unknown director "${values.director}" (known: ${DIRECTOR_NAMES.join(', ')})\nusage: ${usage}`);
     const backend = (values.backend ?? defaultBackend(director)) as BackendKind;
     if (backend !== 'vm' && backend !== 'netns') throw new UsageError(`--backend must be vm or netns, not ${values.backend}`);
-    if (director === 'ipvs' && backend === 'netns' && !hostHasIpvs()) {
-      console.error('vslab test: this host kernel has no IPVS; run kernel IPVS on the vm backend (--backend vm, the default here)');
+    const unavailable = directorDriver(director).unavailable(backend);
+    if (unavailable) {
+      console.error(`vslab test: --director ${director}: ${unavailable}`);
       return 3;
     }
     // Two workers (two VMs) by default: measured ≈30 % faster than one on this 2-core host (docs/conformance.md).

@@ -2,11 +2,12 @@ import { BACKEND_KINDS, isBackendKind, upLab } from '../../backend';
 import type { BackendKind } from '../../backend/types';
 import { hostRoutedPrefixes } from '../../backend/registry';
 import { loadTopologyFile } from '../../topology/load';
-import { DIRECTOR_KINDS, programDirectors, type DirectorKind } from '../../director/program';
+import { programDirectors } from '../../director/program';
+import { DIRECTOR_NAMES, isDirectorName, type DirectorKind } from '../../director/registry';
 import { parse, printJson, progressPrinter } from '../args';
 import { UsageError, type CliCommand } from '../command';
 
-const usage = 'vslab up <topology.yaml> [--backend netns|vm|docker] [--director ipvs|none] [--name NAME] [--kernel bookworm|backports|VMLINUZ [--modules DIR]] [--json]';
+const usage = 'vslab up <topology.yaml> [--backend netns|vm|docker] [--director NAME|none] [--name NAME] [--kernel bookworm|backports|VMLINUZ [--modules DIR]] [--json]';
 
 export const command: CliCommand = {
   name: 'up',
@@ -20,7 +21,7 @@ export const command: CliCommand = {
     if (values.name !== undefined && !/^[a-z][a-z0-9]*(-[a-z0-9]+)*$/.test(values.name)) throw new UsageError(`--name "${values.name}": use lower-case letters, digits and single hyphens`);
     // Kernel IPVS is programmed where the kernel has it (the VM); on the netns backend the host kernel decides.
     const director = (values.director ?? (backend === 'vm' ? 'ipvs' : 'none')) as DirectorKind;
-    if (!DIRECTOR_KINDS.includes(director)) throw new UsageError(`unknown director "${director}" (${DIRECTOR_KINDS.join(', ')})`);
+    if (director !== 'none' && !isDirectorName(director)) throw new UsageError(`unknown director "${director}" (${[...DIRECTOR_NAMES, 'none'].join(', ')})`);
     if ((values.kernel || values.modules) && backend !== 'vm') throw new UsageError('--kernel and --modules apply to --backend vm');
     const t0 = performance.now();
     const model = loadTopologyFile(positionals[0], { hostPrefixes: hostRoutedPrefixes() });

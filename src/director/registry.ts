@@ -1,0 +1,44 @@
+// The implementations under test, registered in one place. Each lives in one file behind DirectorDriver
+// (types.ts) and exports a DirectorDriverDefinition; add a new one to DRIVERS. `vslab test/run/up
+// --director NAME` accept any name here ("none" is `vslab up`'s "leave the director unprogrammed").
+import type { BackendKind, RunningLab } from '../backend/types';
+import { ipvsDriver } from './ipvs';
+import { nftablesDriver } from './nftables';
+import type { DirectorDriver } from './types';
+
+export interface DirectorDriverDefinition {
+  /** The --director name. */
+  name: string;
+  /** One line for --help and the matrix. */
+  summary: string;
+  /** Why it cannot direct a lab on this backend of this host (undefined when it can). */
+  unavailable(backend: BackendKind): string | undefined;
+  /** The driver for one director node of a running lab; it may run programs there (node.exec/spawn). */
+  open(lab: RunningLab, node: string): Promise<DirectorDriver>;
+}
+
+const DRIVERS: DirectorDriverDefinition[] = [ipvsDriver, nftablesDriver];
+
+/** Registered driver names, in registration order. */
+export const DIRECTOR_NAMES: readonly string[] = DRIVERS.map((d) => d.name);
+
+/** A --director value: a registered name (or "none" where allowed). */
+export type DirectorKind = string;
+
+/** The named driver, or an error message listing the known ones. */
+export function directorDriver(name: string): DirectorDriverDefinition {
+  const d = DRIVERS.find((x) => x.name === name);
+  if (!d) throw new UnknownDirectorError(name);
+  return d;
+}
+
+export function isDirectorName(name: string): boolean {
+  return DRIVERS.some((d) => d.name === name);
+}
+
+export class UnknownDirectorError extends Error {
+  override name = 'UnknownDirectorError';
+  constructor(readonly director: string) {
+    super(`unknown director "${director}" (known: ${DIRECTOR_NAMES.join(', ')})`);
+  }
+}
