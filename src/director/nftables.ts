@@ -3,8 +3,11 @@
 // selected by `numgen inc` (rr, and wrr over weight-expanded slots) or `jhash` of the source (sh) or
 // destination (dh) address; conntrack un-NATs the replies; Full-NAT adds the shared source-NAT table
 // (fullnat-snat.ts). Counters are named nftables counters keyed on conntrack's original/reply tuples;
-// connections are conntrack's table. It runs on any kernel with nf_tables: network namespaces of this
-// host, containers, the VM.
+// connections are conntrack's table. DR (IPv4): the netdev ingress hook of every director interface
+// rewrites the Ethernet addresses and forwards the frame to the real server; netdev has no conntrack, so
+// a dynamic flow map (client address . port -> slot, 300 s idle timeout) keeps each flow on its server
+// and is the DR connection table (per-packet numgen would break TCP). It runs on any kernel with
+// nf_tables: network namespaces of this host, containers, the VM.
 //
 // Read-back parses the ruleset the kernel holds (`nft -j list table`), not what was sent: a rule that
 // points elsewhere shows up as a difference.
@@ -27,8 +30,11 @@ import {
 } from './types';
 
 export const NFT_TABLE = 'vslab_director';
+/** The netdev table of DR services. */
+export const NFT_DR_TABLE = 'vslab_dr';
 const SCHEDULERS = ['rr', 'wrr', 'sh', 'dh'];
-const METHODS: ForwardingMethod[] = ['nat', 'fullnat'];
+const METHODS: ForwardingMethod[] = ['nat', 'fullnat', 'dr'];
+const DR_FLOW_TIMEOUT_S = 300;
 
 /** A service's key as both sides see it. */
 const keyOf = (s: { protocol: string; vip?: string; port: number }) => `${s.protocol}/${s.vip ? canonical(s.vip) : '-'}/${s.port}`;
@@ -70,6 +76,8 @@ export class NftablesDirector implements DirectorDriver {
         stats: true,
         rates: false,
         connections: true,
+        // DR frames never meet conntrack: nothing counts them per service.
+        statsMethods: ['nat', 'fullnat'],
       };
     })();
     return this.caps;
@@ -88,10 +96,54 @@ export class NftablesDirector implements DirectorDriver {
     if (s.realServers.some((r) => r.upper || r.lower)) return 'connection thresholds: nftables counts connections per rule, not per server';
     if (s.realServers.some((r) => r.weight === 0)) return 'a real server of weight 0: nftables has no quiesced server (it would be absent from the map, not kept)';
     if (s.realServers.some((r) => r.family !== s.family)) return 'real servers of another address family than the service';
+    if (methods.includes('dr')) {
+      if (methods.length > 1) return `methods ${methods.join('/')} in one service: the nftables driver programs a service as DR or as NAT`;
+      if (s.family === 6) return 'IPv6 DR: nft 1.0.6 aborts on a dynamic flow map keyed by an IPv6 address and port ("netlink_gen_expr: Assertion dreg < ctx->reg_low"), and without one a DR flow cannot be kept on its server';
+      if (!this.drPlan(s)) return 'DR real servers must share one segment with the director (the frame is forwarded out of one device)';
+    }
     return undefined;
   }
 
-  private ruleset(services: ServiceModel[]): string {
+  /** Where a DR service's frames go: the director's interface on the real servers' segment, and each server's MAC. */
+  private drPlan(s: ServiceModel): { dev: string; mac: string; macs: string[] } | undefined {
+    const me = this.model.nodes.find((n) => n.name === this.node);
+    const macs: string[] = [];
+    let dev: { name: string; mac: string } | undefined;
+    for (const r of s.realServers) {
+      const node = this.model.nodes.find((n) => n.name === r.node);
+      const ri = node?.interfaces.find((i) => i.ipv4 && canonical(i.ipv4.addr) === canonical(r.addr));
+      const di = ri && me?.interfaces.find((i) => i.segment === ri.segment);
+      if (!ri || !di || (dev && dev.name !== di.name)) return undefined;
+      dev = di;
+      macs.push(ri.mac);
+    }
+    return dev && { dev: dev.name, mac: dev.mac, macs };
+  }
+
+  private drRuleset(services: ServiceModel[]): string {
+    const me = this.model.nodes.find((n) => n.name === this.node)!;
+    const maps: string[] = [];
+    const rules: string[] = [];
+    for (const s of services) {
+      const plan = this.drPlan(s)!;
+      const slots: string[] = [];
+      s.realServers.forEach((r, k) => { for (let i = 0; i < (s.scheduler === 'rr' ? 1 : r.weight); i++) slots.push(plan.macs[k]); });
+      const map = `f${counterBase(s).slice(1)}`;
+      const flow = `ip saddr . ${s.protocol} sport`;
+      const pick = s.scheduler === 'rr' || s.scheduler === 'wrr' ? `numgen inc mod ${slots.length}` : `jhash ip ${s.scheduler === 'sh' ? 'saddr' : 'daddr'} mod ${slots.length} seed 0x0`;
+      const match = `ip daddr ${s.vip} ${s.protocol} dport ${s.port}`;
+      maps.push(`  map ${map} { type ipv4_addr . inet_service : mark; flags dynamic, timeout; timeout ${DR_FLOW_TIMEOUT_S}s; }`);
+      rules.push(`    ${match} ${flow} != @${map} add @${map} { ${flow} : ${pick} }`);
+      rules.push(`    ${match} meta mark set ${flow} map @${map} ether saddr set ${plan.mac} ether daddr set meta mark map { ${slots.map((m, i) => `${i} : ${m}`).join(', ')} } fwd to "${plan.dev}" comment "vslab ${s.name} ${s.scheduler}"`);
+    }
+    const chains = me.interfaces.filter((i) => i.ipv4).map((i) => [
+      `  chain in_${i.name.replace(/[^a-zA-Z0-9_]/g, '_')} {`, `    type filter hook ingress device "${i.name}" priority 0; policy accept;`, ...rules, '  }',
+    ].join('\n'));
+    return [`table netdev ${NFT_DR_TABLE} {`, ...maps, ...chains, '}', ''].join('\n');
+  }
+
+  private ruleset(all: ServiceModel[]): string {
+    const services = all.filter((s) => s.realServers.every((r) => r.method !== 'dr'));
     const counters: string[] = [];
     const nat: string[] = [];
     const count: string[] = [];
@@ -141,7 +193,9 @@ export class NftablesDirector implements DirectorDriver {
     const log: string[] = [];
     if (before.length) {
       // One transaction: the old table goes and the new one comes, or nothing changes.
-      const input = `add table inet ${NFT_TABLE}\ndelete table inet ${NFT_TABLE}\n${this.ruleset(services)}`;
+      const dr = services.filter((s) => s.realServers.some((r) => r.method === 'dr'));
+      const input = `add table inet ${NFT_TABLE}\ndelete table inet ${NFT_TABLE}\n${this.ruleset(services)}`
+        + `add table netdev ${NFT_DR_TABLE}\ndelete table netdev ${NFT_DR_TABLE}\n${dr.length ? this.drRuleset(dr) : ''}`;
       const r = await this.n.exec(['nft', '-f', '-'], { input, timeoutMs: 30_000 });
       if (r.code !== 0) throw new DirectorApplyError(this.node, [`nft refused the director's ruleset: ${r.stderr.trim() || `exit ${r.code}`}`]);
       await loadFullnatSnat(this.n, fullnatSnatRuleset({ ...this.model, services }, this.node));
@@ -150,11 +204,11 @@ export class NftablesDirector implements DirectorDriver {
     return { changes: before.length, log, differences: await this.diff(services) };
   }
 
-  private async listJson(table: string): Promise<NftObject[]> {
-    const r = await this.n.exec(['nft', '-j', 'list', 'table', 'inet', table], { timeoutMs: 30_000 });
+  private async listJson(table: string, family = 'inet'): Promise<NftObject[]> {
+    const r = await this.n.exec(['nft', '-j', 'list', 'table', family, table], { timeoutMs: 30_000 });
     if (r.code !== 0) {
       if (/No such file or directory/.test(r.stderr)) return [];
-      throw new Error(`director ${this.node}: nft -j list table inet ${table} exited with ${r.code}: ${r.stderr.trim()}`);
+      throw new Error(`director ${this.node}: nft -j list table ${family} ${table} exited with ${r.code}: ${r.stderr.trim()}`);
     }
     return (JSON.parse(r.stdout) as { nftables: NftObject[] }).nftables;
   }
@@ -176,7 +230,40 @@ export class NftablesDirector implements DirectorDriver {
       if (want) held.name = want.name;
       out.push(held);
     }
+    const dr = await this.listJson(NFT_DR_TABLE, 'netdev');
+    const seen = new Set<string>();
+    for (const o of dr) {
+      if (!o.rule) continue;
+      const held = this.drServiceOfRule(o.rule, dr);
+      // The same rules sit in every interface's chain; one service each.
+      if (!held || seen.has(keyOf(held))) continue;
+      seen.add(keyOf(held));
+      const want = asked.get(keyOf(held));
+      if (want) held.name = want.name;
+      out.push(held);
+    }
     return out;
+  }
+
+  /** A DR forwarding rule in model terms: MACs back to the real servers' addresses on that segment. */
+  private drServiceOfRule(rule: NonNullable<NftObject['rule']>, all: NftObject[]): DirectorService | undefined {
+    const m = matches(rule.expr);
+    const daddr = rule.expr.map((e) => e.mangle).find((x) => x?.key.payload?.protocol === 'ether' && x.key.payload.field === 'daddr');
+    const set = (daddr?.value as { map?: { data: { set: Array<[number, string]> } } } | undefined)?.map?.data.set;
+    if (!m.daddr || m.dport === undefined || !m.protocol || !set || !rule.expr.some((e) => e.fwd)) return undefined;
+    const byMac = new Map<string, string>();
+    for (const n of this.model.nodes) for (const i of n.interfaces) if (i.ipv4) byMac.set(i.mac.toLowerCase(), i.ipv4.addr);
+    const slots = new Map<string, number>();
+    for (const [, mac] of set) slots.set(mac.toLowerCase(), (slots.get(mac.toLowerCase()) ?? 0) + 1);
+    // The scheduler is how the flow map's slot is picked (nft prints that statement as text).
+    const add = all.map((o) => o.rule?.expr.find((e) => typeof e === 'string' && e.startsWith('add @'))).find((e) => typeof e === 'string' && matchesSame(all, e, m)) as string | undefined;
+    const labelled = /^vslab \S+ (\S+)$/.exec(rule.comment ?? '')?.[1];
+    const allOne = [...slots.values()].every((n) => n === 1);
+    const scheduler = !add ? 'unknown' : /numgen inc/.test(add) ? (allOne && (labelled === 'rr' || labelled === 'wrr') ? labelled : allOne ? 'rr' : 'wrr') : /jhash ip saddr/.test(add) ? 'sh' : /jhash ip daddr/.test(add) ? 'dh' : 'unknown';
+    return {
+      protocol: m.protocol as Protocol, family: 4, vip: canonical(m.daddr), port: m.dport, scheduler, flags: [], onePacket: false,
+      realServers: [...slots].map(([mac, n]) => ({ addr: byMac.get(mac) ?? mac, family: 4 as Family, port: m.dport!, weight: n, upper: 0, lower: 0, method: 'dr' as const })),
+    };
   }
 
   async diff(services: ServiceModel[]): Promise<DirectorDifference[]> {
@@ -245,8 +332,27 @@ export class NftablesDirector implements DirectorDriver {
 
   async connections(): Promise<DirectorConnection[]> {
     const services = await this.readBack();
-    const vips = new Set(services.map((s) => keyOf(s)));
+    const vips = new Set(services.filter((s) => s.realServers.every((r) => r.method !== 'dr')).map((s) => keyOf(s)));
     const out: DirectorConnection[] = [];
+    // DR: the flow maps (client address . port -> slot of the forwarding rule's MAC map).
+    const dr = await this.listJson(NFT_DR_TABLE, 'netdev');
+    for (const s of services.filter((x) => x.realServers.every((r) => r.method === 'dr'))) {
+      const name = `f${counterBase(s).slice(1)}`;
+      const map = dr.find((o) => o.map?.name === name)?.map;
+      const macRule = dr.find((o) => o.rule && (() => { const m = matches(o.rule!.expr); return m.daddr && canonical(m.daddr) === s.vip && m.dport === s.port && m.protocol === s.protocol && o.rule!.expr.some((e) => e.fwd); })());
+      const slotMacs = (macRule?.rule?.expr.map((e) => e.mangle).find((x) => x?.key.payload?.field === 'daddr')?.value as { map?: { data: { set: Array<[number, string]> } } } | undefined)?.map?.data.set ?? [];
+      const byMac = new Map<string, string>();
+      for (const n of this.model.nodes) for (const i of n.interfaces) if (i.ipv4) byMac.set(i.mac.toLowerCase(), i.ipv4.addr);
+      for (const [el, slot] of map?.elem ?? []) {
+        const [addr, port] = el.elem.val.concat;
+        const mac = slotMacs.find(([k]) => k === slot)?.[1];
+        out.push({
+          protocol: s.protocol, family: 4, state: 'FLOW', expires: el.elem.expires ?? 0, template: false,
+          client: { addr: canonical(addr), port }, virtual: { addr: s.vip!, port: s.port },
+          realServer: { addr: mac ? byMac.get(mac.toLowerCase()) ?? mac : `slot ${slot}`, port: s.port, family: 4 },
+        });
+      }
+    }
     for (const fam of ['ipv4', 'ipv6']) {
       const r = await this.n.exec(['conntrack', '-L', '-f', fam], { timeoutMs: 30_000 });
       if (r.code !== 0) throw new Error(`director ${this.node}: conntrack -L -f ${fam} exited with ${r.code}: ${r.stderr.trim()}`);
@@ -259,7 +365,7 @@ export class NftablesDirector implements DirectorDriver {
   }
 
   async flush(): Promise<void> {
-    const r = await this.n.exec(['nft', '-f', '-'], { input: `add table inet ${NFT_TABLE}\ndelete table inet ${NFT_TABLE}\n` });
+    const r = await this.n.exec(['nft', '-f', '-'], { input: `add table inet ${NFT_TABLE}\ndelete table inet ${NFT_TABLE}\nadd table netdev ${NFT_DR_TABLE}\ndelete table netdev ${NFT_DR_TABLE}\n` });
     if (r.code !== 0) throw new Error(`director ${this.node}: cannot remove table inet ${NFT_TABLE}: ${r.stderr.trim()}`);
     await loadFullnatSnat(this.n, undefined);
   }
@@ -273,18 +379,31 @@ export class NftablesDirector implements DirectorDriver {
 
 interface NftExpr {
   match?: { op: string; left: { payload?: { protocol: string; field: string } }; right: unknown };
+  mangle?: { key: { payload?: { protocol: string; field: string }; meta?: { key: string } }; value: unknown };
+  fwd?: { dev: string };
   dnat?: { family?: string; addr: { map?: { key: NftKey; data: { set: Array<[number, { concat: [string, number] }]> } } } };
   [k: string]: unknown;
 }
 type NftKey = { numgen?: { mode: string; mod: number }; jhash?: { mod: number; expr: { payload?: { field: string } } } };
 interface NftObject {
-  rule?: { chain: string; comment?: string; expr: NftExpr[] };
+  rule?: { chain: string; comment?: string; expr: Array<NftExpr & string> };
+  map?: { name: string; elem?: Array<[{ elem: { val: { concat: [string, number] }; expires?: number } }, number]> };
   counter?: { name: string; packets: number; bytes: number };
+}
+
+/** Whether the textual `add @map` statement belongs to a rule matching the same VIP, protocol and port. */
+function matchesSame(all: NftObject[], add: string, m: ReturnType<typeof matches>): boolean {
+  return all.some((o) => {
+    if (!o.rule?.expr.includes(add as NftExpr & string)) return false;
+    const x = matches(o.rule.expr);
+    return x.daddr === m.daddr && x.dport === m.dport && x.protocol === m.protocol;
+  });
 }
 
 function matches(expr: NftExpr[]): { daddr?: string; family?: Family; protocol?: string; dport?: number } {
   const out: { daddr?: string; family?: Family; protocol?: string; dport?: number } = {};
   for (const e of expr) {
+    if (typeof e !== 'object') continue; // statements nft prints as text
     const p = e.match?.left.payload;
     if (!p || e.match!.op !== '==') continue;
     if (p.field === 'daddr' && (p.protocol === 'ip' || p.protocol === 'ip6')) {
