@@ -77,8 +77,11 @@ export class LabUnavailableError extends Error {
 
 interface LabFailure { lab: string; topology: string; cause: string }
 
+/** Labs that could not be prepared, one file each (kept apart from the records of prepared labs). */
+export const LAB_FAILURE_DIR = path.join(LAB_RECORD_DIR, 'failed');
+
 function failureFile(dir: string, lab: string): string {
-  return path.join(dir, LAB_RECORD_DIR, `${lab}.failed.json`);
+  return path.join(dir, LAB_FAILURE_DIR, `${lab}.json`);
 }
 
 function unavailable(f: LabFailure): LabUnavailableError {
