@@ -20,6 +20,8 @@ import type { OracleCheck } from '../src/oracle/expect';
 import { exchangeChecks } from '../src/oracle/flow-checks';
 import { readRunEnv, type RunEnv } from '../src/runner/env';
 import { LabPool, LabUnavailableError, type SuiteLabSpec } from '../src/runner/labs';
+import { labBeyondDirector } from '../src/director/program';
+import { loadTopologyFile } from '../src/topology/load';
 import { readRunVms } from '../src/runner/vms';
 import type { PreparedLab } from '../src/runner/prepare';
 import { PortAllocator, TestCapture, TestRecord, Traffic, testIdOf, type CapturedTest, type TrafficRun } from '../src/runner/suite-api';
@@ -162,6 +164,9 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
   suiteLab: [{ topology: '' }, { option: true }],
   prepared: async ({ suiteLab, labPool }, use, testInfo) => {
     if (!suiteLab.topology) throw new Error('this test file did not say which lab it uses: test.use({ suiteLab: { topology: ... } })');
+    // A lab none of whose services the driver can express is not built: its tests are not applicable.
+    const beyond = labBeyondDirector(labPool.opts.director, loadTopologyFile(suiteLab.topology));
+    if (beyond) notApplicable(beyond);
     let p: PreparedLab;
     try {
       p = await labPool.get(suiteLab);

@@ -84,40 +84,7 @@ export class NftablesDirector implements DirectorDriver {
   }
 
   unsupported(s: ServiceModel): string | undefined {
-    const methods = [...new Set(s.realServers.map((r) => r.method))];
-    const other = methods.filter((m) => !METHODS.includes(m));
-    if (other.length) return `method ${other.join('/')}: the nftables driver programs ${METHODS.join(' and ')} (dnat and conntrack)`;
-    if (!SCHEDULERS.includes(s.scheduler)) return `scheduler ${s.scheduler}: nftables can express ${SCHEDULERS.join(', ')} (numgen and jhash maps); per-server connection counts (lc, wlc, sed, nq, ovf, lblc, lblcr) and IPVS's other tables are beyond a rule set`;
-    if (s.flags.length) return `scheduler flags ${s.flags.join(', ')}: not expressed by the nftables driver`;
-    if (s.protocol !== 'tcp' && s.protocol !== 'udp') return `protocol ${s.protocol}: the nftables driver programs tcp and udp`;
-    if (!s.vip || s.fwmark !== undefined) return 'fwmark services: the nftables driver programs VIP:port services only';
-    if (s.persistence) return 'persistence: not expressed by the nftables driver (a dynamic affinity map would be needed)';
-    if (s.onePacket) return 'one-packet scheduling: conntrack always keeps UDP flows';
-    if (s.realServers.some((r) => r.upper || r.lower)) return 'connection thresholds: nftables counts connections per rule, not per server';
-    if (s.realServers.some((r) => r.weight === 0)) return 'a real server of weight 0: nftables has no quiesced server (it would be absent from the map, not kept)';
-    if (s.realServers.some((r) => r.family !== s.family)) return 'real servers of another address family than the service';
-    if (methods.includes('dr')) {
-      if (methods.length > 1) return `methods ${methods.join('/')} in one service: the nftables driver programs a service as DR or as NAT`;
-      if (s.family === 6) return 'IPv6 DR: nft 1.0.6 aborts on a dynamic flow map keyed by an IPv6 address and port ("netlink_gen_expr: Assertion dreg < ctx->reg_low"), and without one a DR flow cannot be kept on its server';
-      if (!this.drPlan(s)) return 'DR real servers must share one segment with the director (the frame is forwarded out of one device)';
-    }
-    return undefined;
-  }
-
-  /** Where a DR service's frames go: the director's interface on the real servers' segment, and each server's MAC. */
-  private drPlan(s: ServiceModel): { dev: string; mac: string; macs: string[] } | undefined {
-    const me = this.model.nodes.find((n) => n.name === this.node);
-    const macs: string[] = [];
-    let dev: { name: string; mac: string } | undefined;
-    for (const r of s.realServers) {
-      const node = this.model.nodes.find((n) => n.name === r.node);
-      const ri = node?.interfaces.find((i) => i.ipv4 && canonical(i.ipv4.addr) === canonical(r.addr));
-      const di = ri && me?.interfaces.find((i) => i.segment === ri.segment);
-      if (!ri || !di || (dev && dev.name !== di.name)) return undefined;
-      dev = di;
-      macs.push(ri.mac);
-    }
-    return dev && { dev: dev.name, mac: dev.mac, macs };
+    return nftablesDeclines(this.model, this.node, s);
   }
 
   private drRuleset(services: ServiceModel[]): string {
@@ -125,7 +92,7 @@ export class NftablesDirector implements DirectorDriver {
     const maps: string[] = [];
     const rules: string[] = [];
     for (const s of services) {
-      const plan = this.drPlan(s)!;
+      const plan = drPlan(this.model, this.node, s)!;
       const slots: string[] = [];
       s.realServers.forEach((r, k) => { for (let i = 0; i < (s.scheduler === 'rr' ? 1 : r.weight); i++) slots.push(plan.macs[k]); });
       const map = `f${counterBase(s).slice(1)}`;
@@ -134,12 +101,18 @@ export class NftablesDirector implements DirectorDriver {
       const match = `ip daddr ${s.vip} ${s.protocol} dport ${s.port}`;
       maps.push(`  map ${map} { type ipv4_addr . inet_service : mark; flags dynamic, timeout; timeout ${DR_FLOW_TIMEOUT_S}s; }`);
       rules.push(`    ${match} ${flow} != @${map} add @${map} { ${flow} : ${pick} }`);
-      rules.push(`    ${match} meta mark set ${flow} map @${map} ether saddr set ${plan.mac} ether daddr set meta mark map { ${slots.map((m, i) => `${i} : ${m}`).join(', ')} } fwd to "${plan.dev}" comment "vslab ${s.name} ${s.scheduler}"`);
+      // A router's hop: the TTL goes down by one and expires at 1 (nft 1.0.6 can neither compute it nor set it
+      // from a map, hence one rule per value in ttl_dec, the usual values first).
+      rules.push(`    ${match} ip ttl 0-1 drop`);
+      rules.push(`    ${match} meta mark set ${flow} map @${map} jump ttl_dec`);
+      rules.push(`    ${match} ether saddr set ${plan.mac} ether daddr set meta mark map { ${slots.map((m, i) => `${i} : ${m}`).join(', ')} } fwd to "${plan.dev}" comment "vslab ${s.name} ${s.scheduler}"`);
     }
     const chains = me.interfaces.filter((i) => i.ipv4).map((i) => [
       `  chain in_${i.name.replace(/[^a-zA-Z0-9_]/g, '_')} {`, `    type filter hook ingress device "${i.name}" priority 0; policy accept;`, ...rules, '  }',
     ].join('\n'));
-    return [`table netdev ${NFT_DR_TABLE} {`, ...maps, ...chains, '}', ''].join('\n');
+    const values = [64, 128, 255, ...Array.from({ length: 254 }, (_, k) => k + 2).filter((v) => v !== 64 && v !== 128 && v !== 255)];
+    const ttl = ['  chain ttl_dec {', ...values.map((v) => `    ip ttl ${v} ip ttl set ${v - 1} return`), '  }'].join('\n');
+    return [`table netdev ${NFT_DR_TABLE} {`, ...maps, ttl, ...chains, '}', ''].join('\n');
   }
 
   private ruleset(all: ServiceModel[]): string {
@@ -375,6 +348,47 @@ export class NftablesDirector implements DirectorDriver {
   }
 }
 
+// ---- what the driver declines, and where DR frames go ------------------------------------------
+
+/** Why the nftables driver cannot program `s` on director `node` of `model` (undefined: it can). */
+export function nftablesDeclines(model: LabModel, node: string, s: ServiceModel): string | undefined {
+  const methods = [...new Set(s.realServers.map((r) => r.method))];
+  const other = methods.filter((m) => !METHODS.includes(m));
+  if (other.length) return `method ${other.join('/')}: the nftables driver programs ${METHODS.join(", ")} (dnat with conntrack; DR in the netdev hook)`;
+  if (!SCHEDULERS.includes(s.scheduler)) return `scheduler ${s.scheduler}: nftables can express ${SCHEDULERS.join(', ')} (numgen and jhash maps); per-server connection counts (lc, wlc, sed, nq, ovf, lblc, lblcr) and IPVS's other tables are beyond a rule set`;
+  if (s.flags.length) return `scheduler flags ${s.flags.join(', ')}: not expressed by the nftables driver`;
+  if (s.protocol !== 'tcp' && s.protocol !== 'udp') return `protocol ${s.protocol}: the nftables driver programs tcp and udp`;
+  if (!s.vip || s.fwmark !== undefined) return 'fwmark services: the nftables driver programs VIP:port services only';
+  if (s.persistence) return 'persistence: not expressed by the nftables driver (a dynamic affinity map would be needed)';
+  if (s.onePacket) return 'one-packet scheduling: conntrack always keeps UDP flows';
+  if (s.realServers.some((r) => r.upper || r.lower)) return 'connection thresholds: nftables counts connections per rule, not per server';
+  if (s.realServers.some((r) => r.weight === 0)) return 'a real server of weight 0: nftables has no quiesced server (it would be absent from the map, not kept)';
+  if (s.realServers.some((r) => r.family !== s.family)) return 'real servers of another address family than the service';
+  if (methods.includes('dr')) {
+    if (methods.length > 1) return `methods ${methods.join('/')} in one service: the nftables driver programs a service as DR or as NAT`;
+    if (s.family === 6) return 'IPv6 DR: nft 1.0.6 aborts on a dynamic flow map keyed by an IPv6 address and port ("netlink_gen_expr: Assertion dreg < ctx->reg_low"), and without one a DR flow cannot be kept on its server';
+    if (!drPlan(model, node, s)) return 'DR real servers must share one segment with the director (the frame is forwarded out of one device)';
+  }
+  return undefined;
+}
+
+/** Where a DR service's frames go: the director's interface on the real servers' segment, and each server's MAC. */
+function drPlan(model: LabModel, node: string, s: ServiceModel): { dev: string; mac: string; macs: string[] } | undefined {
+  const me = model.nodes.find((n) => n.name === node);
+  const macs: string[] = [];
+  let dev: { name: string; mac: string } | undefined;
+  for (const r of s.realServers) {
+    const rn = model.nodes.find((n) => n.name === r.node);
+    const ri = rn?.interfaces.find((i) => i.ipv4 && canonical(i.ipv4.addr) === canonical(r.addr));
+    const di = ri && me?.interfaces.find((i) => i.segment === ri.segment);
+    if (!ri || !di || (dev && dev.name !== di.name)) return undefined;
+    dev = di;
+    macs.push(ri.mac);
+  }
+  return dev && { dev: dev.name, mac: dev.mac, macs };
+}
+
+
 // ---- reading the ruleset back --------------------------------------------------------------------
 
 interface NftExpr {
@@ -469,5 +483,6 @@ export const nftablesDriver: DirectorDriverDefinition = {
   name: 'nftables',
   summary: 'LVS in nftables (kube-proxy/nftlb style): dnat to numgen/jhash maps + conntrack; NAT and Full-NAT',
   unavailable: () => undefined,
+  declines: nftablesDeclines,
   open: async (lab, node) => new NftablesDirector(lab.node(node), lab.model),
 };

@@ -3,7 +3,7 @@
 // Services the implementation cannot express are left out, each with its reason: the tests that use
 // them are not applicable (never failed, never silently skipped).
 import type { RunningLab } from '../backend/types';
-import type { ServiceModel } from '../topology/model';
+import type { LabModel, ServiceModel } from '../topology/model';
 import { directorDriver, type DirectorKind } from './registry';
 import type { ApplyResult, DirectorDriver } from './types';
 
@@ -34,6 +34,18 @@ export function partitionServices(driver: DirectorDriver, services: ServiceModel
     else supported.push(s);
   }
   return { supported, unsupported };
+}
+
+/**
+ * Why a lab is pointless for this director: every service it has is one the driver declines (known from
+ * the model, before the lab is built). Undefined when the driver can program at least one.
+ */
+export function labBeyondDirector(kind: DirectorKind, model: LabModel): string | undefined {
+  const def = directorDriver(kind);
+  if (!def.declines || !model.services.length) return undefined;
+  const reasons = model.services.map((s) => def.declines!(model, s.director, s));
+  if (reasons.some((r) => !r)) return undefined;
+  return `director ${kind} can program none of lab ${model.name}'s services: ${[...new Set(reasons)].join('; ')}`;
 }
 
 /** Applies each director's services ("none": leaves the directors alone). */

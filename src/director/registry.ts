@@ -4,6 +4,7 @@
 import type { BackendKind, RunningLab } from '../backend/types';
 import { ipvsDriver } from './ipvs';
 import { nftablesDriver } from './nftables';
+import type { LabModel, ServiceModel } from '../topology/model';
 import type { DirectorDriver } from './types';
 
 export interface DirectorDriverDefinition {
@@ -13,6 +14,8 @@ export interface DirectorDriverDefinition {
   summary: string;
   /** Why it cannot direct a lab on this backend of this host (undefined when it can). */
   unavailable(backend: BackendKind): string | undefined;
+  /** Why it cannot program `service` of director `node`, known from the model before any lab is up (see DirectorDriver.unsupported). */
+  declines?(model: LabModel, node: string, service: ServiceModel): string | undefined;
   /** The driver for one director node of a running lab; it may run programs there (node.exec/spawn). */
   open(lab: RunningLab, node: string): Promise<DirectorDriver>;
 }
