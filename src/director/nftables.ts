@@ -14,6 +14,7 @@
 import type { LabNode } from '../backend/types';
 import { canonical } from '../topology/addr';
 import type { Family, ForwardingMethod, LabModel, Protocol, ServiceModel } from '../topology/model';
+import { diffServices, realServerKey, serviceKey } from './diff';
 import { FULLNAT_TABLE, fullnatSnatRuleset, loadFullnatSnat } from './fullnat-snat';
 import type { DirectorDriverDefinition } from './registry';
 import {
@@ -36,9 +37,8 @@ const SCHEDULERS = ['rr', 'wrr', 'sh', 'dh'];
 const METHODS: ForwardingMethod[] = ['nat', 'fullnat', 'dr'];
 const DR_FLOW_TIMEOUT_S = 300;
 
-/** A service's key as both sides see it. */
-const keyOf = (s: { protocol: string; vip?: string; port: number }) => `${s.protocol}/${s.vip ? canonical(s.vip) : '-'}/${s.port}`;
-const rsKey = (addr: string, port: number) => `${canonical(addr)}:${port}`;
+const keyOf = serviceKey;
+const rsKey = realServerKey;
 /** Counter names: letters, digits and underscores only. */
 const counterBase = (s: { protocol: string; vip?: string; port: number }) => `c_${s.protocol}_${canonical(s.vip!).replace(/[^0-9a-f]/gi, '_')}_${s.port}`;
 
@@ -240,35 +240,7 @@ export class NftablesDirector implements DirectorDriver {
   }
 
   async diff(services: ServiceModel[]): Promise<DirectorDifference[]> {
-    const out: DirectorDifference[] = [];
-    const held = new Map((await this.readBack(services)).map((s) => [keyOf(s), s]));
-    const asked = new Map(services.map((s) => [keyOf(s), s]));
-    for (const [k] of held) if (!asked.has(k)) out.push({ service: k, what: 'unexpected' });
-    for (const [k, want] of asked) {
-      const got = held.get(k);
-      if (!got) {
-        out.push({ service: want.name, what: 'missing', expected: k });
-        continue;
-      }
-      const field = (what: string, expected: unknown, actual: unknown, rs?: string) => {
-        if (JSON.stringify(expected) !== JSON.stringify(actual)) out.push({ service: want.name, ...(rs ? { realServer: rs } : {}), what, expected, actual });
-      };
-      field('scheduler', want.scheduler, got.scheduler);
-      const gotRs = new Map(got.realServers.map((r) => [rsKey(r.addr, r.port), r]));
-      const wantRs = new Map(want.realServers.map((r) => [rsKey(r.addr, r.port), r]));
-      for (const [rid] of gotRs) if (!wantRs.has(rid)) out.push({ service: want.name, realServer: rid, what: 'unexpected' });
-      for (const [rid, r] of wantRs) {
-        const g = gotRs.get(rid);
-        if (!g) {
-          out.push({ service: want.name, realServer: rid, what: 'missing' });
-          continue;
-        }
-        // rr ignores weights (any weight > 0 is one slot), as IPVS's rr does.
-        field('weight', want.scheduler === 'rr' ? 1 : r.weight, g.weight, rid);
-        field('method', r.method, g.method, rid);
-      }
-    }
-    return out;
+    return diffServices(services, await this.readBack(services));
   }
 
   async stats(services: ServiceModel[] = []): Promise<DirectorServiceStats[]> {

@@ -25,7 +25,8 @@ export async function openDirector(kind: DirectorKind, lab: RunningLab, node: st
 }
 
 /** The services `driver` can program, and the others with the driver's reason. */
-export function partitionServices(driver: DirectorDriver, services: ServiceModel[]): { supported: ServiceModel[]; unsupported: Map<string, string> } {
+export async function partitionServices(driver: DirectorDriver, services: ServiceModel[]): Promise<{ supported: ServiceModel[]; unsupported: Map<string, string> }> {
+  await driver.capabilities(); // some drivers learn what they can do from the implementation (adapters' describe)
   const supported: ServiceModel[] = [];
   const unsupported = new Map<string, string>();
   for (const s of services) {
@@ -57,7 +58,7 @@ export async function programDirectors(kind: DirectorKind, lab: RunningLab): Pro
     if (!services.length) continue;
     const driver = await openDirector(kind, lab, d.name);
     try {
-      const { supported, unsupported } = partitionServices(driver, services);
+      const { supported, unsupported } = await partitionServices(driver, services);
       const result = await driver.apply(supported);
       out.push({ node: d.name, driver, result, unsupported });
     } catch (e) {

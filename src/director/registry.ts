@@ -2,6 +2,7 @@
 // (types.ts) and exports a DirectorDriverDefinition; add a new one to DRIVERS. `vslab test/run/up
 // --director NAME` accept any name here ("none" is `vslab up`'s "leave the director unprogrammed").
 import type { BackendKind, RunningLab } from '../backend/types';
+import { ADAPTER_PROTOCOL, EXTERNAL_PREFIX, externalUnavailable, openExternal } from './external';
 import { ipvsDriver } from './ipvs';
 import { nftablesDriver } from './nftables';
 import type { LabModel, ServiceModel } from '../topology/model';
@@ -28,20 +29,27 @@ export const DIRECTOR_NAMES: readonly string[] = DRIVERS.map((d) => d.name);
 /** A --director value: a registered name (or "none" where allowed). */
 export type DirectorKind = string;
 
-/** The named driver, or an error message listing the known ones. */
+/** The named driver (or the adapter of "external:PATH"), or an error listing the known ones. */
 export function directorDriver(name: string): DirectorDriverDefinition {
+  if (name.startsWith(EXTERNAL_PREFIX)) {
+    return {
+      name, summary: `an external adapter (${ADAPTER_PROTOCOL}, docs/adapter-protocol.md)`,
+      unavailable: (backend) => externalUnavailable(name, backend),
+      open: (lab, node) => openExternal(name, lab, node),
+    };
+  }
   const d = DRIVERS.find((x) => x.name === name);
   if (!d) throw new UnknownDirectorError(name);
   return d;
 }
 
 export function isDirectorName(name: string): boolean {
-  return DRIVERS.some((d) => d.name === name);
+  return DRIVERS.some((d) => d.name === name) || (name.startsWith(EXTERNAL_PREFIX) && name.length > EXTERNAL_PREFIX.length);
 }
 
 export class UnknownDirectorError extends Error {
   override name = 'UnknownDirectorError';
   constructor(readonly director: string) {
-    super(`unknown director "${director}" (known: ${DIRECTOR_NAMES.join(', ')})`);
+    super(`unknown director "${director}" (known: ${DIRECTOR_NAMES.join(', ')}, or ${EXTERNAL_PREFIX}PATH for an adapter)`);
   }
 }

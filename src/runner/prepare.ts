@@ -124,7 +124,7 @@ export async function adoptPreparedLab(lab: RunningLab, opts: { director: Direct
       const d = await openDirector(opts.director, lab, n.name);
       directors.set(n.name, d);
       capabilities.set(n.name, await d.capabilities());
-      for (const [s, why] of partitionServices(d, lab.model.services.filter((s) => s.director === n.name)).unsupported) unsupported.set(s, why);
+      for (const [s, why] of (await partitionServices(d, lab.model.services.filter((s) => s.director === n.name))).unsupported) unsupported.set(s, why);
     }
   }
   return {
