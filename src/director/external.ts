@@ -93,7 +93,7 @@ function validator(verb: AdapterVerb | 'error'): ValidateFunction {
   if (!validators) {
     const ajv = new Ajv({ allErrors: true, strict: false });
     const all: Array<[string, object]> = [...Object.entries(SCHEMAS), ['error', ERROR_SCHEMA]];
-    validators = Object.fromEntries(all.map(([k, sc]) => [k, ajv.compile(sc)])) as typeof validators;
+    validators = Object.fromEntries(all.map(([k, sc]) => [k, ajv.compile(sc)])) as Record<AdapterVerb | 'error', ValidateFunction>;
   }
   return validators![verb];
 }
