@@ -20,6 +20,7 @@ import type { DestinationSpec, IpvsDestination, ServiceKey } from '../netlink/ip
 import { NETLINK_GENERIC } from '../netlink/transport';
 import type { LabNode } from '../backend/types';
 import type { LabModel, ServiceModel } from '../topology/model';
+import { pairRealServers } from './diff';
 import { fullnatSnatRuleset, loadFullnatSnat } from './fullnat-snat';
 import { directorHost, type DirectorHost } from './host';
 import type { DirectorDriverDefinition } from './registry';
@@ -265,15 +266,7 @@ export class IpvsDirector implements DirectorDriver {
       field('onePacket', want.onePacket, got.onePacket);
       field('persistence', want.persistence ? normPersistence(want.persistence, want.family) : undefined, got.persistence ? normPersistence(got.persistence, got.family) : undefined);
       if (got.persistenceEngine) field('persistenceEngine', undefined, got.persistenceEngine);
-      const gotRs = new Map(got.realServers.map((r) => [destId(r.addr, r.port), r]));
-      const wantRs = new Map(want.realServers.map((r) => [destId(r.addr, r.port), r]));
-      for (const [rid] of gotRs) if (!wantRs.has(rid)) out.push({ service: want.name, realServer: rid, what: 'unexpected' });
-      for (const [rid, r] of wantRs) {
-        const g = gotRs.get(rid);
-        if (!g) {
-          out.push({ service: want.name, realServer: rid, what: 'missing' });
-          continue;
-        }
+      for (const [rid, r, g] of pairRealServers(want, got, destId, out)) {
         field('weight', r.weight, g.weight, rid);
         field('upper', r.upper, g.upper, rid);
         field('lower', r.lower, g.lower, rid);
