@@ -6,7 +6,7 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { BackendKind } from '../backend/types';
-import type { DirectorKind } from '../director/program';
+import { isDirectorName, type DirectorKind } from '../director/program';
 import { runEnvToProcessEnv } from './env';
 import { buildResults, type PwReport, type RunResults } from './results';
 import { loadStatements, specFileForSuite, type Statement } from './spec';
@@ -79,7 +79,7 @@ export function checkSuiteOptions(paths: string[], opts: Pick<RunOptions, 'direc
   for (const suite of suitesOf(paths)) {
     const t = SUITE_TRAITS[suite];
     if (!t) throw new RunError(`suites/${suite}: not a known suite (known: ${Object.keys(SUITE_TRAITS).join(', ')})`);
-    if (t.directors !== 'any' && !t.directors.includes(opts.director)) throw new RunError(`suites/${suite} cannot run against --director ${opts.director}: ${t.limits}`);
+    if (t.directors === 'any' ? !isDirectorName(opts.director) : !t.directors.includes(opts.director)) throw new RunError(`suites/${suite} cannot run against --director ${opts.director}: ${t.limits}`);
     if (!t.backends.includes(opts.backend)) throw new RunError(`suites/${suite} cannot run on --backend ${opts.backend}: ${t.limits}`);
     if (opts.fault && !t.faults) {
       throw new RunError(`suites/${suite} takes no --fault: the faulty directors sabotage forwarding; the scheduler suites are checked against wrong models instead (tests/schedsuite/mutants.spec.ts)`);
