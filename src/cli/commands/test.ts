@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { BackendKind } from '../../backend/types';
 import { listFaults } from '../../director/faults';
+import { EXTERNAL_PREFIX, resolveAdapter } from '../../director/external';
 import { DIRECTOR_NAMES, directorDriver, isDirectorName, type DirectorKind } from '../../director/registry';
 import { defaultBackend } from '../../runner/env';
 import { mutationPassed, renderMutation, runMutation } from '../../runner/mutation';
@@ -19,7 +20,8 @@ const usage = `vslab test [PATHS...] [--director NAME] [--backend vm|netns] [--k
        vslab test [PATHS...] --coverage [--json]
        vslab test [PATHS...] --mutation [--faults A,B,...] [--baseline RUNDIR] [--out DIR] [--json]
   PATHS      suite directories or files under suites/ (default suites/forwarding)
-  --director implementation under test (${DIRECTOR_NAMES.join(', ')}; default ipvs)
+  --director implementation under test (${DIRECTOR_NAMES.join(', ')}, or external:PATH for an
+             adapter, docs/adapter-protocol.md; default ipvs)
   --backend  vm or netns (default: vm when this host's kernel has no IPVS)
   --kernel   VM kernel: bookworm (6.1, default), backports (6.12) or a vmlinuz path (with --modules)
   --fault    run against the director sabotaged by this fault (see --list-faults)
@@ -79,6 +81,13 @@ export const command: CliCommand = {
     if (!isDirectorName(director)) throw new UsageError(`unknown director "${values.director}" (known: ${DIRECTOR_NAMES.join(', ')})\nusage: ${usage}`);
     const backend = (values.backend ?? defaultBackend(director)) as BackendKind;
     if (backend !== 'vm' && backend !== 'netns') throw new UsageError(`--backend must be vm or netns, not ${values.backend}`);
+    if (director.startsWith(EXTERNAL_PREFIX)) {
+      try {
+        resolveAdapter(director);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+    }
     const unavailable = directorDriver(director).unavailable(backend);
     if (unavailable) {
       console.error(`vslab test: --director ${director}: ${unavailable}`);
