@@ -5,10 +5,13 @@
 // programs on this host (the scripted adapter touches no network).
 import { test, expect } from '@playwright/test';
 import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import type { ExecOptions, ExecResult, LabNode } from '../../src/backend/types';
 import { AdapterError, callAdapter, ExternalDirector } from '../../src/director/external';
 import { directorDriver, isDirectorName } from '../../src/director/registry';
+import type { RunResults } from '../../src/runner/results';
 import { loadTopologyFile } from '../../src/topology/load';
 
 const ADAPTER = path.join(__dirname, 'fixtures', 'adapters', 'scripted');
@@ -76,4 +79,24 @@ test('an adapter whose read-back is not what it was asked is reported as differi
   expect(what).toContain(`${s.realServers.at(-1)!.addr}:${s.realServers.at(-1)!.port} missing`);
   expect(what).toContain(`${s.realServers[0].addr}:${s.realServers[0].port} weight`);
   expect(what).not.toContain(' scheduler');
+});
+
+test('a lying adapter (reads back what it was asked, programs rport + 1) is caught by the forwarding suite', async () => {
+  test.setTimeout(600_000);
+  test.skip(process.getuid?.() !== 0, 'needs root for the network namespaces of a lab');
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vslab-lying-adapter-'));
+  try {
+    const lying = path.join(__dirname, 'fixtures', 'adapters', 'lying-nft');
+    const cli = path.join(__dirname, '..', '..', 'bin', 'vslab.js');
+    const run = spawnSync(process.execPath, [cli, 'test', 'suites/forwarding/nat.spec.ts', '--director', `external:${lying}`, '--backend', 'netns', '--workers', '1',
+      '--grep', 'tcp4: handshake and data on every hop, port mapped', '--out', out, '--json'], { encoding: 'utf8', cwd: path.join(__dirname, '..', '..'), timeout: 540_000 });
+    expect(run.status, run.stderr.slice(-2000)).toBe(1);
+    const r = JSON.parse(run.stdout) as RunResults;
+    expect(r.tests.map((t) => `${t.id} ${t.status}`)).toEqual(['forwarding.nat.tcp4-handshake-and-data-on-every-hop-port-mapped failed']);
+    const failed = r.statements.filter((x) => x.status === 'failed').map((x) => x.id);
+    expect(failed.length, 'statements broken').toBeGreaterThan(0);
+    test.info().annotations.push({ type: 'note', description: `statements broken: ${failed.join(', ')}` });
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
 });
