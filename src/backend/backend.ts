@@ -47,6 +47,13 @@ export interface Backend {
   census?(): Promise<Partial<Record<'qemu' | 'containers', number>>>;
 }
 
+/** A lab's node by name; an unknown name is an error listing the lab's nodes. */
+export function nodeByName<N>(nodes: Map<string, N>, lab: string, name: string): N {
+  const n = nodes.get(name);
+  if (n === undefined) throw new Error(`lab ${lab} has no node "${name}" (nodes: ${[...nodes.keys()].join(', ')})`);
+  return n;
+}
+
 /** For backends that run no images: a node naming one is an error, not something silently ignored. */
 export function refuseImages(model: LabModel, kind: BackendKind): void {
   const n = model.nodes.find((x) => x.image);

@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { native } from '../native';
 import type { LabModel } from '../topology/model';
-import { bringUp, refuseImages, tearDown, type Backend, type GcItem } from './backend';
+import { bringUp, nodeByName, refuseImages, tearDown, type Backend, type GcItem } from './backend';
 import { executePlan, NETNS_DIR, RUN_NETNS } from './execute';
 import { HostNamespaceNode } from './nsnode';
 import { nsName, parseNsName, planLab, SWITCH_NODE } from './plan';
@@ -31,9 +31,7 @@ export class NetnsLab implements RunningLab {
     for (const n of model.nodes) this.nodes.set(n.name, new NetnsNode(n.name, nsName(name, n.name), name));
   }
   node(name: string): NetnsNode {
-    const n = this.nodes.get(name);
-    if (!n) throw new Error(`lab ${this.name} has no node "${name}" (nodes: ${[...this.nodes.keys()].join(', ')})`);
-    return n;
+    return nodeByName(this.nodes, this.name, name);
   }
   async down(): Promise<void> {
     await tearDown(netnsBackend, this.name);

@@ -12,5 +12,6 @@ import { command as predict } from './commands/predict';
 import { command as pcap } from './commands/pcap';
 import { command as replay } from './commands/replay';
 import { command as test } from './commands/test';
+import { command as images } from './commands/images';
 
-export const commands: CliCommand[] = [run, up, down, ls, exec, graph, doctor, gc, predict, pcap, replay, test];
+export const commands: CliCommand[] = [run, up, down, ls, exec, graph, doctor, gc, images, predict, pcap, replay, test];

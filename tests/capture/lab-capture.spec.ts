@@ -1,10 +1,11 @@
-// Integration with the netns backend: capture every link end of a real lab (topologies/nat.yaml), through
-// the LabNode interface only, and merge into one pcapng whose interfaces are the lab's node:iface names.
+// Integration with the backends on this host's kernel (netns, docker): capture every link end of a real lab
+// (topologies/nat.yaml), through the LabNode interface only, and merge into one pcapng whose interfaces
+// are the lab's node:iface names.
 import { test, expect } from '@playwright/test';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { upNetnsLab } from '../../src/backend/netns';
+import { upLab } from '../../src/backend';
 import type { RunningLab } from '../../src/backend/types';
 import { CaptureSet, labLinkEnds } from '../../src/capture/tcpdump';
 import { decodeCaptureWithInterfaces } from '../../src/packet/capturefile';
@@ -12,9 +13,9 @@ import { loadTopologyFile } from '../../src/topology/load';
 
 test.describe.configure({ timeout: 180_000 });
 
-test('every link end of a netns lab is captured without loss and merged as node:iface', async () => {
+for (const backend of ['netns', 'docker'] as const) test(`every link end of a ${backend} lab is captured without loss and merged as node:iface`, async () => {
   const model = loadTopologyFile(path.join(__dirname, '..', '..', 'topologies', 'nat.yaml'));
-  const lab: RunningLab = await upNetnsLab(model, { ephemeral: true, name: `vslabpk-cap-${process.pid}` });
+  const lab: RunningLab = await upLab(model, { backend, ephemeral: true, name: `vslabpk-cap-${backend}-${process.pid}` });
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'vslabpk-labcap-'));
   try {
     const ends = labLinkEnds(lab);

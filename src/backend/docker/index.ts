@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { spawn } from 'child_process';
 import type Docker from 'dockerode';
-import { bringUp, tearDown, type Backend, type GcItem } from '../backend';
+import { bringUp, nodeByName, tearDown, type Backend, type GcItem } from '../backend';
 import { executePlan, NETNS_DIR, type NamespaceResolver } from '../execute';
 import { deleteLabNamespaces, labNamespaces } from '../netns';
 import { HostNamespaceNode } from '../nsnode';
@@ -19,10 +19,10 @@ import type { ExecOptions, ExecResult, RunningLab, UpOptions } from '../types';
 import type { LabModel, NodeModel } from '../../topology/model';
 import { pidAlive } from '../../util/process';
 import { containersLabelled, daemonInfo, docker, DOCKER_SOCKET, execInContainer, LABEL_LAB, LABEL_NODE, LABEL_RUN_DIR, removeContainer, requireDaemon } from './engine';
-import { ensureBaseImage, IDLE_COMMAND, imageExists } from './images';
+import { ensureBaseImage, ensureImage, IDLE_COMMAND, imageExists, vslabImageKind } from './images';
 
 export { daemonInfo } from './engine';
-export { listVslabImages, removeVslabImages, ensureBaseImage } from './images';
+export { listVslabImages, removeVslabImages, ensureBaseImage, ensureImage } from './images';
 
 /** Where a node's work directory appears inside its container. */
 export const CONTAINER_WORK_DIR = '/vslab/work';
@@ -46,9 +46,7 @@ export class DockerLab implements RunningLab {
     for (const n of model.nodes) this.nodes.set(n.name, new DockerNode(n.name, name, containers[n.name]));
   }
   node(name: string): DockerNode {
-    const n = this.nodes.get(name);
-    if (!n) throw new Error(`lab ${this.name} has no node "${name}" (nodes: ${[...this.nodes.keys()].join(', ')})`);
-    return n;
+    return nodeByName(this.nodes, this.name, name);
   }
   async down(): Promise<void> {
     await tearDown(dockerBackend, this.name);
@@ -120,6 +118,9 @@ async function resolveImages(model: LabModel, progress: (m: string) => void): Pr
   const base = needBase ? await ensureBaseImage(progress) : '';
   for (const n of model.nodes) {
     if (!n.image) { out.set(n.name, base); continue; }
+    // vslab's own images by name without their hash (`image: vslab/director`): built here when missing.
+    const own = vslabImageKind(n.image.ref);
+    if (own) { out.set(n.name, await ensureImage(own, progress)); continue; }
     if (!(await imageExists(n.image.ref))) {
       throw new Error(`node ${n.name}: image ${n.image.ref} is not in the local Docker daemon, and vslab never pulls; build or load it first (e.g. \`docker build -t ${n.image.ref} .\` with a local FROM)`);
     }

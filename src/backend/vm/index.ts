@@ -7,7 +7,7 @@
 // with their process; persistent ones (`vslab up`) run detached until `vslab down`.
 import type { LabModel } from '../../topology/model';
 import { nsName, planLab } from '../plan';
-import { bringUp, refuseImages, tearDown, type Backend, type GcItem } from '../backend';
+import { bringUp, nodeByName, refuseImages, tearDown, type Backend, type GcItem } from '../backend';
 import { labAlive, readLabState } from '../registry';
 import { pidAlive } from '../../util/process';
 import { findVmLeftovers, removeVmLeftover, type VmLeftover } from './leftovers';
@@ -90,9 +90,7 @@ export class VmLab implements RunningLab {
   }
 
   node(name: string): VmNode {
-    const n = this.nodes.get(name);
-    if (!n) throw new Error(`lab ${this.name} has no node "${name}" (nodes: ${[...this.nodes.keys()].join(', ')})`);
-    return n;
+    return nodeByName(this.nodes, this.name, name);
   }
 
   /** Stop the VM and forget the lab. */

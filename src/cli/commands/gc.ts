@@ -1,17 +1,27 @@
 import { gc } from '../../backend/gc';
+import { listVslabImages, removeVslabImages } from '../../backend/docker/images';
+import { requireDaemon } from '../../backend/docker/engine';
 import { parse, printJson } from '../args';
 import type { CliCommand } from '../command';
 
-const usage = 'vslab gc [--dry-run] [--json]';
+const usage = 'vslab gc [--dry-run] [--images] [--json]';
 
 export const command: CliCommand = {
   name: 'gc',
   summary: 'find and remove what crashed or killed labs left behind (only vslab\'s), and prove the host is clean',
   usage,
   async run(args) {
-    const { values } = parse(args, { 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } }, usage);
+    const { values } = parse(args, { 'dry-run': { type: 'boolean' }, images: { type: 'boolean' }, json: { type: 'boolean' } }, usage);
     const r = await gc(!!values['dry-run']);
-    if (values.json) { printJson(r); return r.errors.length ? 1 : 0; }
+    // --images: the docker backend's images too (they are a cache: the next docker lab builds what it needs again).
+    let images: { removed: string[]; kept: Array<{ ref: string; reason: string }> } | undefined;
+    if (values.images) {
+      await requireDaemon();
+      images = values['dry-run'] ? { removed: [], kept: (await listVslabImages()).map((i) => ({ ref: i.ref, reason: 'dry run' })) } : await removeVslabImages(false);
+    }
+    if (values.json) { printJson(images ? { ...r, images } : r); return r.errors.length ? 1 : 0; }
+    for (const ref of images?.removed ?? []) console.log(`removed image ${ref}`);
+    for (const k of images?.kept ?? []) console.log(`${values['dry-run'] ? 'would remove' : 'kept'} image ${k.ref}${values['dry-run'] ? '' : `: ${k.reason}`}`);
     if (!r.found.length) console.log('nothing left behind');
     for (const it of r.found) console.log(`${r.dryRun ? 'would remove' : r.removed.includes(it) ? 'removed' : 'FAILED to remove'} ${it.kind} ${it.id}${it.lab ? ` (lab ${it.lab})` : ''}: ${it.reason}`);
     for (const e of r.errors) console.log(`error: ${e}`);

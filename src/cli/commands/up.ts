@@ -3,7 +3,7 @@ import type { BackendKind } from '../../backend/types';
 import { hostRoutedPrefixes } from '../../backend/registry';
 import { loadTopologyFile } from '../../topology/load';
 import { programDirectors } from '../../director/program';
-import { DIRECTOR_NAMES, isDirectorName, type DirectorKind } from '../../director/registry';
+import { DIRECTOR_NAMES, directorDriver, isDirectorName, type DirectorKind } from '../../director/registry';
 import { parse, printJson, progressPrinter } from '../args';
 import { UsageError, type CliCommand } from '../command';
 
@@ -22,6 +22,9 @@ export const command: CliCommand = {
     // Kernel IPVS is programmed where the kernel has it (the VM); on the netns backend the host kernel decides.
     const director = (values.director ?? (backend === 'vm' ? 'ipvs' : 'none')) as DirectorKind;
     if (director !== 'none' && !isDirectorName(director)) throw new UsageError(`unknown director "${director}" (${[...DIRECTOR_NAMES, 'none'].join(', ')})`);
+    // Namespaces and containers share this host's kernel: a driver says where it cannot program (kernel IPVS without the host's IPVS).
+    const unavailable = director === 'none' ? undefined : directorDriver(director).unavailable(backend);
+    if (unavailable) throw new UsageError(`--director ${director}: ${unavailable}`);
     if ((values.kernel || values.modules) && backend !== 'vm') throw new UsageError('--kernel and --modules apply to --backend vm');
     const t0 = performance.now();
     const model = loadTopologyFile(positionals[0], { hostPrefixes: hostRoutedPrefixes() });
