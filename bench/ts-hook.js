@@ -6,6 +6,10 @@ const fs = require('fs');
 const path = require('path');
 const ts = require(path.join(__dirname, '..', 'node_modules', 'typescript'));
 
+// '.ts' is tried before '.json': src/host/requirements.ts sits beside requirements.json, and an extensionless
+// require('./requirements') must load the module, not the data (node tries extensions in registration order).
+const later = ['.json', '.node'].map((ext) => [ext, require.extensions[ext]]);
+for (const [ext] of later) delete require.extensions[ext];
 require.extensions['.ts'] = (module, filename) => {
   const out = ts.transpileModule(fs.readFileSync(filename, 'utf8'), {
     compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true, resolveJsonModule: true },
@@ -13,11 +17,4 @@ require.extensions['.ts'] = (module, filename) => {
   });
   module._compile(out.outputText, filename);
 };
-
-// Extensionless requires try require.extensions in key order: put .ts before .json, or
-// require('../host/requirements') would load requirements.json instead of requirements.ts.
-for (const ext of ['.json', '.node']) {
-  const load = require.extensions[ext];
-  delete require.extensions[ext];
-  require.extensions[ext] = load;
-}
+for (const [ext, load] of later) require.extensions[ext] = load;

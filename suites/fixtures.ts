@@ -20,6 +20,8 @@ import type { OracleCheck } from '../src/oracle/expect';
 import { exchangeChecks } from '../src/oracle/flow-checks';
 import { readRunEnv, type RunEnv } from '../src/runner/env';
 import { LabPool, LabUnavailableError, type SuiteLabSpec } from '../src/runner/labs';
+import { labBeyondDirector } from '../src/director/program';
+import { loadTopologyFile } from '../src/topology/load';
 import { readRunVms } from '../src/runner/vms';
 import type { PreparedLab } from '../src/runner/prepare';
 import { PortAllocator, TestCapture, TestRecord, Traffic, testIdOf, type CapturedTest, type TrafficRun } from '../src/runner/suite-api';
@@ -60,11 +62,52 @@ export interface ExpectFlow {
   checks(build: (captured: CapturedTest) => OracleCheck[] | Promise<OracleCheck[]>): Promise<void>;
 }
 
+/** What a test needs of the director under test; anything missing makes the test not applicable, with the reason. */
 export interface SuiteRequirements {
   method?: ForwardingMethod;
   family?: Family;
   protocol?: Protocol;
   tunnel?: TunnelType;
+  tunnelFlags?: string[];
+  scheduler?: string;
+  schedulerFlags?: string[];
+  persistence?: boolean;
+  persistenceEngine?: string;
+  onePacket?: boolean;
+  fwmark?: boolean;
+  thresholds?: boolean;
+  weightZero?: boolean;
+  mixedFamilyTunnels?: boolean;
+  /** A readable connection table (for `method`, when given). */
+  connections?: boolean;
+  /** Per-service and per-real-server counters (for `method`, when given). */
+  stats?: boolean;
+  rates?: boolean;
+}
+
+/** The first requirement the capabilities do not meet, as a reason; undefined when all are met. */
+export function unmetRequirement(c: DirectorCapabilities, r: SuiteRequirements): string | undefined {
+  const who = `director ${c.implementation}`;
+  if (r.method && !c.methods.includes(r.method)) return `${who} has no ${r.method} forwarding`;
+  if (r.family && !c.families.includes(r.family)) return `${who} does not handle IPv${r.family}`;
+  if (r.protocol && !c.protocols.includes(r.protocol)) return `${who} does not handle ${r.protocol}`;
+  if (r.tunnel && !c.tunnelTypes.includes(r.tunnel)) return `${who} has no ${r.tunnel} tunnels`;
+  const flag = (r.tunnelFlags ?? []).find((f) => !c.tunnelFlags.includes(f));
+  if (flag) return `${who} has no tunnel flag ${flag}`;
+  if (r.scheduler && !c.schedulers.includes(r.scheduler)) return `${who} has no ${r.scheduler} scheduler (it has ${c.schedulers.join(', ') || 'none'})`;
+  const sflag = (r.schedulerFlags ?? []).find((f) => !c.schedulerFlags.includes(f));
+  if (sflag) return `${who} has no scheduler flag ${sflag}`;
+  if (r.persistence && !c.persistence) return `${who} has no persistence`;
+  if (r.persistenceEngine && !c.persistenceEngines.includes(r.persistenceEngine)) return `${who} has no ${r.persistenceEngine} persistence engine`;
+  if (r.onePacket && !c.onePacket) return `${who} has no one-packet scheduling`;
+  if (r.fwmark && !c.fwmark) return `${who} has no fwmark services`;
+  if (r.thresholds && !c.thresholds) return `${who} has no connection thresholds`;
+  if (r.weightZero && !c.weightZero) return `${who} cannot quiesce a real server with weight 0`;
+  if (r.mixedFamilyTunnels && !c.mixedFamilyTunnels) return `${who} cannot tunnel to real servers of another address family`;
+  if (r.connections && (!c.connections || (r.method && c.connectionMethods && !c.connectionMethods.includes(r.method)))) return `${who} has no readable connection table${c.connections && r.method ? ` for ${r.method}` : ''}`;
+  if (r.stats && (!c.stats || (r.method && c.statsMethods && !c.statsMethods.includes(r.method)))) return `${who} has no per-service counters${c.stats && r.method ? ` for ${r.method}` : ''}`;
+  if (r.rates && !c.rates) return `${who} has no rate estimates`;
+  return undefined;
 }
 
 type WorkerFixtures = { runEnv: RunEnv; labPool: LabPool; ports: PortAllocator };
@@ -121,6 +164,9 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
   suiteLab: [{ topology: '' }, { option: true }],
   prepared: async ({ suiteLab, labPool }, use, testInfo) => {
     if (!suiteLab.topology) throw new Error('this test file did not say which lab it uses: test.use({ suiteLab: { topology: ... } })');
+    // A lab none of whose services the driver can express is not built: its tests are not applicable.
+    const beyond = labBeyondDirector(labPool.opts.director, loadTopologyFile(suiteLab.topology));
+    if (beyond) notApplicable(beyond);
     let p: PreparedLab;
     try {
       p = await labPool.get(suiteLab);
@@ -143,12 +189,8 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
   },
   requires: async ({ capabilities }, use) => {
     await use((r) => {
-      const c = capabilities;
-      if (!c) return;
-      if (r.method && !c.methods.includes(r.method)) notApplicable(`director ${c.implementation} has no ${r.method} forwarding`);
-      if (r.family && !c.families.includes(r.family)) notApplicable(`director ${c.implementation} does not handle IPv${r.family}`);
-      if (r.protocol && !c.protocols.includes(r.protocol)) notApplicable(`director ${c.implementation} does not handle ${r.protocol}`);
-      if (r.tunnel && !c.tunnelTypes.includes(r.tunnel)) notApplicable(`director ${c.implementation} has no ${r.tunnel} tunnels`);
+      const why = capabilities && unmetRequirement(capabilities, r);
+      if (why) notApplicable(why);
     });
   },
   record: async ({ runEnv, prepared }, use, info) => {
@@ -168,7 +210,7 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
       await c.abort();
     }
   },
-  traffic: async ({ prepared, ports }, use) => use(new Traffic(prepared, ports)),
+  traffic: async ({ prepared, ports }, use) => use(new Traffic(prepared, ports, notApplicable)),
   expectFlow: async ({ prepared, capture, record, traffic }, use, info) => {
     const evaluate = async (build: (c: CapturedTest) => OracleCheck[] | Promise<OracleCheck[]>) => {
       const captured = await capture.finish();

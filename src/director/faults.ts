@@ -9,6 +9,7 @@ import type { RunningLab } from '../backend/types';
 import { nodeOf, routedPath, routeLookup } from '../oracle/route';
 import { canonical, contains, familyOf, nthAddr, parsePrefix, type Prefix } from '../topology/addr';
 import type { Family, ForwardingMethod, LabModel, NodeModel, ServiceModel } from '../topology/model';
+import { fullnatSnatRuleset } from './fullnat-snat';
 
 export interface FaultAction {
   node: string;
@@ -256,7 +257,7 @@ export const FAULTS: FaultDefinition[] = [
     how: 'the director\'s Full-NAT source-NAT table (inet vslab_fullnat) is deleted',
     targets: ['FWD-FNAT-001', 'FWD-FNAT-003'],
     methods: ['fullnat'],
-    plan: (m) => m.nodes.filter((n) => n.role === 'director' && n.nftables?.includes('vslab_fullnat')).map((n) => ({
+    plan: (m) => m.nodes.filter((n) => n.role === 'director' && fullnatSnatRuleset(m, n.name)).map((n) => ({
       node: n.name, argv: ['nft', 'delete', 'table', 'inet', 'vslab_fullnat'], what: 'delete the Full-NAT source NAT',
     })),
   },
@@ -266,9 +267,9 @@ export const FAULTS: FaultDefinition[] = [
     how: 'the director\'s Full-NAT rules are replaced by source NAT to the same local address with ports 30000-39999',
     targets: ['FWD-FNAT-005'],
     methods: ['fullnat'],
-    plan: (m) => m.nodes.filter((n) => n.role === 'director' && n.nftables?.includes('vslab_fullnat')).map((n) => ({
+    plan: (m) => m.nodes.filter((n) => n.role === 'director' && fullnatSnatRuleset(m, n.name)).map((n) => ({
       node: n.name, argv: ['nft', '-f', '-'], what: 'Full-NAT source NAT remaps ports',
-      input: 'delete table inet vslab_fullnat\n' + n.nftables!.replace(/snat (ip6?) to (\S+)/g, (_all, k: string, a: string) => `snat ${k} to ${k === 'ip6' ? `[${a}]` : a}:30000-39999`),
+      input: 'delete table inet vslab_fullnat\n' + fullnatSnatRuleset(m, n.name)!.replace(/snat (ip6?) to (\S+)/g, (_all, k: string, a: string) => `snat ${k} to ${k === 'ip6' ? `[${a}]` : a}:30000-39999`),
     })),
   },
   {

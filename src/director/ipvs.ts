@@ -5,15 +5,25 @@
 // `ipvsadm -R` adds the -a lines of a file; the kernel keeps them newest first (ipvs-semantics.md
 // §1.2), which is the order its schedulers scan.
 //
+// Full-NAT is IPVS masquerading plus source NAT: opened on a lab node (the registry does that), the driver
+// also loads the Full-NAT source-NAT table (src/director/fullnat-snat.ts) and turns net.ipv4.vs.conntrack
+// on, without which those rules never see IPVS-forwarded packets. Opened on a bare DirectorHost (unit
+// tests, the scheduler replayer), it programs kernel IPVS's table only.
+//
 // capabilities() asks the kernel rather than guessing from a version number: it tries each scheduler,
 // persistence engine and tunnel type on a scratch fwmark service and removes it again.
+import * as fs from 'fs';
 import { canonicalAddress } from '../netlink/address';
 import { IpvsClient, IpvsChange, IpvsServiceWithDestinations } from '../netlink/ipvs';
 import type { IpvsError } from '../netlink/ipvs-errors';
 import type { DestinationSpec, IpvsDestination, ServiceKey } from '../netlink/ipvs-types';
 import { NETLINK_GENERIC } from '../netlink/transport';
-import type { ServiceModel } from '../topology/model';
-import type { DirectorHost } from './host';
+import type { LabNode } from '../backend/types';
+import type { LabModel, ServiceModel } from '../topology/model';
+import { pairRealServers } from './diff';
+import { fullnatSnatRuleset, loadFullnatSnat } from './fullnat-snat';
+import { directorHost, type DirectorHost } from './host';
+import type { DirectorDriverDefinition } from './registry';
 import {
   destId,
   destinationSpecOf,
@@ -46,15 +56,28 @@ export class IpvsDirector implements DirectorDriver {
   private constructor(
     private readonly host: DirectorHost,
     readonly client: IpvsClient,
+    private readonly lab?: IpvsLabContext,
   ) {}
 
   get node(): string {
     return this.host.name;
   }
 
-  static async open(host: DirectorHost): Promise<IpvsDirector> {
+  /** `lab`: the director's node and model, for the host settings Full-NAT needs (see above). */
+  static async open(host: DirectorHost, lab?: IpvsLabContext): Promise<IpvsDirector> {
     const client = await IpvsClient.open(host.netlink(NETLINK_GENERIC), { readFile: (p) => host.readFile(p) });
-    return new IpvsDirector(host, client);
+    return new IpvsDirector(host, client, lab);
+  }
+
+  /** Full-NAT's source NAT and IPVS conntrack on the director node (only when opened on a lab node). */
+  private async hostSettings(services: ServiceModel[]): Promise<string[]> {
+    if (!this.lab) return [];
+    const ruleset = fullnatSnatRuleset({ ...this.lab.model, services }, this.node);
+    await loadFullnatSnat(this.lab.node, ruleset);
+    if (!ruleset) return [];
+    const r = await this.lab.node.exec(['sh', '-c', 'echo 1 > /proc/sys/net/ipv4/vs/conntrack']);
+    if (r.code !== 0) throw new DirectorApplyError(this.node, [`cannot enable net.ipv4.vs.conntrack for Full-NAT: ${r.stderr.trim()}`]);
+    return ['load the Full-NAT source-NAT table (inet vslab_fullnat)', 'net.ipv4.vs.conntrack = 1 (Full-NAT source NAT sees IPVS-forwarded packets)'];
   }
 
   capabilities(): Promise<DirectorCapabilities> {
@@ -212,6 +235,7 @@ export class IpvsDirector implements DirectorDriver {
       .map((e, i) => (e ? `${names[i]}: ${(e as IpvsError).message}` : undefined))
       .filter((x): x is string => !!x);
     if (failed.length) throw new DirectorApplyError(this.node, failed);
+    log.push(...(await this.hostSettings(services)));
     const differences = await this.diff(services);
     return { changes: changes.length, log, differences };
   }
@@ -242,15 +266,7 @@ export class IpvsDirector implements DirectorDriver {
       field('onePacket', want.onePacket, got.onePacket);
       field('persistence', want.persistence ? normPersistence(want.persistence, want.family) : undefined, got.persistence ? normPersistence(got.persistence, got.family) : undefined);
       if (got.persistenceEngine) field('persistenceEngine', undefined, got.persistenceEngine);
-      const gotRs = new Map(got.realServers.map((r) => [destId(r.addr, r.port), r]));
-      const wantRs = new Map(want.realServers.map((r) => [destId(r.addr, r.port), r]));
-      for (const [rid] of gotRs) if (!wantRs.has(rid)) out.push({ service: want.name, realServer: rid, what: 'unexpected' });
-      for (const [rid, r] of wantRs) {
-        const g = gotRs.get(rid);
-        if (!g) {
-          out.push({ service: want.name, realServer: rid, what: 'missing' });
-          continue;
-        }
+      for (const [rid, r, g] of pairRealServers(want, got, destId, out)) {
         field('weight', r.weight, g.weight, rid);
         field('upper', r.upper, g.upper, rid);
         field('lower', r.lower, g.lower, rid);
@@ -298,11 +314,18 @@ export class IpvsDirector implements DirectorDriver {
 
   async flush(): Promise<void> {
     await this.client.flush();
+    if (this.lab) await loadFullnatSnat(this.lab.node, undefined);
   }
 
   async close(): Promise<void> {
     this.host.close();
   }
+}
+
+/** The lab node and model an IPVS driver programs (for Full-NAT's source NAT). */
+export interface IpvsLabContext {
+  node: LabNode;
+  model: LabModel;
 }
 
 function counters(s: DirectorCounters): DirectorCounters {
@@ -330,3 +353,17 @@ function destinationDiffers(have: IpvsDestination, want: DestinationSpec): boole
   }
   return false;
 }
+
+/** The host kernel has IPVS (otherwise kernel IPVS runs in a VM). */
+export function hostHasIpvs(): boolean {
+  return fs.existsSync('/proc/net/ip_vs') || fs.existsSync('/sys/module/ip_vs');
+}
+
+export const ipvsDriver: DirectorDriverDefinition = {
+  name: 'ipvs',
+  summary: 'kernel IPVS over generic netlink (vslab\'s own client); Full-NAT = masquerading + nftables source NAT',
+  unavailable: (backend) => (backend !== 'vm' && !hostHasIpvs()
+    ? `this host kernel has no IPVS, and --backend ${backend} runs on the host kernel: use --backend vm`
+    : undefined),
+  open: (lab, node) => IpvsDirector.open(directorHost(lab.node(node)), { node: lab.node(node), model: lab.model }),
+};

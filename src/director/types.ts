@@ -38,6 +38,10 @@ export interface DirectorCapabilities {
   rates: boolean;
   /** A readable connection table. */
   connections: boolean;
+  /** Methods whose connections appear in that table, when not all of `methods` do (nftables DR has no conntrack). */
+  connectionMethods?: ForwardingMethod[];
+  /** Methods whose traffic the counters count, when not all of `methods` do. */
+  statsMethods?: ForwardingMethod[];
 }
 
 /** A real server as the director holds it, in Lab-model terms. */
@@ -160,6 +164,12 @@ export interface DirectorDriver {
   /** The director node this driver programs. */
   readonly node: string;
   capabilities(): Promise<DirectorCapabilities>;
+  /**
+   * Why this implementation cannot express `service` (a scheduler, method or feature it lacks), or
+   * undefined when it can. Such services are not programmed, and tests using them are not applicable.
+   * Drivers without it take every service the Lab model can describe.
+   */
+  unsupported?(service: ServiceModel): string | undefined;
   /**
    * Make the director hold exactly `services` (those of the model whose director is this node):
    * add what is missing, change what differs, remove what the model does not have. Idempotent.

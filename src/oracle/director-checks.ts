@@ -60,7 +60,8 @@ export function unansweredCheck(lab: LabModel, service: ServiceModel, client: st
   const layers: ExpectedLayer[] = [
     { type: 'eth' },
     { type: ipType(service.family), src: service.vip, dst: c.src ?? undefined },
-    { type: proto, sport: service.port, dport: c.sport ?? undefined },
+    // The answer is a SYN-ACK: a reset from VIP:vport (a closed port behind the director) is no answer.
+    { type: proto, sport: service.port, dport: c.sport ?? undefined, ...(proto === 'tcp' ? { flags: 'SA' } : {}) },
   ];
   return {
     expectation: { id: `unanswered.${c.src}.${c.sport}@${link}`, link, layers, description: `connection ${c.i} from ${c.src}:${c.sport} ended ${c.outcome}${c.code ? ` (${c.code})` : ''} without an answer from any real server` },

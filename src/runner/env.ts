@@ -1,9 +1,11 @@
 // How `vslab test` tells the suite workers (separate Playwright processes) what to run against: plain
 // environment variables, so `npx playwright test -c suites/playwright.config.ts` works on its own too.
-import * as fs from 'fs';
 import * as path from 'path';
 import type { BackendKind } from '../backend/types';
-import { DIRECTOR_KINDS, type DirectorKind } from '../director/program';
+import { directorDriver, isDirectorName, UnknownDirectorError, type DirectorKind } from '../director/registry';
+import { hostHasIpvs } from '../director/ipvs';
+
+export { hostHasIpvs };
 
 export interface RunEnv {
   backend: BackendKind;
@@ -29,23 +31,20 @@ export const ENV = {
   vms: 'VSLAB_TEST_VMS',
 } as const;
 
-/** The host kernel has IPVS (otherwise kernel IPVS runs in a VM). */
-export function hostHasIpvs(): boolean {
-  return fs.existsSync('/proc/net/ip_vs') || fs.existsSync('/sys/module/ip_vs');
-}
-
+/** netns where the driver runs on this host's kernel, else the VM (kernel IPVS on a host without it). */
 export function defaultBackend(director: string): BackendKind {
-  return director === 'ipvs' && !hostHasIpvs() ? 'vm' : 'netns';
+  return isDirectorName(director) && directorDriver(director).unavailable('netns') ? 'vm' : 'netns';
 }
 
 export const DEFAULT_OUT = path.resolve(__dirname, '..', '..', 'suites', 'test-results', 'run');
 
 export function readRunEnv(env: NodeJS.ProcessEnv = process.env): RunEnv {
   const director = (env[ENV.director] || 'ipvs') as DirectorKind;
-  if (!(DIRECTOR_KINDS as readonly string[]).includes(director)) throw new Error(`${ENV.director}=${director}: unknown director (known: ${DIRECTOR_KINDS.join(', ')})`);
+  if (!isDirectorName(director)) throw new Error(`${ENV.director}=${director}: ${new UnknownDirectorError(director).message}`);
   const backend = (env[ENV.backend] || defaultBackend(director)) as BackendKind;
   if (backend !== 'vm' && backend !== 'netns') throw new Error(`${ENV.backend}=${backend}: the forwarding suites run on the vm or netns backend`);
-  if (director === 'ipvs' && backend === 'netns' && !hostHasIpvs()) throw new Error('this host kernel has no IPVS: run kernel IPVS on the vm backend (--backend vm, the default here)');
+  const why = directorDriver(director).unavailable(backend);
+  if (why) throw new Error(`--director ${director}: ${why}`);
   return {
     backend, director,
     kernel: env[ENV.kernel] || undefined,

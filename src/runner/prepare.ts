@@ -2,7 +2,7 @@
 // director programmed through its driver, the requested fault applied, a responder on every real server.
 import type { RunningLab } from '../backend/types';
 import { applyFault, faultByName, type AppliedFault } from '../director/faults';
-import { openDirector, programDirectors, type DirectorKind } from '../director/program';
+import { openDirector, partitionServices, programDirectors, type DirectorKind } from '../director/program';
 import type { DirectorCapabilities, DirectorDriver } from '../director/types';
 import type { LabModel } from '../topology/model';
 import { startResponder, type ResponderHandle } from '../traffic';
@@ -13,6 +13,8 @@ export interface PreparedLab {
   /** Driver per director node. */
   directors: Map<string, DirectorDriver>;
   capabilities: Map<string, DirectorCapabilities>;
+  /** Services the driver cannot express (not programmed), with its reason: tests using them are not applicable. */
+  unsupported: Map<string, string>;
   responders: Map<string, ResponderHandle>;
   fault?: AppliedFault;
   /** Milliseconds from the start of bring-up until the lab was prepared. */
@@ -80,8 +82,10 @@ export async function prepareLab(lab: RunningLab, opts: PrepareOptions): Promise
     await disableOffloads(lab);
     progress(`${lab.name}: programming the director (${opts.director})`);
     const programmed = await programDirectors(opts.director, lab);
+    const unsupported = new Map<string, string>();
     for (const p of programmed) {
       directors.set(p.node, p.driver);
+      for (const [s, why] of p.unsupported) unsupported.set(s, why);
       if (p.result.differences.length) throw new Error(`director ${p.node} does not hold what was asked: ${JSON.stringify(p.result.differences)}`);
     }
     const capabilities = new Map<string, DirectorCapabilities>();
@@ -94,7 +98,7 @@ export async function prepareLab(lab: RunningLab, opts: PrepareOptions): Promise
     progress(`${lab.name}: starting responders`);
     responders = await startResponders(lab, opts.unserved);
     return {
-      lab, model: lab.model, directors, capabilities, responders, fault, readyMs: performance.now() - t0,
+      lab, model: lab.model, directors, capabilities, unsupported, responders, fault, readyMs: performance.now() - t0,
       async release() {
         await Promise.all([...responders.values()].map((r) => r.stop().catch(() => undefined)));
         for (const d of directors.values()) await d.close().catch(() => undefined);
@@ -114,15 +118,17 @@ export async function prepareLab(lab: RunningLab, opts: PrepareOptions): Promise
 export async function adoptPreparedLab(lab: RunningLab, opts: { director: DirectorKind; fault?: AppliedFault; startedAt?: number }): Promise<PreparedLab> {
   const directors = new Map<string, DirectorDriver>();
   const capabilities = new Map<string, DirectorCapabilities>();
+  const unsupported = new Map<string, string>();
   if (opts.director !== 'none') {
     for (const n of lab.model.nodes.filter((x) => x.role === 'director' && lab.model.services.some((s) => s.director === x.name))) {
       const d = await openDirector(opts.director, lab, n.name);
       directors.set(n.name, d);
       capabilities.set(n.name, await d.capabilities());
+      for (const [s, why] of (await partitionServices(d, lab.model.services.filter((s) => s.director === n.name))).unsupported) unsupported.set(s, why);
     }
   }
   return {
-    lab, model: lab.model, directors, capabilities, responders: new Map(), fault: opts.fault, readyMs: performance.now() - (opts.startedAt ?? performance.now()),
+    lab, model: lab.model, directors, capabilities, unsupported, responders: new Map(), fault: opts.fault, readyMs: performance.now() - (opts.startedAt ?? performance.now()),
     async release() {
       for (const d of directors.values()) await d.close().catch(() => undefined);
     },

@@ -6,7 +6,7 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { BackendKind } from '../backend/types';
-import type { DirectorKind } from '../director/program';
+import { isDirectorName, type DirectorKind } from '../director/program';
 import { runEnvToProcessEnv } from './env';
 import { buildResults, type PwReport, type RunResults, type Shard } from './results';
 import { loadStatements, specFileForSuite, type Statement } from './spec';
@@ -61,14 +61,15 @@ interface SuiteTraits {
   runVms: boolean;
   /** It applies `--fault` (the faulty directors sabotage forwarding). */
   faults: boolean;
-  directors: DirectorKind[];
+  /** Directors it runs against ("any": every registered driver and external adapter; tests it cannot run are not applicable). */
+  directors: DirectorKind[] | 'any';
   backends: BackendKind[];
   /** Why a director or backend outside the lists cannot run it. */
   limits: string;
 }
 
 export const SUITE_TRAITS: Record<string, SuiteTraits> = {
-  forwarding: { runVms: true, faults: true, directors: ['ipvs'], backends: ['vm', 'netns'], limits: 'only kernel IPVS has a director driver so far' },
+  forwarding: { runVms: true, faults: true, directors: 'any', backends: ['vm', 'netns'], limits: 'the forwarding labs run on namespaces or in a VM' },
   schedulers: {
     runVms: false, faults: false, directors: ['ipvs'], backends: ['vm'],
     limits: 'the scenario replayer drives kernel IPVS in a VM of its own (src/suites/schedulers/lab.ts); other directors are checked statistically (docs/schedulers.md)',
@@ -80,7 +81,7 @@ export function checkSuiteOptions(paths: string[], opts: Pick<RunOptions, 'direc
   for (const suite of suitesOf(paths)) {
     const t = SUITE_TRAITS[suite];
     if (!t) throw new RunError(`suites/${suite}: not a known suite (known: ${Object.keys(SUITE_TRAITS).join(', ')})`);
-    if (!t.directors.includes(opts.director)) throw new RunError(`suites/${suite} cannot run against --director ${opts.director}: ${t.limits}`);
+    if (t.directors === 'any' ? !isDirectorName(opts.director) : !t.directors.includes(opts.director)) throw new RunError(`suites/${suite} cannot run against --director ${opts.director}: ${t.limits}`);
     if (!t.backends.includes(opts.backend)) throw new RunError(`suites/${suite} cannot run on --backend ${opts.backend}: ${t.limits}`);
     if (opts.fault && !t.faults) {
       throw new RunError(`suites/${suite} takes no --fault: the faulty directors sabotage forwarding; the scheduler suites are checked against wrong models instead (tests/schedsuite/mutants.spec.ts)`);

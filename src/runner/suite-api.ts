@@ -160,7 +160,12 @@ export interface TrafficRun {
 export class Traffic {
   readonly runs: TrafficRun[] = [];
 
-  constructor(private readonly prepared: PreparedLab, private readonly ports: PortAllocator) {}
+  /** `notApplicable`: called for a service the director's driver cannot express (the suites mark the test so). */
+  constructor(
+    private readonly prepared: PreparedLab,
+    private readonly ports: PortAllocator,
+    private readonly notApplicable: (reason: string) => never = (reason) => { throw new Error(reason); },
+  ) {}
 
   get model(): import('../topology/model').LabModel {
     return this.prepared.model;
@@ -190,6 +195,8 @@ export class Traffic {
 
   async run(serviceName: string, opts: TrafficOptions = {}): Promise<TrafficRun> {
     const service = this.service(serviceName);
+    const why = this.prepared.unsupported.get(service.name);
+    if (why) this.notApplicable(`service ${service.name} is not programmed: ${why}`);
     if (!service.vip) throw new Error(`service ${service.name} has no VIP to send to`);
     const client = opts.client ?? this.prepared.model.nodes.find((n) => n.role === 'client')?.name;
     if (!client) throw new Error(`lab ${this.prepared.model.name} has no client node`);

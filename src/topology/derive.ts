@@ -450,9 +450,8 @@ function deriveHostSettings(lab: LabModel, raw: RawTopology, r: Reporter): void 
       setSysctl(n, 'net/ipv6/conf/all/forwarding', '1');
     }
     if (n.role === 'director') {
+      // Driver-specific settings (Full-NAT's source NAT...) are the director driver's (src/director/).
       for (const v of new Set(vipsOfDirector(n))) n.loopbackAddrs.push(hostCidr(v));
-      const snat = fullnatRuleset(lab, n);
-      if (snat) n.nftables = snat;
     }
   }
 
@@ -573,22 +572,6 @@ function tunnelDevices(rs: RealServerModel, innerFamily: Family): TunnelDeviceMo
     case 'gre':
       return [{ name: outer6 ? 'ip6gre0' : 'gre0', type: outer6 ? 'ip6gre' : 'gre', ipproto, addrs: [] }];
   }
-}
-
-function fullnatRuleset(lab: LabModel, director: NodeModel): string | undefined {
-  const rules: string[] = [];
-  for (const s of lab.services.filter((x) => x.director === director.name && x.localAddrs?.length)) {
-    for (const rs of s.realServers.filter((x) => x.method === 'fullnat')) {
-      const la = s.localAddrs!.find((a) => familyOf(a) === rs.family && director.interfaces.some((i) => i.extraAddrs.some((e) => e.startsWith(a + '/')) && lab.nodes.find((n) => n.name === rs.node)!.interfaces.some((ri) => ri.segment === i.segment)))
-        ?? s.localAddrs!.find((a) => familyOf(a) === rs.family);
-      if (!la) continue;
-      const ipk = rs.family === 4 ? 'ip' : 'ip6';
-      const l4 = s.protocol === 'sctp' ? 'sctp' : s.protocol;
-      rules.push(`    ${ipk} daddr ${rs.addr} ${l4} dport ${rs.port} snat ${ipk} to ${la} comment "service ${s.name} -> ${rs.node}"`);
-    }
-  }
-  if (!rules.length) return undefined;
-  return ['table inet vslab_fullnat {', '  chain postrouting {', '    type nat hook postrouting priority srcnat; policy accept;', ...rules, '  }', '}', ''].join('\n');
 }
 
 // Re-exported for callers that want the segment of an interface.

@@ -70,7 +70,7 @@ export interface NodeModel {
   /** sysctl path relative to /proc/sys (e.g. "net/ipv4/ip_forward") -> value. */
   sysctls: Record<string, string>;
   tunnels: TunnelDeviceModel[];
-  /** An nftables ruleset the node needs (Full-NAT source NAT), loaded with `nft -f`. */
+  /** An nftables ruleset the node needs, loaded with `nft -f` when the lab comes up (a director's own rules are its driver's). */
   nftables?: string;
   /** The container image the node runs (docker backend only); absent: vslab's base image. */
   image?: NodeImageModel;

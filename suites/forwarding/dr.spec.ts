@@ -33,13 +33,15 @@ test('port mapping', statements('FWD-DR-001'), async () => {
 });
 
 for (const service of ['tcp4', 'udp6']) {
-  test(`${service}: the connection table agrees with the wire`, statements('FWD-COM-007'), async ({ traffic, director, expectFlow }) => {
+  test(`${service}: the connection table agrees with the wire`, statements('FWD-COM-007'), async ({ requires, traffic, director, expectFlow }) => {
+    requires({ method: 'dr', connections: true });
     await connectionTableAgrees(traffic, director, expectFlow, service);
   });
 }
 
 for (const service of ['tcp6', 'udp4']) {
-  test(`${service}: the counters agree with the wire`, statements('FWD-COM-008'), async ({ traffic, director, expectFlow }) => {
+  test(`${service}: the counters agree with the wire`, statements('FWD-COM-008'), async ({ requires, traffic, director, expectFlow }) => {
+    requires({ method: 'dr', stats: true });
     await countersAgree(traffic, director, expectFlow, service);
   });
 }

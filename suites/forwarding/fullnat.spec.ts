@@ -37,13 +37,15 @@ for (const [name, service] of [['icmp4', 'closed4'], ['icmp6', 'closed6']]) {
 }
 
 for (const service of ['tcp4', 'udp6']) {
-  test(`${service}: the connection table agrees with the wire`, statements('FWD-COM-007'), async ({ traffic, director, expectFlow }) => {
+  test(`${service}: the connection table agrees with the wire`, statements('FWD-COM-007'), async ({ requires, traffic, director, expectFlow }) => {
+    requires({ method: 'fullnat', connections: true });
     await connectionTableAgrees(traffic, director, expectFlow, service);
   });
 }
 
 for (const service of ['tcp6', 'udp4']) {
-  test(`${service}: the counters agree with the wire`, statements('FWD-COM-008'), async ({ traffic, director, expectFlow }) => {
+  test(`${service}: the counters agree with the wire`, statements('FWD-COM-008'), async ({ requires, traffic, director, expectFlow }) => {
+    requires({ method: 'fullnat', stats: true });
     await countersAgree(traffic, director, expectFlow, service);
   });
 }

@@ -90,13 +90,15 @@ for (const encap of ENCAPS) {
 }
 
 for (const service of ['gre-tcp6', 'ipip-udp4']) {
-  test(`${service}: the connection table agrees with the wire`, statements('FWD-COM-007'), async ({ traffic, director, expectFlow }) => {
+  test(`${service}: the connection table agrees with the wire`, statements('FWD-COM-007'), async ({ requires, traffic, director, expectFlow }) => {
+    requires({ method: 'tun', connections: true });
     await connectionTableAgrees(traffic, director, expectFlow, service, traffic.service(service).realServers.length);
   });
 }
 
 for (const service of ['gue-tcp6', 'gre-udp4']) {
-  test(`${service}: the counters agree with the wire`, statements('FWD-COM-008'), async ({ traffic, director, expectFlow }) => {
+  test(`${service}: the counters agree with the wire`, statements('FWD-COM-008'), async ({ requires, traffic, director, expectFlow }) => {
+    requires({ method: 'tun', stats: true });
     await countersAgree(traffic, director, expectFlow, service);
   });
 }

@@ -6,6 +6,7 @@ import { test, expect } from '@playwright/test';
 import { execFileSync, spawnSync } from 'child_process';
 import * as path from 'path';
 import { FAULTS, listFaults, planFault } from '../../src/director/faults';
+import { fullnatSnatRuleset } from '../../src/director/fullnat-snat';
 import { loadStatements } from '../../src/runner/spec';
 import { loadTopologyFile } from '../../src/topology/load';
 import type { LabModel } from '../../src/topology/model';
@@ -56,7 +57,8 @@ test.describe('nftables rulesets are valid for a real kernel', () => {
           }
           // The Full-NAT table a fault replaces or deletes must exist first, as it does on the director.
           const director = model.nodes.find((n) => n.name === a.node)!;
-          const prelude = director.nftables && /vslab_fullnat/.test(a.input ?? a.argv.join(' ')) ? director.nftables : '';
+          const snat = fullnatSnatRuleset(model, director.name);
+          const prelude = snat && /vslab_fullnat/.test(a.input ?? a.argv.join(' ')) ? snat : '';
           const input = a.argv.includes('-f') ? a.input ?? '' : `${a.argv.slice(1).join(' ')}\n`;
           const r = spawnSync('ip', ['netns', 'exec', NS, 'nft', '-c', '-f', '-'], { input: prelude + input, encoding: 'utf8' });
           expect(r.status, `${f.name} on the ${method} lab (${a.what}):\n${r.stderr}\n${input}`).toBe(0);

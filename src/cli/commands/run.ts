@@ -7,15 +7,14 @@ import { BACKEND_KINDS, isBackendKind, upLab } from '../../backend';
 import { hostRoutedPrefixes } from '../../backend/registry';
 import type { BackendKind, RunningLab } from '../../backend/types';
 import { runClient, startResponder, type ResponderHandle } from '../../traffic';
-import { nftablesNatRuleset, type NftPlan } from '../../director/nftables-nat';
 import { programDirectors } from '../../director/program';
-import * as fs from 'fs';
+import { DIRECTOR_NAMES, directorDriver, isDirectorName } from '../../director/registry';
 import { loadTopologyFile } from '../../topology/load';
 import type { ServiceModel } from '../../topology/model';
 import { parse, printJson, progressPrinter } from '../args';
 import { UsageError, type CliCommand } from '../command';
 
-const usage = 'vslab run [--topology FILE] [--backend vm|netns|docker] [--director ipvs|nftables] [--kernel K] [--connections N] [--json]';
+const usage = 'vslab run [--topology FILE] [--backend vm|netns|docker] [--director NAME] [--kernel K] [--connections N] [--json]';
 export const DEFAULT_TOPOLOGY = path.resolve(__dirname, '..', '..', '..', 'topologies', 'nat.yaml');
 
 interface ServiceResult {
@@ -43,14 +42,15 @@ export const command: CliCommand = {
   async run(args) {
     const { values, positionals } = parse(args, { topology: { type: 'string' }, backend: { type: 'string' }, director: { type: 'string' }, kernel: { type: 'string' }, connections: { type: 'string' }, json: { type: 'boolean' } }, usage);
     if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}\nusage: ${usage}`);
-    // The default director is kernel IPVS, the reference implementation: in a VM when this host lacks it.
-    const hostIpvs = fs.existsSync('/proc/net/ip_vs') || fs.existsSync('/sys/module/ip_vs');
-    const directorKind = values.director ?? ((values.backend === 'netns' || values.backend === 'docker') && !hostIpvs ? 'nftables' : 'ipvs');
-    if (directorKind !== 'ipvs' && directorKind !== 'nftables') throw new UsageError(`unknown director "${directorKind}" (ipvs, nftables)`);
-    const backend = (values.backend ?? (directorKind === 'ipvs' && !hostIpvs ? 'vm' : 'netns')) as BackendKind;
+    // The default director is kernel IPVS, the reference implementation: in a VM when this host lacks it;
+    // on a backend sharing this host's kernel without IPVS, nftables.
+    const ipvsOn = (b: string) => !directorDriver('ipvs').unavailable(b as BackendKind);
+    const directorKind = values.director ?? (values.backend && values.backend !== 'vm' && !ipvsOn(values.backend) ? 'nftables' : 'ipvs');
+    if (!isDirectorName(directorKind)) throw new UsageError(`unknown director "${directorKind}" (${DIRECTOR_NAMES.join(', ')})`);
+    const backend = (values.backend ?? (directorDriver(directorKind).unavailable('netns') ? 'vm' : 'netns')) as BackendKind;
     if (!isBackendKind(backend)) throw new UsageError(`unknown backend "${backend}" (${BACKEND_KINDS.join(', ')})`);
-    // Namespaces and containers share this host's kernel: kernel IPVS works in them only where the host has it.
-    if (directorKind === 'ipvs' && backend !== 'vm' && !hostIpvs) throw new UsageError(`this host kernel has no IPVS, and --backend ${backend} runs on the host kernel: use --backend vm (the default) or --director nftables`);
+    const unavailable = directorDriver(directorKind).unavailable(backend);
+    if (unavailable) throw new UsageError(`--director ${directorKind}: ${unavailable}`);
     const perCycle = Number(values.connections ?? '0');
     if (!Number.isInteger(perCycle) || perCycle < 0) throw new UsageError('--connections takes a whole number');
     const progress = progressPrinter(!!values.json);
@@ -63,22 +63,17 @@ export const command: CliCommand = {
     const results: ServiceResult[] = [];
     let responders: ResponderHandle[] = [];
     try {
-      let plan: Pick<NftPlan, 'supported' | 'unsupported'>;
-      if (directorKind === 'nftables') {
-        const nft = nftablesNatRuleset(model, director.name);
-        progress('programming the director (nftables NAT)');
-        const r = await lab.node(director.name).exec(['nft', '-f', '-'], { input: nft.ruleset });
-        if (r.code !== 0) throw new Error(`the director refused its ruleset: ${r.stderr.trim()}`);
-        plan = nft;
-      } else {
-        progress('programming the director (kernel IPVS)');
-        const [p] = await programDirectors('ipvs', lab);
-        if (p && p.result.differences.length) throw new Error(`the director does not hold what was asked: ${JSON.stringify(p.result.differences)}`);
-        // Counting per real server checks rr/wrr exactly over whole cycles; other schedulers need the scheduler suites.
-        plan = {
-          supported: model.services.filter((s) => s.director === director.name && (s.scheduler === 'rr' || s.scheduler === 'wrr') && !s.persistence && s.vip && s.protocol !== 'sctp'),
-          unsupported: model.services.filter((s) => s.director === director.name && !((s.scheduler === 'rr' || s.scheduler === 'wrr') && !s.persistence && s.vip && s.protocol !== 'sctp')).map((s) => ({ service: s.name, reason: `scheduler ${s.scheduler}${s.persistence ? ' with persistence' : ''}: the main job checks rr/wrr distributions only` })),
-        };
+      progress(`programming the director (${directorKind})`);
+      const [p] = await programDirectors(directorKind, lab);
+      if (p && p.result.differences.length) throw new Error(`the director does not hold what was asked: ${JSON.stringify(p.result.differences)}`);
+      await p?.driver.close();
+      // Counting per real server checks rr/wrr exactly over whole cycles; other schedulers need the scheduler suites.
+      const plan: { supported: ServiceModel[]; unsupported: Array<{ service: string; reason: string }> } = { supported: [], unsupported: [] };
+      for (const s of model.services.filter((x) => x.director === director.name)) {
+        const why = p?.unsupported.get(s.name);
+        if (why) plan.unsupported.push({ service: s.name, reason: why });
+        else if ((s.scheduler === 'rr' || s.scheduler === 'wrr') && !s.persistence && s.vip && s.protocol !== 'sctp') plan.supported.push(s);
+        else plan.unsupported.push({ service: s.name, reason: `scheduler ${s.scheduler}${s.persistence ? ' with persistence' : ''}: the main job checks rr/wrr distributions only` });
       }
       responders = await startResponders(lab, plan.supported);
       for (const u of plan.unsupported) {
@@ -109,7 +104,7 @@ export const command: CliCommand = {
     const summary = { passed: results.filter((r) => r.status === 'passed').length, failed: results.filter((r) => r.status === 'failed').length, notApplicable: results.filter((r) => r.status === 'not-applicable').length };
     if (values.json) printJson({ lab: model.name, backend, director: directorKind, readyMs: lab.readyMs, results, summary });
     else {
-      console.log(`lab ${model.name} (${backend}) ready in ${lab.readyMs.toFixed(1)} ms; director: ${directorKind === 'ipvs' ? 'kernel IPVS' : 'nftables NAT'}`);
+      console.log(`lab ${model.name} (${backend}) ready in ${lab.readyMs.toFixed(1)} ms; director: ${directorKind}`);
       console.log(`${'SERVICE'.padEnd(8)} ${'PROTO'.padEnd(6)} ${'VIP:PORT'.padEnd(26)} ${'SCHED'.padEnd(6)} ${'METHOD'.padEnd(8)} ${'ANSWERED'.padEnd(9)} ${'PER REAL SERVER (seen/expected)'.padEnd(34)} RESULT`);
       for (const r of results) {
         const dist = Object.keys({ ...r.expected, ...r.perServer }).map((k) => `${k} ${r.perServer[k] ?? 0}/${r.expected[k] ?? 0}`).join('  ');

@@ -4,7 +4,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { BackendKind } from '../../backend/types';
 import { listFaults } from '../../director/faults';
-import { DIRECTOR_KINDS, type DirectorKind } from '../../director/program';
+import { EXTERNAL_PREFIX, resolveAdapter } from '../../director/external';
+import { DIRECTOR_NAMES, directorDriver, isDirectorName, type DirectorKind } from '../../director/registry';
 import { defaultBackend, hostHasIpvs } from '../../runner/env';
 import { MATRIX_FILE, matrixPassed, parseKernelList, renderKernelMatrix, runKernelMatrix, type MatrixKernel } from '../../runner/kernel-matrix';
 import { mutationPassed, renderMutation, runMutation } from '../../runner/mutation';
@@ -18,14 +19,15 @@ import { REPORT_FILE, reportIntoRun, writeReport } from '../../report';
 import { parse, printJson } from '../args';
 import { UsageError, type CliCommand } from '../command';
 
-const usage = `vslab test [PATHS...] [--director ipvs] [--backend vm|netns] [--kernel K] [--modules DIR] [--fault NAME]
+const usage = `vslab test [PATHS...] [--director NAME] [--backend vm|netns] [--kernel K] [--modules DIR] [--fault NAME]
                  [--workers N] [--grep REGEX] [--shard I/N] [--out DIR] [--json | --reporter text|ktap]
        vslab test [PATHS...] --list [--grep REGEX] [--shard I/N] [--json]
        vslab test --list-faults [--json]
        vslab test [PATHS...] --coverage [--json]
        vslab test [PATHS...] --mutation [--faults A,B,...] [--baseline RUNDIR] [--out DIR] [--json]
   PATHS      suite directories or files under suites/ (default suites/forwarding)
-  --director implementation under test (${DIRECTOR_KINDS.filter((d) => d !== 'none').join(', ')}; default ipvs)
+  --director implementation under test (${DIRECTOR_NAMES.join(', ')}, or external:PATH for an
+             adapter, docs/adapter-protocol.md; default ipvs)
   --backend  vm or netns (default: vm when this host's kernel has no IPVS)
   --kernel   VM kernel: bookworm (6.1, default), backports (6.12) or a vmlinuz path (with --modules);
              a comma list (bookworm,backports[,PATH]) runs the suites on each and prints the tests
@@ -108,11 +110,19 @@ export const command: CliCommand = {
     }
 
     const director = (values.director ?? 'ipvs') as DirectorKind;
-    if (!(DIRECTOR_KINDS as readonly string[]).includes(director) || director === 'none') throw new UsageError(`unknown director "${values.director}" (known: ${DIRECTOR_KINDS.filter((d) => d !== 'none').join(', ')})\nusage: ${usage}`);
+    if (!isDirectorName(director)) throw new UsageError(`unknown director "${values.director}" (known: ${DIRECTOR_NAMES.join(', ')})\nusage: ${usage}`);
     const backend = (values.backend ?? defaultBackend(director)) as BackendKind;
     if (backend !== 'vm' && backend !== 'netns') throw new UsageError(`--backend must be vm or netns, not ${values.backend}`);
-    if (director === 'ipvs' && backend === 'netns' && !hostHasIpvs()) {
-      console.error('vslab test: this host kernel has no IPVS; run kernel IPVS on the vm backend (--backend vm, the default here)');
+    if (director.startsWith(EXTERNAL_PREFIX)) {
+      try {
+        resolveAdapter(director);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+    }
+    const unavailable = directorDriver(director).unavailable(backend);
+    if (unavailable) {
+      console.error(`vslab test: --director ${director}: ${unavailable}`);
       return 3;
     }
     // Two workers (two VMs) by default: measured ≈30 % faster than one on this 2-core host (docs/conformance.md).

@@ -1,13 +1,13 @@
 import { BACKEND_KINDS, isBackendKind, upLab } from '../../backend';
 import type { BackendKind } from '../../backend/types';
 import { hostRoutedPrefixes } from '../../backend/registry';
-import { hostHasIpvs } from '../../runner/env';
 import { loadTopologyFile } from '../../topology/load';
-import { DIRECTOR_KINDS, programDirectors, type DirectorKind } from '../../director/program';
+import { programDirectors } from '../../director/program';
+import { DIRECTOR_NAMES, directorDriver, isDirectorName, type DirectorKind } from '../../director/registry';
 import { parse, printJson, progressPrinter } from '../args';
 import { UsageError, type CliCommand } from '../command';
 
-const usage = 'vslab up <topology.yaml> [--backend netns|vm|docker] [--director ipvs|none] [--name NAME] [--kernel bookworm|backports|VMLINUZ [--modules DIR]] [--json]';
+const usage = 'vslab up <topology.yaml> [--backend netns|vm|docker] [--director NAME|none] [--name NAME] [--kernel bookworm|backports|VMLINUZ [--modules DIR]] [--json]';
 
 export const command: CliCommand = {
   name: 'up',
@@ -21,9 +21,10 @@ export const command: CliCommand = {
     if (values.name !== undefined && !/^[a-z][a-z0-9]*(-[a-z0-9]+)*$/.test(values.name)) throw new UsageError(`--name "${values.name}": use lower-case letters, digits and single hyphens`);
     // Kernel IPVS is programmed where the kernel has it (the VM); on the netns backend the host kernel decides.
     const director = (values.director ?? (backend === 'vm' ? 'ipvs' : 'none')) as DirectorKind;
-    if (!DIRECTOR_KINDS.includes(director)) throw new UsageError(`unknown director "${director}" (${DIRECTOR_KINDS.join(', ')})`);
-    // Namespaces and containers share this host's kernel: kernel IPVS programs there only where the host has it.
-    if (director === 'ipvs' && backend !== 'vm' && !hostHasIpvs()) throw new UsageError(`this host kernel has no IPVS, and --backend ${backend} runs on the host kernel: use --backend vm for --director ipvs`);
+    if (director !== 'none' && !isDirectorName(director)) throw new UsageError(`unknown director "${director}" (${[...DIRECTOR_NAMES, 'none'].join(', ')})`);
+    // Namespaces and containers share this host's kernel: a driver says where it cannot program (kernel IPVS without the host's IPVS).
+    const unavailable = director === 'none' ? undefined : directorDriver(director).unavailable(backend);
+    if (unavailable) throw new UsageError(`--director ${director}: ${unavailable}`);
     if ((values.kernel || values.modules) && backend !== 'vm') throw new UsageError('--kernel and --modules apply to --backend vm');
     const t0 = performance.now();
     const model = loadTopologyFile(positionals[0], { hostPrefixes: hostRoutedPrefixes() });
