@@ -6,7 +6,8 @@ import * as path from 'path';
 import type { RunningLab } from '../backend/types';
 import { CaptureSet, labLinkEnds } from '../capture/tcpdump';
 import type { DirectorConnection } from '../director/types';
-import { accountPackets, ACCOUNTING_FILE, EXTRA_STATEMENT, OFF_PATH_STATEMENT, renderAccounting, writeAccountingFile, type Accounting, type BackgroundClass, type Explainer } from '../oracle/accounting';
+import { accountPackets, EXTRA_STATEMENT, OFF_PATH_STATEMENT, renderAccounting, type Accounting, type BackgroundClass, type Explainer } from '../oracle/accounting';
+import { writeAccountingFile } from './accounting-file';
 import { attribute, type OracleCheck } from '../oracle/expect';
 import { unansweredCheck } from '../oracle/director-checks';
 import type { Flow } from '../oracle/types';
@@ -244,7 +245,7 @@ export interface ChecksFile {
   lab?: string;
   fault?: string;
   notes: string[];
-  /** Packet accounting (${ACCOUNTING_FILE}): packets per class, the unexpected ones that fail the test, and their consequences. */
+  /** Packet accounting (accounting.json has its inputs): packets per class, the unexpected ones that fail the test, and their consequences. */
   accounting?: Pick<Accounting, 'counts' | 'causes' | 'consequences'>;
 }
 

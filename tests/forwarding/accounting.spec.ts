@@ -5,9 +5,13 @@ import { test, expect } from '@playwright/test';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { accountPackets, readAccountingFile, replayAccounting, writeAccountingFile, EXTRA_STATEMENT, OFF_PATH_STATEMENT, type BackgroundClass } from '../../src/oracle/accounting';
+import { accountPackets, EXTRA_STATEMENT, OFF_PATH_STATEMENT, type BackgroundClass } from '../../src/oracle/accounting';
+import { readAccountingFile, replayAccounting, writeAccountingFile } from '../../src/runner/accounting-file';
 import { backgroundClasses, BUILTIN_BACKGROUND } from '../../src/oracle/background';
-import { flowExplainers, planFlow } from '../../src/oracle/flow-checks';
+import { originPackets, seededChecks } from '../../src/oracle/expect';
+import { flowExplainers } from '../../src/oracle/explainers';
+import { planFlow } from '../../src/oracle/flow-checks';
+import { TestRecord } from '../../src/runner/suite-api';
 import type { Flow, FlowPlan, HopHeaders } from '../../src/oracle/types';
 import { buildPacket, type LayerSpec } from '../../src/packet/build';
 import { decodeFrame } from '../../src/packet/decode';
@@ -160,6 +164,33 @@ test('the record replays to the same verdict; a run saved before accounting has 
     expect(r.accounting.ok).toBe(false);
     fs.writeFileSync(path.join(dir, 'accounting.json'), JSON.stringify({ ...f, verdict: undefined }));
     expect(() => readAccountingFile(dir)).toThrow(/accounting.json: \$.verdict: needs ok and causes/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a test record fails on unexpected packets, names FWD-COM-009, and does not blame a check carried from a consequence', () => {
+  const w = new Wire();
+  w.segment('c2s', { flags: 'PA', seq: 1000, ack: 5000, data: '474554' });
+  w.segment('c2s', { flags: 'PA', seq: 1000, ack: 5000, data: '474554' }, (h) => h.stage === 'from-director');
+  w.segment('s2c', { flags: 'PA', seq: 5000, ack: 1003, data: '4f4b' });
+  // The real server's D-SACK, which the director (say) does not forward: its seeded checks fail, as consequences.
+  w.segment('s2c', { flags: 'A', seq: 5002, ack: 1003, sack: [[1000, 1003]] }, (h) => h.wire === 0 && h.end === 'tx');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vslab-acct-'));
+  try {
+    const declared = ['FWD-COM-001', 'FWD-COM-002', 'FWD-COM-003', 'FWD-COM-004', 'FWD-COM-005', 'FWD-COM-006', 'FWD-COM-009', 'FWD-NAT-001', 'FWD-NAT-002', 'FWD-NAT-003', 'FWD-NAT-004'];
+    const record = new TestRecord('t', dir, 'title', 'nat.spec.ts', declared);
+    const captured = { file: path.join(dir, 'capture.pcapng'), packets: w.packets, links, notes: [] };
+    const checks = seededChecks(plan, 's2c', originPackets(plan, 's2c', w.packets));
+    expect(() => record.evaluate(checks, captured, { explainers: flowExplainers(nat, [flow], w.packets), background: BUILTIN_BACKGROUND })).toThrow(/packets unaccounted for; statements broken: FWD-COM-009\n[\s\S]*UNEXPECTED #\d+ on director:eth1/);
+    const f = JSON.parse(fs.readFileSync(path.join(dir, 'checks.json'), 'utf8'));
+    const acct = f.checks.find((c: { id: string }) => c.id === 'accounting');
+    expect([acct.ok, acct.broken]).toEqual([false, ['FWD-COM-009']]);
+    const unblamed = f.checks.filter((c: { ok: boolean }) => !c.ok && c !== acct);
+    expect(unblamed.length).toBeGreaterThan(0);
+    expect(unblamed.every((c: { broken: string[]; reason: string }) => c.broken.length === 0 && /^consequence of an unexpected packet/.test(c.reason))).toBe(true);
+    expect(f.statements['FWD-NAT-003']).toBe('passed');
+    expect(readAccountingFile(dir)!.verdict.ok).toBe(false);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -2,7 +2,8 @@
 // captures, offline, and check that the verdicts are the ones the run recorded.
 import type { Writable } from 'stream';
 import { CaptureFormatError } from '../../capture/errors';
-import { AccountingFileError, readAccountingFile, renderAccounting, replayAccounting, type AccountingReplay } from '../../oracle/accounting';
+import { renderAccounting } from '../../oracle/accounting';
+import { AccountingFileError, readAccountingFile, replayAccounting, type AccountingReplay } from '../../runner/accounting-file';
 import { decodeCaptureWithInterfaces } from '../../packet/capturefile';
 import { renderResult } from '../../packet/expect';
 import { EXPECTATIONS_FILE, ExpectationFileError, findTestDirs, replayTestDir, type TestReplay } from '../../packet/rundir';
