@@ -34,10 +34,32 @@ export function flowExplainers(lab: LabModel, flows: Flow[], packets: DecodedPac
       for (const c of seededChecks(plan, dir, originPackets(plan, dir, packets), { idPrefix: `x${k}.`, guePort: opts.guePort })) {
         out.push({ expectation: c.expectation, once: true, ...(c.origin !== undefined ? { origin: c.origin } : {}) });
       }
+      out.push(...endpointErrorExplainers(plan, dir, `x${k}.`));
     }
     out.push(...pathMtuExplainers(lab, plan, `x${k}.`));
   }
   return out;
+}
+
+/**
+ * An endpoint's ICMP error about a packet of the flow it received (a UDP reply reaching a client that has
+ * given up, a datagram to a closed port): the endpoint's stack sends it and the director translates it like
+ * the flow, so on every hop of the endpoint's direction it is an error quoting the other direction as it
+ * looks on that hop. Any number (icmpErrorChecks judges the content where a test asks for one).
+ */
+function endpointErrorExplainers(plan: FlowPlan, dir: 'c2s' | 's2c', prefix: string): Explainer[] {
+  const l4 = plan.protocol === 'udp' ? 'udp' : 'tcp';
+  return plan[dir].filter((h) => !h.outer).map((h) => {
+    const ipk = h.ip.family === 4 ? 'ipv4' : 'ipv6';
+    const error: ExpectedLayer = h.ip.family === 4 ? { type: 'icmp', icmpType: 3 } : { type: 'icmpv6', icmpType: 1 };
+    return {
+      once: false,
+      expectation: {
+        id: `${prefix}${dir}.icmp-error.w${h.wire}.${h.end}@${h.link}`, link: h.link, description: `an ICMP error ${dir === 'c2s' ? plan.flow.client : plan.flow.realServer} sends about a packet of the flow`,
+        layers: [{ type: 'eth' }, { type: ipk, src: h.ip.src, dst: h.ip.dst }, error, { type: ipk, src: h.ip.dst, dst: h.ip.src }, { type: l4, sport: h.l4.dport, dport: h.l4.sport }],
+      },
+    };
+  });
 }
 
 /**
