@@ -131,6 +131,11 @@ function contentKey(p: DecodedPacket): string | undefined {
   return undefined;
 }
 
+function bareAck(p: DecodedPacket): boolean {
+  const t = tcpOf(p);
+  return !!t && t.payloadLen === 0 && !/[SFR]/.test(t.flags);
+}
+
 /** A TCP segment that only reacts to having received something twice or out of place. */
 function isReactionShaped(p: DecodedPacket, earlier: DecodedPacket[]): boolean {
   const t = tcpOf(p);
@@ -233,6 +238,10 @@ function markConsequences(packets: DecodedPacket[], account: Map<number, PacketA
   const explainersByOrigin = new Map<number, string[]>();
   for (const e of explainers) if (e.origin !== undefined) explainersByOrigin.set(e.origin, [...(explainersByOrigin.get(e.origin) ?? []), e.expectation.id]);
   const reacted = new Set<number>();
+  const forwardedBy = (tp: DecodedPacket) => {
+    const key = contentKey(tp);
+    return !!key && sorted.some((p) => p.link !== tp.link && nodeOfLink(p.link!) === nodeOfLink(tp.link!) && contentKey(p) === key && tsNum(p.ts) >= tsNum(tp.ts));
+  };
   const sentOn = (tp: DecodedPacket) => sorted.some((p) => p.link !== tp.link && frameKey.get(p.index!) === frameKey.get(tp.index!) && tsNum(p.ts) >= tsNum(tp.ts) && tsNum(p.ts) - tsNum(tp.ts) < 1);
   const isTrigger = (a: PacketAccount) => a.class === 'unexpected' || a.class === 'consequence';
   const mark = (p: DecodedPacket, t: PacketAccount, how: string) => {
@@ -260,8 +269,9 @@ function markConsequences(packets: DecodedPacket[], account: Map<number, PacketA
           changed = mark(p, t, `the same frame as #${t.index}, seen on ${p.link}`) || changed;
           continue;
         }
-        // Forwarded on: an unexplained packet with the trigger's transport content on another link.
-        if (a.class === 'unexpected' && key && p.link !== tp.link && contentKey(p) === key) {
+        // Forwarded on: an unexplained packet with the trigger's transport content on another link. A
+        // duplicate stays a cause: a second copy of a prescribed packet is made by whoever sent it twice.
+        if (a.class === 'unexpected' && a.kind !== 'duplicate' && key && p.link !== tp.link && contentKey(p) === key) {
           changed = mark(p, t, `#${t.index} forwarded onto ${p.link}`) || changed;
           continue;
         }
@@ -272,7 +282,9 @@ function markConsequences(packets: DecodedPacket[], account: Map<number, PacketA
       }
       // The receiver's reaction: the first packet its node sends back on the same flow afterwards. The
       // sender's end of a wire (the same frame seen again further on) receives nothing.
-      if (reacted.has(tp.index!) || !ti || ti.sport === undefined || sentOn(tp)) continue;
+      // Nor does a node that forwards it (a router, the director): the answer comes from the endpoint. A
+      // bare ACK gets no answer from TCP.
+      if (reacted.has(tp.index!) || !ti || ti.sport === undefined || sentOn(tp) || forwardedBy(tp) || bareAck(tp)) continue;
       const node = nodeOfLink(tp.link!);
       const sent: DecodedPacket[] = [];
       for (const p of sorted) {

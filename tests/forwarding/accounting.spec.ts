@@ -129,7 +129,7 @@ test('a stray packet from the director to the client after the close: the client
   exchange(w);
   const toClient = plan.s2c.filter((h) => h.stage === 'from-director');
   const stray = w.packets.length;
-  for (const hop of toClient) w.add(tcpOn(hop, { flags: 'A', seq: 9000, ack: 1003 }), hop.link);
+  for (const hop of toClient) w.add(tcpOn(hop, { flags: 'FA', seq: 0x53545259, ack: 1003 }), hop.link);
   w.segment('c2s', { flags: 'R', seq: 1003, ack: 0 }, (h) => h.wire === 0 && h.end === 'tx');
   const a = account(w);
   expect(a.causes.map((c) => [c.index, c.link, c.statement])).toEqual([[stray, toClient.find((h) => h.end === 'tx')!.link, EXTRA_STATEMENT]]);
