@@ -67,13 +67,15 @@ export interface AccountingReplay {
   testId: string;
   accounting: Accounting;
   recordedOk: boolean;
-  /** The replayed verdict or first causes differ from the recorded ones. */
+  /** The replayed verdict differs from the recorded one. */
   disagrees: boolean;
+  /** The first causes differ from the recorded ones (the same verdict reached by another vslab version's rules, say). */
+  causesDiffer: boolean;
 }
 
 /** Re-decides a test's accounting from its saved capture and record. */
 export function replayAccounting(testDir: string, f: AccountingFile, decoded: { packets: DecodedPacket[]; links: string[] }): AccountingReplay {
   const accounting = accountPackets({ packets: decoded.packets, links: decoded.links, explainers: f.explainers, background: f.background });
-  const same = accounting.ok === f.verdict.ok && JSON.stringify(accounting.causes.map((c) => c.index)) === JSON.stringify(f.verdict.causes);
-  return { testId: f.testId, accounting, recordedOk: f.verdict.ok, disagrees: !same };
+  const causes = accounting.causes.map((c) => c.index);
+  return { testId: f.testId, accounting, recordedOk: f.verdict.ok, disagrees: accounting.ok !== f.verdict.ok, causesDiffer: JSON.stringify(causes) !== JSON.stringify(f.verdict.causes) };
 }

@@ -91,6 +91,7 @@ export async function runReplay(args: string[], io: { out: Writable; err: Writab
       else {
         io.out.write(renderAccounting(a.accounting).replace(/^/gm, '  ') + '\n');
         if (a.disagrees) io.out.write(`  DISAGREES with the recorded accounting: it was ${a.recordedOk ? 'pass' : 'fail'} in the run\n`);
+        else if (a.causesDiffer) io.out.write('  (same verdict as the run, but not the same first causes: the run was judged by other accounting rules)\n');
       }
     }
     const total = replays.reduce((a, r) => a + r.results.length, 0);
