@@ -19,6 +19,7 @@ import { ReplayLab } from '../src/suites/schedulers/lab';
 import { formatReplay, replayScenario } from '../src/suites/schedulers/replay';
 import { ScenarioSetup } from '../src/suites/schedulers/setup';
 import { runClient } from '../src/traffic/index';
+import { wrrScenario } from './wrr-scenario';
 
 process.env.VSLAB_VM_NAME_PREFIX ||= 'vslabss-';
 
@@ -30,21 +31,7 @@ const HOST_SEQUENTIAL_ANCHOR = 1000;
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 function scenario(count: number): Scenario {
-  return {
-    name: `wrr-distribution-${count}`,
-    scheduler: 'wrr',
-    service: { proto: 'tcp', vip: '198.19.0.100', port: 80 },
-    servers: [
-      { name: 'rs1', addr: '198.18.1.11', port: 80, weight: 4 },
-      { name: 'rs2', addr: '198.18.1.12', port: 80, weight: 3 },
-      { name: 'rs3', addr: '198.18.1.13', port: 80, weight: 2 },
-      { name: 'rs4', addr: '198.18.1.14', port: 80, weight: 1 },
-    ],
-    flows: [{ generate: { count, seed: 10_000, clients: '198.18.64.0/18' } }],
-    hold: false,
-    // the closed connections would otherwise pile up in FIN_WAIT for 120 s; they do not matter to wrr
-    timeouts: { tcpfin: 30 },
-  };
+  return wrrScenario(`wrr-distribution-${count}`, count, 10_000, '198.18.64.0/18');
 }
 
 async function main(): Promise<void> {

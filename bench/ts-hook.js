@@ -13,3 +13,11 @@ require.extensions['.ts'] = (module, filename) => {
   });
   module._compile(out.outputText, filename);
 };
+
+// Extensionless requires try require.extensions in key order: put .ts before .json, or
+// require('../host/requirements') would load requirements.json instead of requirements.ts.
+for (const ext of ['.json', '.node']) {
+  const load = require.extensions[ext];
+  delete require.extensions[ext];
+  require.extensions[ext] = load;
+}

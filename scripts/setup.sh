@@ -6,20 +6,16 @@ cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" != 0 ]; then echo "vslab setup: run as root (labs create namespaces and links)" >&2; exit 3; fi
 
-# Debian packages: tool -> package.
-declare -A PKG=(
-  [ip]=iproute2 [nsenter]=util-linux [tcpdump]=tcpdump [nft]=nftables [socat]=socat [ping]=iputils-ping
-  [ss]=iproute2 [ipvsadm]=ipvsadm [qemu-system-x86_64]=qemu-system-x86 [busybox]=busybox-static
-  [tshark]=tshark [cc]=gcc [cpio]=cpio [kmod]=kmod [dash]=dash [zstd]=zstd [xz]=xz-utils
-  [setpriv]=util-linux
-)
-missing=()
-for tool in "${!PKG[@]}"; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("${PKG[$tool]}")
-done
-# Not tools but files: the static guest agent needs libc's static archive; apt-get download needs Debian's keys.
-[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
-[ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
+# Debian packages: every tool and file of the host requirements list (src/host/requirements.json, the list
+# `vslab doctor` reports and the VM image builder copies from) whose program or file is not there.
+mapfile -t missing < <(node -e '
+  const fs = require("fs"), path = require("path");
+  const list = JSON.parse(fs.readFileSync("src/host/requirements.json", "utf8"));
+  const dirs = [...(process.env.PATH || "").split(":"), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"].filter(Boolean);
+  const onPath = (t) => dirs.some((d) => { try { fs.accessSync(path.join(d, t), fs.constants.X_OK); return true; } catch { return false; } });
+  for (const t of list.tools) if (!onPath(t.tool)) console.log(t.package);
+  for (const f of list.files) if (!fs.existsSync(f.path)) console.log(f.package);
+')
 if [ ${#missing[@]} -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   echo "vslab setup: installing Debian packages: ${missing[*]}"

@@ -21,7 +21,7 @@ import { backgroundClasses } from '../src/oracle/background';
 import { exchangeChecks } from '../src/oracle/flow-checks';
 import { flowExplainers } from '../src/oracle/explainers';
 import { readRunEnv, type RunEnv } from '../src/runner/env';
-import { LabPool, type SuiteLabSpec } from '../src/runner/labs';
+import { LabPool, LabUnavailableError, type SuiteLabSpec } from '../src/runner/labs';
 import { readRunVms } from '../src/runner/vms';
 import type { PreparedLab } from '../src/runner/prepare';
 import { PortAllocator, TestCapture, TestRecord, Traffic, testIdOf, type CapturedTest, type TrafficRun } from '../src/runner/suite-api';
@@ -121,9 +121,17 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
   }, { scope: 'worker' }],
 
   suiteLab: [{ topology: '' }, { option: true }],
-  prepared: async ({ suiteLab, labPool }, use) => {
+  prepared: async ({ suiteLab, labPool }, use, testInfo) => {
     if (!suiteLab.topology) throw new Error('this test file did not say which lab it uses: test.use({ suiteLab: { topology: ... } })');
-    await use(await labPool.get(suiteLab));
+    let p: PreparedLab;
+    try {
+      p = await labPool.get(suiteLab);
+    } catch (e) {
+      // The lab failed to prepare for an earlier test, which reported the cause: this one is not run.
+      if (e instanceof LabUnavailableError) testInfo.skip(true, e.message);
+      throw e;
+    }
+    await use(p);
   },
   lab: async ({ prepared }, use) => use(prepared.lab),
   director: async ({ prepared }, use) => {

@@ -12,5 +12,7 @@ import { command as predict } from './commands/predict';
 import { command as pcap } from './commands/pcap';
 import { command as replay } from './commands/replay';
 import { command as test } from './commands/test';
+import { command as merge } from './commands/merge';
+import { command as report } from './commands/report';
 
-export const commands: CliCommand[] = [run, up, down, ls, exec, graph, doctor, gc, predict, pcap, replay, test];
+export const commands: CliCommand[] = [run, up, down, ls, exec, graph, doctor, gc, predict, pcap, replay, test, merge, report];

@@ -66,9 +66,32 @@ interface VmGuestLike {
   detach(): void;
 }
 
+/**
+ * A lab that could not be prepared. The first test that needed it failed with the cause; the later ones
+ * are not run and say so (pointing at that failure), instead of each failing again with a consequence of
+ * it. Recorded in the run directory so the other workers and a replacement worker know it too.
+ */
+export class LabUnavailableError extends Error {
+  override name = 'LabUnavailableError';
+}
+
+interface LabFailure { lab: string; topology: string; cause: string }
+
+/** Labs that could not be prepared, one file each (kept apart from the records of prepared labs). */
+export const LAB_FAILURE_DIR = path.join(LAB_RECORD_DIR, 'failed');
+
+function failureFile(dir: string, lab: string): string {
+  return path.join(dir, LAB_FAILURE_DIR, `${lab}.json`);
+}
+
+function unavailable(f: LabFailure): LabUnavailableError {
+  return new LabUnavailableError(`lab ${f.lab} could not be prepared, so this test did not run; the first test that needed it failed with the cause: ${f.cause.split('\n')[0]}`);
+}
+
 interface VmModule {
   upVmLab(model: LabModel, opts: Record<string, unknown>): Promise<RunningLab & { guest: unknown }>;
   realisePlanInGuest(guest: unknown, model: LabModel, name: string): Promise<void>;
+  removeLabFromGuest(guest: unknown, name: string): Promise<void>;
   VmLab: new (name: string, model: LabModel, readyMs: number, guest: unknown) => RunningLab;
   VmGuest: { attach(runDir: string): Promise<VmGuestLike> };
 }
@@ -90,14 +113,43 @@ export class LabPool {
     if (!p) {
       p = this.bringUp(spec);
       this.labs.set(key, p);
-      // A failed bring-up is not cached: the next test tries again (and reports its own error).
-      p.catch(() => this.labs.delete(key));
+      // A failed bring-up was rolled back and its cause goes to the test that asked first; later tests of
+      // this worker get the short "not run" error instead of trying (and failing) again.
+      p.catch((e: unknown) => {
+        if (e instanceof LabUnavailableError) return;
+        const later = Promise.reject(unavailable({ lab: path.basename(key), topology: key, cause: (e as Error).message, ...this.failures.get(key) }));
+        later.catch(() => undefined);
+        this.labs.set(key, later);
+      });
     }
     return p;
   }
 
+  private readonly failures = new Map<string, LabFailure>();
+
   private async bringUp(spec: SuiteLabSpec): Promise<PreparedLab> {
     const model = loadTopologyFile(spec.topology, { hostPrefixes: this.opts.backend === 'netns' ? hostRoutedPrefixes() : [] });
+    const recorded = this.opts.recordDir ? failureFile(this.opts.recordDir, model.name) : undefined;
+    if (recorded && fs.existsSync(recorded)) throw unavailable(JSON.parse(fs.readFileSync(recorded, 'utf8')) as LabFailure);
+    try {
+      return await this.bringUpOnce(spec, model);
+    } catch (e) {
+      const f: LabFailure = { lab: model.name, topology: path.resolve(spec.topology), cause: (e as Error).message };
+      this.failures.set(path.resolve(spec.topology), f);
+      if (recorded) {
+        fs.mkdirSync(path.dirname(recorded), { recursive: true });
+        fs.writeFileSync(recorded, JSON.stringify(f, null, 2) + '\n');
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Builds and prepares one lab. A failure anywhere rolls the lab back completely before it is reported:
+   * in a VM that holds other labs only this lab's namespaces and processes go; on the host the lab is
+   * taken down.
+   */
+  private async bringUpOnce(spec: SuiteLabSpec, model: LabModel): Promise<PreparedLab> {
     const progress = this.opts.progress ?? (() => undefined);
     const t0 = performance.now();
     let lab: RunningLab;
@@ -116,35 +168,63 @@ export class LabPool {
         return adoptPreparedLab(lab, { director: this.opts.director, fault: noted.fault, startedAt: t0 });
       }
       progress(`building ${model.name} in the run's VM`);
-      await vm.realisePlanInGuest(guest, model, model.name);
-      const prepared = await prepareLab(lab, { director: this.opts.director, fault: this.opts.fault, unserved: spec.unserved ?? [], progress, startedAt: t0 });
+      const prepared = await this.orRemoveFromGuest(vm, guest, model.name, async () => {
+        await vm.realisePlanInGuest(guest, model, model.name);
+        return prepareLab(lab, { director: this.opts.director, fault: this.opts.fault, unserved: spec.unserved ?? [], progress, startedAt: t0 });
+      });
       fs.writeFileSync(marker, JSON.stringify({ lab: model.name, fault: prepared.fault }, null, 2) + '\n');
       if (this.opts.recordDir) writeLabRecord(this.opts.recordDir, spec, prepared, this.opts);
       return prepared;
     }
+    const prepare = (l: RunningLab) => prepareLab(l, { director: this.opts.director, fault: this.opts.fault, unserved: spec.unserved ?? [], progress, startedAt: t0 });
+    let prepared: PreparedLab;
     if (this.opts.backend === 'vm') {
       // eslint-disable-next-line @typescript-eslint/no-var-requires
       const vm = require('../backend/vm') as VmModule;
       if (!this.first) {
         progress(`booting a VM for ${model.name}`);
         lab = await vm.upVmLab(model, { ephemeral: true, kernel: this.opts.kernel, modules: this.opts.modules, memoryMiB: this.opts.memoryMiB ?? 1536, progress });
+        // The VM stays for this worker's other labs even when this one fails.
         this.first = lab;
       } else {
         progress(`building ${model.name} in ${this.first.name}'s VM`);
         const guest = (this.first as unknown as { guest: unknown }).guest;
-        await vm.realisePlanInGuest(guest, model, model.name);
+        await this.orRemoveFromGuest(vm, guest, model.name, () => vm.realisePlanInGuest(guest, model, model.name));
         lab = new vm.VmLab(model.name, model, performance.now() - t0, guest);
-        this.others.push(lab);
       }
+      const built = lab;
+      prepared = await this.orRemoveFromGuest(vm, (built as unknown as { guest: unknown }).guest, model.name, () => prepare(built));
+      if (built !== this.first) this.others.push(built);
     } else {
       progress(`bringing up ${model.name}`);
       lab = await upLab(model, { backend: this.opts.backend, ephemeral: true, progress });
+      try {
+        prepared = await prepare(lab);
+      } catch (e) {
+        progress(`${model.name}: preparation failed; taking the lab down`);
+        await lab.down().catch((d: Error) => { throw new Error(`${(e as Error).message}\n(and the lab could not be taken down: ${d.message})`); });
+        throw e;
+      }
       if (!this.first) this.first = lab;
       else this.others.push(lab);
     }
-    const prepared = await prepareLab(lab, { director: this.opts.director, fault: this.opts.fault, unserved: spec.unserved ?? [], progress, startedAt: t0 });
     if (this.opts.recordDir) writeLabRecord(this.opts.recordDir, spec, prepared, this.opts);
     return prepared;
+  }
+
+  /** Runs `step`; when it fails, removes lab `name` from the guest before the failure is passed on. */
+  private async orRemoveFromGuest<T>(vm: VmModule, guest: unknown, name: string, step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (e) {
+      this.opts.progress?.(`${name}: failed; removing the lab from the VM`);
+      try {
+        await vm.removeLabFromGuest(guest, name);
+      } catch (d) {
+        throw new Error(`${(e as Error).message}\n(and the lab could not be removed from the VM: ${(d as Error).message})`);
+      }
+      throw e;
+    }
   }
 
   /** Stops responders and takes every lab down (the VM with them). */

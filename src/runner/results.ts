@@ -10,6 +10,9 @@ import { LAB_RECORD_DIR } from './labs';
 import type { Statement } from './spec';
 import { CHECKS_FILE, testIdOf, type ChecksFile } from './suite-api';
 
+/** Shard i of n (1-based), as Playwright's --shard takes it. */
+export interface Shard { current: number; total: number }
+
 export type TestStatus = 'passed' | 'failed' | 'skipped' | 'not-applicable' | 'known-failure';
 
 export interface TestResult {
@@ -29,6 +32,8 @@ export interface TestResult {
   /** Relative to the run directory, when the test produced them. */
   capture?: string;
   expectations?: string;
+  /** Scheduler tests: the replay (model vs kernel per flow) the test attached, saved as <id>/replay.json. */
+  replay?: string;
   notes?: string[];
 }
 
@@ -49,6 +54,8 @@ export interface RunResults {
   backend: string;
   kernel?: string;
   fault?: string;
+  /** This run is one shard of a larger one (vslab test --shard i/n; vslab merge joins them). */
+  shard?: Shard;
   implementations: string[];
   labs: LabRecord[];
   startedAt: string;
@@ -74,7 +81,8 @@ export interface RunResults {
 }
 
 interface PwAnnotation { type: string; description?: string }
-interface PwResult { status: string; duration: number; errors?: Array<{ message?: string }>; error?: { message?: string }; annotations?: PwAnnotation[] }
+interface PwAttachment { name: string; contentType?: string; path?: string; body?: string }
+interface PwResult { status: string; duration: number; errors?: Array<{ message?: string }>; error?: { message?: string }; annotations?: PwAnnotation[]; attachments?: PwAttachment[] }
 interface PwTest { annotations?: PwAnnotation[]; expectedStatus?: string; status?: string; results: PwResult[] }
 interface PwSpec { title: string; file: string; tests: PwTest[] }
 interface PwSuite { title: string; file?: string; specs?: PwSpec[]; suites?: PwSuite[] }
@@ -109,9 +117,26 @@ export interface BuildOptions {
   backend: string;
   kernel?: string;
   fault?: string;
+  shard?: Shard;
   statements: Statement[];
   startedAt: Date;
   durationMs: number;
+}
+
+/** The attachment the scheduler suites give each test: the replay of its scenario (src/suites/schedulers/replay.ts). */
+export const REPLAY_ATTACHMENT = 'replay.json';
+
+/** Writes a test's inline attachment into its directory of the run (so merged shards and reports need no Playwright report). */
+function saveAttachment(r: PwResult | undefined, name: string, dir: string): boolean {
+  const a = r?.attachments?.find((x) => x.name === name);
+  if (!a) return false;
+  let body: Buffer | undefined;
+  if (a.body !== undefined) body = Buffer.from(a.body, 'base64');
+  else if (a.path && fs.existsSync(a.path)) body = fs.readFileSync(a.path);
+  if (!body) return false;
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, name), body);
+  return true;
 }
 
 export function readChecks(out: string, id: string): ChecksFile | undefined {
@@ -156,6 +181,7 @@ export function buildResults(report: PwReport, opts: BuildOptions): RunResults {
         reason = firstLine(last?.error?.message ?? last?.errors?.[0]?.message) ?? runStatus;
       }
       const dir = path.join(opts.out, id);
+      const replay = saveAttachment(last, REPLAY_ATTACHMENT, dir);
       tests.push({
         id, title: spec.title, file: spec.file, status, ...(reason ? { reason } : {}), statements,
         ...(checks ? { statementResults: checks.statements } : {}),
@@ -163,11 +189,26 @@ export function buildResults(report: PwReport, opts: BuildOptions): RunResults {
         durationMs: Math.round(t.results.reduce((a, r) => a + (r.duration ?? 0), 0)),
         ...(fs.existsSync(path.join(dir, CAPTURE_FILE)) ? { capture: path.join(id, CAPTURE_FILE) } : {}),
         ...(fs.existsSync(path.join(dir, EXPECTATIONS_FILE)) ? { expectations: path.join(id, EXPECTATIONS_FILE) } : {}),
+        ...(replay ? { replay: path.join(id, REPLAY_ATTACHMENT) } : {}),
         ...(notes.length ? { notes } : {}),
       });
     }
   }
-  const statements: StatementResult[] = opts.statements.map((s) => {
+  const labs: LabRecord[] = [];
+  const labDir = path.join(opts.out, LAB_RECORD_DIR);
+  if (fs.existsSync(labDir)) for (const f of fs.readdirSync(labDir).sort()) if (f.endsWith('.json')) labs.push(JSON.parse(fs.readFileSync(path.join(labDir, f), 'utf8')) as LabRecord);
+  return assembleResults({
+    paths: opts.paths, director: opts.director, backend: opts.backend, kernel: opts.kernel, fault: opts.fault, shard: opts.shard,
+    labs, startedAt: opts.startedAt.toISOString(), durationMs: opts.durationMs, errors: (report.errors ?? []).map((e) => firstLine(e.message) ?? 'error'),
+  }, tests, opts.statements);
+}
+
+/** What a run is about, besides its tests (what `vslab merge` checks the shards agree on, and unions). */
+export type RunMeta = Pick<RunResults, 'paths' | 'director' | 'backend' | 'kernel' | 'fault' | 'shard' | 'labs' | 'startedAt' | 'durationMs' | 'errors'>;
+
+/** Statement verdicts, implementations and the summary of a run's tests (one run, or merged shards). */
+export function assembleResults(meta: RunMeta, tests: TestResult[], specStatements: Array<{ id: string; level: string; title: string }>): RunResults {
+  const statements: StatementResult[] = specStatements.map((s) => {
     const declaring = tests.filter((t) => t.statements.includes(s.id));
     const ran = declaring.filter((t) => t.statementResults && t.statementResults[s.id] !== undefined);
     const failedIn = ran.filter((t) => t.statementResults![s.id] === 'failed' && t.status !== 'known-failure').map((t) => t.id);
@@ -175,22 +216,19 @@ export function buildResults(report: PwReport, opts: BuildOptions): RunResults {
     const status: StatementResult['status'] = failedIn.length ? 'failed' : knownIn.length ? 'known-failure' : ran.length ? 'passed' : 'not-checked';
     return { id: s.id, level: s.level, title: s.title, status, tests: declaring.map((t) => t.id), failedIn: [...failedIn, ...knownIn] };
   });
-  const labs: LabRecord[] = [];
-  const labDir = path.join(opts.out, LAB_RECORD_DIR);
-  if (fs.existsSync(labDir)) for (const f of fs.readdirSync(labDir).sort()) if (f.endsWith('.json')) labs.push(JSON.parse(fs.readFileSync(path.join(labDir, f), 'utf8')) as LabRecord);
   const count = (st: TestStatus) => tests.filter((t) => t.status === st).length;
   return {
-    version: 1, paths: opts.paths, director: opts.director, backend: opts.backend,
-    ...(opts.kernel ? { kernel: opts.kernel } : {}), ...(opts.fault ? { fault: opts.fault } : {}),
-    implementations: [...new Set(labs.flatMap((l) => l.directors.map((d) => d.implementation)))],
-    labs, startedAt: opts.startedAt.toISOString(), durationMs: Math.round(opts.durationMs), tests, statements,
+    version: 1, paths: meta.paths, director: meta.director, backend: meta.backend,
+    ...(meta.kernel ? { kernel: meta.kernel } : {}), ...(meta.fault ? { fault: meta.fault } : {}), ...(meta.shard ? { shard: meta.shard } : {}),
+    implementations: [...new Set(meta.labs.flatMap((l) => l.directors.map((d) => d.implementation)))],
+    labs: meta.labs, startedAt: meta.startedAt, durationMs: Math.round(meta.durationMs), tests, statements,
     summary: {
       tests: tests.length, passed: count('passed'), failed: count('failed'), skipped: count('skipped'), notApplicable: count('not-applicable'), knownFailures: count('known-failure'),
       checks: tests.reduce((a, t) => a + t.checks, 0), failedChecks: tests.reduce((a, t) => a + t.failedChecks, 0),
       statements: statements.length, statementsFailed: statements.filter((s) => s.status === 'failed').length,
       statementsKnownFailures: statements.filter((s) => s.status === 'known-failure').length, statementsNotChecked: statements.filter((s) => s.status === 'not-checked').length,
     },
-    errors: (report.errors ?? []).map((e) => firstLine(e.message) ?? 'error'),
+    errors: meta.errors,
   };
 }
 
@@ -198,9 +236,15 @@ export function renderResults(r: RunResults): string {
   const mark: Record<TestStatus, string> = { passed: 'PASS', failed: 'FAIL', skipped: 'SKIP', 'not-applicable': 'N/A ', 'known-failure': 'KNOWN' };
   const lines: string[] = [];
   lines.push(`director ${r.director} (${r.implementations.join('; ') || 'not reached'}) on ${r.backend}${r.fault ? `, fault ${r.fault}` : ''}`);
+  // A reason is printed once (a lab that could not be prepared is the reason of every test that needed it).
+  const firstWith = new Map<string, string>();
   for (const t of r.tests) {
     lines.push(`${mark[t.status].padEnd(5)} ${t.id}  (${(t.durationMs / 1000).toFixed(1)} s, ${t.checks} checks${t.failedChecks ? `, ${t.failedChecks} failed` : ''})`);
-    if (t.reason && t.status !== 'passed') lines.push(`      ${t.reason}`);
+    if (t.reason && t.status !== 'passed') {
+      const first = firstWith.get(t.reason);
+      lines.push(first ? `      the same reason as ${first}` : `      ${t.reason}`);
+      if (!first) firstWith.set(t.reason, t.id);
+    }
     if (t.status === 'failed' && t.statementResults) {
       const broken = Object.entries(t.statementResults).filter(([, v]) => v === 'failed').map(([k]) => k);
       if (broken.length) lines.push(`      statements broken: ${broken.join(', ')}`);

@@ -8,7 +8,7 @@ import * as path from 'path';
 import type { BackendKind } from '../backend/types';
 import type { DirectorKind } from '../director/program';
 import { runEnvToProcessEnv } from './env';
-import { buildResults, type PwReport, type RunResults } from './results';
+import { buildResults, type PwReport, type RunResults, type Shard } from './results';
 import { loadStatements, specFileForSuite, type Statement } from './spec';
 import { bootRunVms, destroyRunVms, RUN_VMS_FILE, type RunVm } from './vms';
 
@@ -31,6 +31,8 @@ export interface RunOptions {
   workers?: number;
   /** Only tests whose title matches (Playwright --grep). */
   grep?: string;
+  /** Only this shard of the tests (Playwright --shard i/n); \`vslab merge\` joins the shards' run directories. */
+  shard?: Shard;
   /** Where Playwright's own progress lines go (default: nowhere). */
   log?: (chunk: string) => void;
   /** Extra environment for the workers (tests set VSLAB_VM_NAME_PREFIX). */
@@ -130,6 +132,18 @@ export async function runSuite(opts: RunOptions): Promise<RunResults> {
   prepareOutDir(out);
   const started = new Date();
   const t0 = performance.now();
+  const resultsOf = (report: PwReport) => buildResults(report, {
+    out, suitesRoot: SUITES_ROOT, paths: paths.map((p) => path.relative(REPO_ROOT, p)), director: opts.director, backend: opts.backend,
+    kernel: opts.kernel, fault: opts.fault, shard: opts.shard, statements, startedAt: started, durationMs: performance.now() - t0,
+  });
+  if (opts.shard && !(await listTests(paths, { grep: opts.grep, shard: opts.shard })).length) {
+    // Playwright shards these suites by file (a file's tests share its lab): a shard can be left empty.
+    // It is an empty part of the run, not a failed one; nothing is booted for it.
+    opts.log?.(`shard ${opts.shard.current}/${opts.shard.total} has no tests (the suites are sharded by file)\n`);
+    const results = resultsOf({ suites: [] });
+    fs.writeFileSync(path.join(out, RESULTS_FILE), JSON.stringify(results, null, 2) + '\n');
+    return results;
+  }
   // One VM per worker slot, owned by this process: a worker Playwright replaces after a failed test
   // attaches to the same guest and takes its labs up again instead of booting and building anew.
   let vms: RunVm[] = [];
@@ -142,7 +156,7 @@ export async function runSuite(opts: RunOptions): Promise<RunResults> {
   }
   try {
     const env = { ...runEnvToProcessEnv({ backend: opts.backend, director: opts.director, kernel: opts.kernel, modules: opts.modules, fault: opts.fault, out, workers: opts.workers, vmsFile }), ...opts.env };
-    const args = ['test', '-c', SUITE_CONFIG, ...(opts.grep ? ['-g', opts.grep] : []), ...paths];
+    const args = ['test', '-c', SUITE_CONFIG, ...selectionArgs(opts), ...paths];
     await runPlaywright(args, env, opts.log);
   } finally {
     await destroyRunVms(vms);
@@ -150,28 +164,40 @@ export async function runSuite(opts: RunOptions): Promise<RunResults> {
   }
   const reportFile = path.join(out, PW_REPORT_FILE);
   if (!fs.existsSync(reportFile)) throw new RunError(`Playwright wrote no report (${reportFile}); its output above says why`);
-  const report = JSON.parse(fs.readFileSync(reportFile, 'utf8')) as PwReport;
-  const results = buildResults(report, {
-    out, suitesRoot: SUITES_ROOT, paths: paths.map((p) => path.relative(REPO_ROOT, p)), director: opts.director, backend: opts.backend,
-    kernel: opts.kernel, fault: opts.fault, statements, startedAt: started, durationMs: performance.now() - t0,
-  });
+  const results = resultsOf(JSON.parse(fs.readFileSync(reportFile, 'utf8')) as PwReport);
   fs.writeFileSync(path.join(out, RESULTS_FILE), JSON.stringify(results, null, 2) + '\n');
   return results;
 }
 
-/** Exit status of a run: every test passed, not applicable or a known failure, and something passed. */
+/** Exit status of a run: every test passed, not applicable or a known failure, and something passed (or it is an empty shard). */
 export function runPassed(r: RunResults): boolean {
-  return r.summary.failed === 0 && r.errors.length === 0 && r.summary.passed > 0;
+  return r.summary.failed === 0 && r.errors.length === 0 && (r.summary.passed > 0 || (!!r.shard && r.summary.tests === 0));
 }
 
-/** The tests Playwright would run, with their declared statements (no lab is brought up). */
-export async function listTests(pathsIn: string[]): Promise<Array<{ id: string; title: string; file: string; statements: string[] }>> {
+/** Playwright arguments that choose the tests: --grep and --shard. */
+function selectionArgs(sel: { grep?: string; shard?: Shard }): string[] {
+  return [...(sel.grep ? ['-g', sel.grep] : []), ...(sel.shard ? ['--shard', `${sel.shard.current}/${sel.shard.total}`] : [])];
+}
+
+/** Parses "i/n" (1 <= i <= n), naming what is wrong. */
+export function parseShard(text: string): Shard {
+  const m = /^(\d+)\/(\d+)$/.exec(text.trim());
+  if (!m) throw new RunError(`--shard ${text}: expected i/n, e.g. 1/2`);
+  const shard = { current: Number(m[1]), total: Number(m[2]) };
+  if (shard.total < 1 || shard.current < 1 || shard.current > shard.total) throw new RunError(`--shard ${text}: needs 1 <= i <= n`);
+  return shard;
+}
+
+export interface ListedTest { id: string; title: string; file: string; statements: string[] }
+
+/** The tests Playwright would run (with --grep / --shard, as a run would), with their declared statements; no lab is brought up. */
+export async function listTests(pathsIn: string[], sel: { grep?: string; shard?: Shard } = {}): Promise<ListedTest[]> {
   const paths = resolveSuitePaths(pathsIn);
   const tmp = fs.mkdtempSync(path.join(require('os').tmpdir(), 'vslab-list-'));
   try {
     let stdout = '';
     await new Promise<void>((resolve, reject) => {
-      const child = spawn(process.execPath, [PLAYWRIGHT_CLI, 'test', '-c', SUITE_CONFIG, '--list', '--reporter=json', ...paths], { cwd: REPO_ROOT, env: { ...process.env, VSLAB_TEST_OUT: tmp }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [PLAYWRIGHT_CLI, 'test', '-c', SUITE_CONFIG, '--list', '--reporter=json', ...selectionArgs(sel), ...paths], { cwd: REPO_ROOT, env: { ...process.env, VSLAB_TEST_OUT: tmp }, stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';
       child.stdout.on('data', (d) => (stdout += d));
       child.stderr.on('data', (d) => (stderr += d));
@@ -180,7 +206,7 @@ export async function listTests(pathsIn: string[]): Promise<Array<{ id: string; 
     });
     const report = JSON.parse(stdout.slice(stdout.indexOf('{'))) as PwReport;
     const { testIdOf } = await import('./suite-api');
-    const out: Array<{ id: string; title: string; file: string; statements: string[] }> = [];
+    const out: ListedTest[] = [];
     const walk = (s: NonNullable<PwReport['suites']>[number]): void => {
       for (const spec of s.specs ?? []) {
         for (const t of spec.tests) {

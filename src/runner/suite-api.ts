@@ -359,8 +359,10 @@ export class TestRecord {
         verdict: { ok: a.result.ok, causes: a.result.causes.map((c) => c.index), counts: a.result.counts },
       });
     }
+    // A declared statement has a verdict only once a check that answers to it was evaluated: a test that
+    // failed (or stopped) before its checks leaves its statements unjudged, never passed.
     const statements: Record<string, 'passed' | 'failed'> = {};
-    for (const s of this.declared) statements[s] = 'passed';
+    for (const s of this.declared) if (records.some((r) => r.covers.includes(s))) statements[s] = 'passed';
     for (const r of records) for (const s of r.broken) statements[s] = 'failed';
     const f: ChecksFile = {
       version: 1, testId: this.testId, title: this.title, file: this.file, declared: this.declared, checks: records, statements, lab: this.lab, fault: this.fault, notes: this.notes,

@@ -6,18 +6,22 @@
 //  - hash disruption: the same clients (sh, mh) or destinations (dh) before and after one of five
 //    servers is removed; the share of flows that moved against the ideal share 1/N (those that were
 //    on the removed server). The kernel's figures must equal the model's (the replay compares every
-//    flow) and are reported.
+//    flow) and are reported. These run by first packets (burst.ts: one SYN per flow from vslab-syngen,
+//    every flow accounted by the director's connection table and compared with the model).
+//  - many connections by first packets: 20,000 flows each for wrr and mh, every one as the model.
 import type { Scenario } from '../../src/models/scenario';
 import { type Disruption, removalDisruption, requiredSampleSize, seededFlows } from '../../src/models/stats';
 import { ReplayLab } from '../../src/suites/schedulers/lab';
-import { formatReplay, KernelLacksScheduler, replayScenario, type ReplayResult } from '../../src/suites/schedulers/replay';
+import { burstScenario, formatBurst } from '../../src/suites/schedulers/burst';
+import { formatReplay, KernelLacksScheduler, replayScenario } from '../../src/suites/schedulers/replay';
 import { expect, test } from './fixtures';
 
 const SERVERS = [1, 2, 3, 4, 5].map((i) => ({ name: `rs${i}`, addr: `198.18.1.${10 + i}`, port: 80, weight: 1 }));
 
-async function replayOrSkip(lab: Parameters<typeof replayScenario>[0], sc: Scenario): Promise<ReplayResult> {
+/** Runs a scenario; a scheduler the kernel lacks skips the test with the reason. */
+async function orSkip<T>(run: () => Promise<T>): Promise<T> {
   try {
-    return await replayScenario(lab, sc);
+    return await run();
   } catch (e) {
     if (e instanceof KernelLacksScheduler) test.skip(true, e.message);
     throw e;
@@ -47,7 +51,7 @@ test.describe('twos: kernel picks against the exact model', () => {
         { generate: { count: 600, seed: 2025, clients: '198.18.128.0/18', hold: false } },
       ],
     };
-    const r = await replayOrSkip(replayLab, sc);
+    const r = await orSkip(() => replayScenario(replayLab, sc));
     const text = formatReplay(r);
     await testInfo.attach('replay.txt', { body: text, contentType: 'text/plain' });
     // What 1200 flows can resolve: a share off by 5 points (absolute), at alpha 1e-4 and power 0.99.
@@ -94,8 +98,8 @@ test.describe('hash disruption when one of five servers is removed', () => {
   for (const [scheduler, seed] of [['sh', 71], ['mh', 72], ['dh', 73]] as const) {
     test(`${scheduler}: share of remapped flows vs the ideal 1/N`, async ({ replayLab }, testInfo) => {
       test.setTimeout(600_000);
-      const r = await replayOrSkip(replayLab, disruptionScenario(scheduler, CLIENTS, seed));
-      const text = formatReplay(r);
+      const r = await orSkip(() => burstScenario(replayLab, disruptionScenario(scheduler, CLIENTS, seed)));
+      const text = formatBurst(r);
       await testInfo.attach('replay.txt', { body: text, contentType: 'text/plain' });
       expect(r.ok, text).toBe(true);
       const kernel = removalDisruption(r.observed.slice(0, CLIENTS), r.observed.slice(CLIENTS), 'rs3');
@@ -108,6 +112,35 @@ test.describe('hash disruption when one of five servers is removed', () => {
       // server's share; sh and dh rebuild their 256-bucket tables and move far more.
       if (scheduler === 'mh') expect(kernel.ratioToIdeal).toBeLessThan(1.25);
       else expect(kernel.ratioToIdeal).toBeGreaterThan(1.5);
+    });
+  }
+});
+
+test.describe('many connections by first packets, every one as the model', () => {
+  const COUNT = 20_000;
+  const cases: Array<{ scheduler: 'wrr' | 'mh'; weights: number[]; seed: number }> = [
+    { scheduler: 'wrr', weights: [4, 3, 2, 1], seed: 81 },
+    { scheduler: 'mh', weights: [1, 1, 2, 3, 5], seed: 82 },
+  ];
+  for (const c of cases) {
+    test(`${c.scheduler}: ${COUNT} connections over weights ${c.weights.join(', ')}`, async ({ replayLab }, testInfo) => {
+      test.setTimeout(600_000);
+      const sc: Scenario = {
+        name: `${c.scheduler}-first-packets-${COUNT}`,
+        scheduler: c.scheduler,
+        service: { proto: 'tcp', vip: '198.19.0.100', port: 80 },
+        servers: c.weights.map((weight, i) => ({ name: `rs${i + 1}`, addr: `198.18.1.${11 + i}`, port: 80, weight })),
+        flows: [{ generate: { count: COUNT, seed: c.seed, clients: '198.18.128.0/17' } }],
+        hold: false,
+      };
+      const r = await orSkip(() => burstScenario(replayLab, sc));
+      const text = formatBurst(r);
+      await testInfo.attach('burst.txt', { body: text, contentType: 'text/plain' });
+      console.log(text.split('\n')[0]);
+      testInfo.annotations.push({ type: 'first-packets', description: text.split('\n').slice(0, 2).join(' ') });
+      expect(r.missing, text).toEqual([]);
+      expect(r.unknown, text).toEqual([]);
+      expect(r.comparison.equal, text).toBe(true);
     });
   }
 });

@@ -1,4 +1,5 @@
-// Builds the guest agent (guest/agent/*.c) with the host's cc, statically, once per source version.
+// Builds the guest's static C programs (guest/<dir>/*.c) with the host's cc, once per source
+// version: the agent (guest/agent) and the first-packet generator (guest/syngen).
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -18,18 +19,31 @@ function sourceHash(dir: string): string {
   return h.digest('hex').slice(0, 16);
 }
 
-/** Path of the static agent binary, compiling it if this source version was never built. */
-export async function buildAgent(progress?: (m: string) => void): Promise<string> {
-  const src = path.join(guestSourceDir(), 'agent');
+/** Path of a static guest program built from guest/<dir>/<name>.c, compiling it if this source version was never built. */
+async function buildGuestProgram(dir: string, name: string, what: string, progress?: (m: string) => void): Promise<string> {
+  const src = path.join(guestSourceDir(), dir);
   const hash = sourceHash(src);
-  const out = path.join(cacheDir('agent'), `vslab-agent-${hash}`);
+  const out = path.join(cacheDir(dir), `${name}-${hash}`);
   if (fs.existsSync(out)) return out;
-  return withCacheLock(`agent-${hash}`, async () => {
+  return withCacheLock(`${dir}-${hash}`, async () => {
     if (fs.existsSync(out)) return out;
-    progress?.('compiling the guest agent');
+    progress?.(`compiling ${what}`);
     const tmp = `${out}.tmp-${process.pid}`;
-    await runToolOk('cc', ['-static', '-O2', '-Wall', '-o', tmp, path.join(src, 'vslab-agent.c')], 'compiling the guest agent (needs gcc and libc6-dev)');
+    await runToolOk('cc', ['-static', '-O2', '-Wall', '-o', tmp, path.join(src, `${name}.c`)], `compiling ${what} (needs gcc and libc6-dev)`);
     fs.renameSync(tmp, out);
     return out;
   });
+}
+
+/** Path of the static agent binary. */
+export function buildAgent(progress?: (m: string) => void): Promise<string> {
+  return buildGuestProgram('agent', 'vslab-agent', 'the guest agent', progress);
+}
+
+/** Where the guest image puts the first-packet generator (built by vslab from guest/syngen, not a host tool). */
+export const GUEST_SYNGEN = '/usr/sbin/vslab-syngen';
+
+/** Path of the static first-packet generator (guest/syngen/vslab-syngen.c), /usr/sbin/vslab-syngen in the guest. */
+export function buildSyngen(progress?: (m: string) => void): Promise<string> {
+  return buildGuestProgram('syngen', 'vslab-syngen', 'the guest packet generator', progress);
 }

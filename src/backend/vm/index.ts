@@ -24,6 +24,7 @@ export type { GuestProcess } from './agent-channel';
 export { parseKernelOption, resolveKernel } from './kernel';
 export type { KernelSpec, GuestKernel, DebianKernelSuite } from './kernel';
 export { renderPlanScript } from './plan-script';
+export { removeLabFromGuest, labNamespacesInGuest, renderLabTeardown } from './lab-teardown';
 export { findVmLeftovers, removeVmLeftover } from './leftovers';
 export type { VmLeftover } from './leftovers';
 

@@ -10,17 +10,18 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { buildAgent, guestSourceDir } from './agent-build';
+import { buildAgent, buildSyngen, GUEST_SYNGEN, guestSourceDir } from './agent-build';
 import { cacheDir, withCacheLock } from './cache';
 import type { GuestKernel } from './kernel';
 import { runTool, runToolOk } from './proc';
 import { GUEST_NODE_DIR } from './shares';
+import { TOOL_REQUIREMENTS, missingToolMessage, which as whichOnPath } from '../../host/requirements';
 
 /** Bump when the layout changes in a way file identities do not capture. */
 const BUILDER_VERSION = '3';
 
-const REQUIRED_TOOLS = ['dash', 'busybox', 'ip', 'tc', 'ipvsadm', 'tcpdump', 'nft', 'socat', 'kmod'];
-const OPTIONAL_TOOLS = ['ss', 'bridge', 'ethtool', 'conntrack'];
+/** Host programs copied into the guest: the `guest` entries of the host requirements list (src/host). */
+const GUEST_TOOLS = TOOL_REQUIREMENTS.filter((t) => t.guest);
 const KMOD_LINKS = ['modprobe', 'insmod', 'rmmod', 'lsmod', 'modinfo'];
 
 /** Modules the guest itself needs (control channel, shares) and that labs commonly use. */
@@ -68,16 +69,7 @@ function guestPath(hostPath: string): string {
 
 function which(name: string): string | undefined {
   if (name.includes('/')) return fs.existsSync(name) ? name : undefined;
-  for (const d of (process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin').split(':').concat(['/usr/sbin', '/sbin'])) {
-    const p = path.join(d, name);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      if (fs.statSync(p).isFile()) return p;
-    } catch {
-      /* not here */
-    }
-  }
-  return undefined;
+  return whichOnPath(name);
 }
 
 /** Shared libraries (as the loader looks them up) of a host program, from ldd. */
@@ -171,6 +163,7 @@ interface Plan {
   links: Map<string, string>;
   modules: string[];
   agent: string;
+  syngen: string;
   key: string;
 }
 
@@ -178,14 +171,10 @@ async function plan(kernel: GuestKernel, opts: InitramfsOptions): Promise<Plan> 
   const files = new Map<string, string>();
   const links = new Map<string, string>();
   const tools: string[] = [];
-  for (const t of REQUIRED_TOOLS) {
-    const p = which(t);
-    if (!p) throw new Error(`the guest image needs ${t} on the host; install it (apt-get install ${t === 'busybox' ? 'busybox-static' : t === 'tc' ? 'iproute2' : t})`);
-    tools.push(p);
-  }
-  for (const t of OPTIONAL_TOOLS) {
-    const p = which(t);
+  for (const t of GUEST_TOOLS) {
+    const p = which(t.tool);
     if (p) tools.push(p);
+    else if (t.need === 'required') throw new Error(`the guest image needs ${missingToolMessage(t.tool)}`);
   }
   for (const t of opts.extraTools ?? []) {
     const p = which(t);
@@ -237,9 +226,10 @@ async function plan(kernel: GuestKernel, opts: InitramfsOptions): Promise<Plan> 
     }
   }
   const agent = await buildAgent();
+  const syngen = await buildSyngen();
 
   const h = crypto.createHash('sha256');
-  h.update(`builder ${BUILDER_VERSION}\nkernel ${kernel.release} ${kernel.modulesRoot}\nagent ${agent}\n`);
+  h.update(`builder ${BUILDER_VERSION}\nkernel ${kernel.release} ${kernel.modulesRoot}\nagent ${agent}\nsyngen ${syngen}\n`);
   h.update(fs.readFileSync(path.join(guestSourceDir(), 'init')));
   for (const [g, hst] of [...files].sort()) {
     const st = fs.statSync(hst);
@@ -247,7 +237,7 @@ async function plan(kernel: GuestKernel, opts: InitramfsOptions): Promise<Plan> 
   }
   for (const [g, t] of [...links].sort()) h.update(`${g} -> ${t}\n`);
   for (const m of modules) h.update(`${m}\n`);
-  return { files, links, modules, agent, key: h.digest('hex').slice(0, 16) };
+  return { files, links, modules, agent, syngen, key: h.digest('hex').slice(0, 16) };
 }
 
 /** Images this process already built or found (planning costs ~0.3 s of ldd and hashing per boot). */
@@ -326,6 +316,8 @@ async function populate(stage: string, kernel: GuestKernel, p: Plan): Promise<vo
   }
   fs.copyFileSync(p.agent, at('/usr/sbin/vslab-agent'));
   fs.chmodSync(at('/usr/sbin/vslab-agent'), 0o755);
+  fs.copyFileSync(p.syngen, at(GUEST_SYNGEN));
+  fs.chmodSync(at(GUEST_SYNGEN), 0o755);
   fs.copyFileSync(path.join(guestSourceDir(), 'init'), at('/init'));
   fs.chmodSync(at('/init'), 0o755);
   fs.writeFileSync(at('/etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');

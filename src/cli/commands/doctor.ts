@@ -1,6 +1,8 @@
 // What this host can do: root, tools, kernel features, and which backend vslab will use.
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
+import * as path from 'path';
+import { FILE_REQUIREMENTS, TOOL_REQUIREMENTS, aptInstallLine, which } from '../../host/requirements';
 import { native } from '../../native';
 import { linkIndexes } from '../../backend/rtnl';
 import { parse, printJson } from '../args';
@@ -16,15 +18,10 @@ export interface Check {
   fix?: string;
   /** false: vslab works without it (some features are then unavailable). */
   required: boolean;
+  /** The Debian package that provides it (tools and files). */
+  package?: string;
 }
 
-function which(bin: string): string | undefined {
-  for (const d of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
-    const p = `${d}/${bin}`;
-    try { fs.accessSync(p, fs.constants.X_OK); return p; } catch { /* next */ }
-  }
-  return undefined;
-}
 
 function probeNamespace(): { ok: boolean; links: Set<string>; nft: boolean; error?: string } {
   const path = `/run/netns/vslab-doctor--${process.pid}`;
@@ -49,16 +46,16 @@ export function runChecks(): { checks: Check[]; backend: { labs: string; kernelI
   const checks: Check[] = [];
   const root = process.getuid?.() === 0;
   checks.push({ name: 'root', ok: root, detail: root ? 'running as root' : `running as uid ${process.getuid?.()}`, fix: 'run vslab as root (it creates namespaces and links)', required: true });
-  const tools: Array<[string, string, boolean, string]> = [
-    ['ip', 'iproute2', true, 'namespaces, links, tunnels'], ['nsenter', 'util-linux', true, 'running programs in nodes'],
-    ['tcpdump', 'tcpdump', true, 'captures'], ['nft', 'nftables', true, 'Full-NAT source NAT, nftables director'],
-    ['socat', 'socat', false, 'extra traffic tools'], ['ipvsadm', 'ipvsadm', false, 'ipvsadm parity checks'],
-    ['qemu-system-x86_64', 'qemu-system-x86', false, 'the vm backend (kernel IPVS on hosts without it)'], ['docker', 'docker.io', false, 'the docker backend'],
-    ['tshark', 'tshark', false, 'the decode benchmark comparison'],
-  ];
-  for (const [bin, pkg, required, why] of tools) {
-    const p = which(bin);
-    checks.push({ name: `tool ${bin}`, ok: !!p, detail: p ? p : `not found (needed for ${why})`, fix: `apt-get install ${pkg}`, required });
+  // Every program and file of the host requirements list (src/host/requirements.json), the one list
+  // scripts/setup.sh installs from; essential ones (on every Debian system) are not worth a line.
+  for (const t of TOOL_REQUIREMENTS) {
+    if (t.essential) continue;
+    const p = which(t.tool);
+    checks.push({ name: `tool ${t.tool}`, ok: !!p, detail: p ? p : `not found (needed for ${t.for})`, fix: aptInstallLine([t.package]), required: t.need === 'required', package: t.package });
+  }
+  for (const f of FILE_REQUIREMENTS) {
+    const ok = fs.existsSync(f.path);
+    checks.push({ name: `file ${path.basename(f.path)}`, ok, detail: ok ? f.path : `${f.path} not found (needed for ${f.for})`, fix: aptInstallLine([f.package]), required: f.need === 'required', package: f.package });
   }
   const probe = root ? probeNamespace() : { ok: false, links: new Set<string>(), nft: false, error: 'needs root' };
   checks.push({ name: 'kernel netns+veth', ok: probe.ok, detail: probe.ok ? 'network namespaces work' : `cannot create a network namespace: ${probe.error}`, fix: 'a kernel with CONFIG_NET_NS and veth', required: true });
@@ -93,6 +90,8 @@ export const command: CliCommand = {
     if (values.json) printJson(r);
     else {
       for (const c of r.checks) console.log(`${c.ok ? ' ok ' : c.required ? 'FAIL' : 'warn'}  ${c.name.padEnd(22)} ${c.detail}${c.ok || !c.fix ? '' : `\n      -> ${c.fix}`}`);
+      const missing = r.checks.filter((c) => !c.ok && c.package).map((c) => c.package!);
+      if (missing.length) console.log(`\nto install everything missing: ${aptInstallLine(missing)}  (or: bash scripts/setup.sh)`);
       console.log(`\nlabs run on: ${r.backend.labs}; kernel IPVS director: ${r.backend.kernelIpvs}`);
     }
     return r.checks.some((c) => c.required && !c.ok) ? 3 : 0;

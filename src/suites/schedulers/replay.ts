@@ -114,7 +114,7 @@ export class KernelLacksScheduler extends Error {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function flowKey(proto: string, client: string, cport: number, vaddr: string, vport: number): string {
+export function flowKey(proto: string, client: string, cport: number, vaddr: string, vport: number): string {
   return `${proto.toUpperCase()}|${client}|${cport}|${vaddr}|${vport}`;
 }
 

@@ -23,6 +23,8 @@ export const DEFAULT_VS_SYSCTLS: Record<string, number> = {
   lblcr_expiration: 86400,
 };
 export const FWMARK_TABLE = 'vslab_replay';
+/** The server nodes' drop rule while a scenario runs by first packets only. */
+export const BURST_TABLE = 'vslab_burst';
 
 /** One real server of the scenario (initial or added by an event) and the node that plays it. */
 export interface ServerSlot {
@@ -61,6 +63,7 @@ export class ScenarioSetup {
   readonly flowDst: string[];
   private undo: Array<{ node: string; lines: string[] }> = [];
   private applied = false;
+  private readonly burstNodes: string[] = [];
 
   constructor(readonly lab: ReplayLab, readonly rs: ResolvedScenario) {
     this.family = rs.options.family;
@@ -122,8 +125,13 @@ export class ScenarioSetup {
     return { tcp: [...tcp], udp: [...udp] };
   }
 
-  /** Adds addresses, routes, the fwmark rule; starts responders where needed. */
-  async apply(): Promise<void> {
+  /**
+   * Adds addresses, routes, the fwmark rule; starts responders where needed, or, with
+   * `{ firstPacketsOnly: true }` (burst.ts), no responders: every server node drops the flows' packets
+   * on arrival instead (table inet vslab_burst), so a first packet costs no answer, reset or request
+   * socket in the guest once the director has scheduled and forwarded it.
+   */
+  async apply(opts: { firstPacketsOnly?: boolean } = {}): Promise<void> {
     if (this.applied) throw new Error('ScenarioSetup.apply() called twice');
     this.applied = true;
     const fam = this.family;
@@ -160,7 +168,8 @@ export class ScenarioSetup {
       pair('director', `route add ${rip} dev eth0`, `route del ${rip} dev eth0`);
       const back = slot.forward === 'nat' ? dir4 : cli;
       for (const c of this.clientPrefixes) pair(slot.node, `route add ${c} via ${back}`, `route del ${c} via ${back}`);
-      if (slot.forward === 'dr') {
+      // (dropped on arrival when running by first packets: no local VIP needed there)
+      if (slot.forward === 'dr' && !opts.firstPacketsOnly) {
         for (const d of this.dstAddrs) pair(slot.node, `addr add ${d}/${full} dev lo`, `addr del ${d}/${full} dev lo`);
         for (const d of this.dstPrefixes) pair(slot.node, `route add local ${d} dev lo`, `route del local ${d} dev lo`);
       }
@@ -182,6 +191,20 @@ export class ScenarioSetup {
       if (r.code !== 0) throw new Error(`replay lab ${lab.name}: cannot load the fwmark rule on the director: ${r.stderr.trim()}\n${ruleset}`);
     }
 
+    if (opts.firstPacketsOnly) {
+      for (const slot of this.slots.values()) {
+        const ports = this.portsFor(slot);
+        const rules = [
+          ports.tcp.length ? `    tcp dport { ${ports.tcp.join(', ')} } drop\n` : '',
+          ports.udp.length ? `    udp dport { ${ports.udp.join(', ')} } drop\n` : '',
+        ].join('');
+        const ruleset = `table inet ${BURST_TABLE} {\n  chain pre {\n    type filter hook prerouting priority raw; policy accept;\n${rules}  }\n}\n`;
+        const r = await lab.node(slot.node).exec(['nft', '-f', '-'], { input: ruleset, timeoutMs: 60_000 });
+        if (r.code !== 0) throw new Error(`replay lab ${lab.name}: cannot load the drop rule on ${slot.node}: ${r.stderr.trim()}\n${ruleset}`);
+        this.burstNodes.push(slot.node);
+      }
+      return;
+    }
     // responders: every server node answers on the ports its flows reach
     for (const slot of this.slots.values()) {
       const ports = this.portsFor(slot);
@@ -250,6 +273,7 @@ export class ScenarioSetup {
     await this.lab.ipvs.setTimeouts(DEFAULT_TIMEOUTS).catch(note);
     await this.writeSysctls(DEFAULT_VS_SYSCTLS).catch(note);
     if (this.rs.options.fwmark !== undefined) await this.lab.sh('director', `nft delete table inet ${FWMARK_TABLE}`, { tolerate: true }).catch(note);
+    for (const n of this.burstNodes.splice(0)) await this.lab.sh(n, `nft delete table inet ${BURST_TABLE}`, { tolerate: true }).catch(note);
     for (const u of this.undo.splice(0)) await this.lab.ipBatch(u.node, u.lines, { tolerate: true }).catch(note);
     return problems;
   }
