@@ -17,7 +17,9 @@ import * as path from 'path';
 import type { RunningLab } from '../src/backend/types';
 import type { DirectorCapabilities, DirectorDriver } from '../src/director/types';
 import type { OracleCheck } from '../src/oracle/expect';
+import { backgroundClasses } from '../src/oracle/background';
 import { exchangeChecks } from '../src/oracle/flow-checks';
+import { flowExplainers } from '../src/oracle/explainers';
 import { readRunEnv, type RunEnv } from '../src/runner/env';
 import { LabPool, LabUnavailableError, type SuiteLabSpec } from '../src/runner/labs';
 import { labBeyondDirector } from '../src/director/program';
@@ -211,12 +213,15 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
     }
   },
   traffic: async ({ prepared, ports }, use) => use(new Traffic(prepared, ports, notApplicable)),
-  expectFlow: async ({ prepared, capture, record, traffic }, use, info) => {
-    const evaluate = async (build: (c: CapturedTest) => OracleCheck[] | Promise<OracleCheck[]>) => {
+  expectFlow: async ({ prepared, capture, record, traffic, capabilities }, use, info) => {
+    const evaluate = async (build: (c: CapturedTest) => OracleCheck[] | Promise<OracleCheck[]>, flows: Flow[] = []) => {
       const captured = await capture.finish();
       const checks = await build(captured);
+      // Every packet of the capture is accounted for: the flows of every traffic run of the test explain theirs.
+      const allFlows = [...traffic.runs.flatMap((r) => r.flows), ...flows];
+      const accounting = { explainers: flowExplainers(prepared.model, allFlows, captured.packets, { guePort: captured.guePort }), background: backgroundClasses(capabilities?.background) };
       try {
-        record.evaluate(checks, captured);
+        record.evaluate(checks, captured, accounting);
       } finally {
         await info.attach('capture.pcapng', { path: captured.file, contentType: 'application/vnd.tcpdump.pcap' }).catch(() => undefined);
       }
@@ -228,9 +233,9 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
         flows.forEach((f, k) => checks.push(...exchangeChecks(prepared.model, f, captured.packets, { idPrefix: flows.length > 1 ? `f${k}.` : '', guePort: captured.guePort })));
         for (const run of runs) checks.push(...traffic.unansweredChecks(run));
         return checks;
-      });
+      }, flows);
     }) as ExpectFlow;
-    fn.checks = evaluate;
+    fn.checks = (build) => evaluate(build);
     await use(fn);
   },
 });

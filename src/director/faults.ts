@@ -176,6 +176,9 @@ function arrivalTtl(model: LabModel, client: string, vip: string, director: stri
 
 // ---- the faults --------------------------------------------------------------------------------
 
+/** Packet mark the copying faults put on a packet they duplicate, so the copy is not copied again when it re-enters the egress hook. */
+const COPY_MARK = '0x76736c62';
+
 const NAT_LIKE: ForwardingMethod[] = ['nat', 'fullnat'];
 
 export const FAULTS: FaultDefinition[] = [
@@ -480,6 +483,67 @@ export const FAULTS: FaultDefinition[] = [
     ...perDirector(['nat', 'dr', 'fullnat'], (d) => netdevTable(d.node.name, [...d.serverSide].map((dev) => ({
       hook: 'egress' as const, dev, rules: ['tcp window set 1024'],
     })), 'TCP window rewritten')),
+  },
+  {
+    name: 'duplicate-to-real-server',
+    summary: 'the director sends every segment towards the real servers twice',
+    how: 'netdev egress on the server-side interfaces: each TCP segment (and each tunnel packet) is duplicated onto the same interface (dup to; a mark keeps the copy from being copied again)',
+    targets: ['FWD-COM-009'],
+    ...perDirector(['nat', 'dr', 'tun', 'fullnat'], (d) => {
+      const guePorts = [...new Set(d.services.flatMap((s) => s.realServers.filter((r) => r.tunnel?.type === 'gue').map((r) => r.tunnel!.port!)))];
+      const what = ['meta l4proto { tcp, 4, 41, 47 }', ...(guePorts.length ? [`udp dport ${set(guePorts)}`] : [])];
+      return netdevTable(d.node.name, [...d.serverSide].map((dev) => ({
+        hook: 'egress' as const, dev, rules: what.map((m) => `meta mark != ${COPY_MARK} ${m} meta mark set ${COPY_MARK} dup to "${dev}" meta mark set 0`),
+      })), 'segments to real servers duplicated');
+    }),
+  },
+  {
+    name: 'copy-to-second-real-server',
+    summary: 'the director also sends each client packet to a second real server',
+    how: 'netdev egress on the server-side interfaces: each packet to a real server is duplicated (dup to) and the copy readdressed to the next real server (NAT/Full-NAT: address and MAC, DR: MAC)',
+    targets: ['FWD-COM-009'],
+    ...perDirector(['nat', 'dr', 'fullnat'], (d) => {
+      const rules: string[] = [];
+      const copy = `meta mark != ${COPY_MARK} meta mark set ${COPY_MARK}`;
+      for (const fam of [4, 6] as Family[]) {
+        const ipk = fam === 4 ? 'ip' : 'ip6';
+        // NAT / Full-NAT: by destination address; each real server's copy goes to the next one.
+        const nat = realServersOf(d, NAT_LIKE, fam).filter((r) => r.mac);
+        const addrs = [...new Map(nat.map((r) => [r.addr, r])).values()];
+        if (addrs.length >= 2) {
+          addrs.forEach((r, k) => {
+            const next = addrs[(k + 1) % addrs.length];
+            rules.push(`meta mark ${COPY_MARK} ${ipk} daddr ${r.addr} ${ipk} daddr set ${next.addr} @ll,0,48 set ${macHex(next.mac)} meta mark set 0 accept`);
+          });
+          rules.push(`${ipk} daddr ${set(addrs.map((r) => r.addr))} ${copy} dup to "DEV" meta mark set 0`);
+        }
+        // DR: by destination MAC (the destination address is the VIP).
+        const dr = [...new Set(realServersOf(d, ['dr'], fam).filter((r) => r.mac).map((r) => r.mac))];
+        const vips = vipsOf(d.services.filter((s) => s.realServers.some((r) => r.method === 'dr')), fam);
+        if (dr.length >= 2 && vips.length) {
+          dr.forEach((mac, k) => rules.push(`meta mark ${COPY_MARK} @ll,0,48 ${macHex(mac)} ${ipk} daddr ${set(vips)} @ll,0,48 set ${macHex(dr[(k + 1) % dr.length])} meta mark set 0 accept`));
+          rules.push(`${ipk} daddr ${set(vips)} ${copy} dup to "DEV" meta mark set 0`);
+        }
+      }
+      return netdevTable(d.node.name, [...d.serverSide].map((dev) => ({ hook: 'egress' as const, dev, rules: rules.map((r) => r.replace('"DEV"', `"${dev}"`)) })), 'client packets copied to a second real server');
+    }),
+  },
+  {
+    name: 'stray-after-close',
+    summary: 'the director sends the client a stray segment when the connection closes',
+    how: 'netdev egress on the client-side interface: each FIN from a VIP towards a client is duplicated (dup to) and the copy gets a sequence number outside the window, arriving after the close',
+    targets: ['FWD-COM-009'],
+    ...perDirector(NAT_LIKE, (d) => {
+      const rules: string[] = [];
+      for (const fam of [4, 6] as Family[]) {
+        const ipk = fam === 4 ? 'ip' : 'ip6';
+        const vips = vipsOf(d.services.filter((s) => s.protocol === 'tcp' && s.realServers.some((r) => NAT_LIKE.includes(r.method))), fam);
+        if (!vips.length) continue;
+        rules.push(`meta mark ${COPY_MARK} ${ipk} saddr ${set(vips)} tcp sequence set 0x53545259 meta mark set 0 accept`);
+        rules.push(`meta mark != ${COPY_MARK} ${ipk} saddr ${set(vips)} tcp flags & fin == fin meta mark set ${COPY_MARK} dup to "DEV" meta mark set 0`);
+      }
+      return netdevTable(d.node.name, [...d.clientSide].map((dev) => ({ hook: 'egress' as const, dev, rules: rules.map((r) => r.replace('"DEV"', `"${dev}"`)) })), 'stray segment after close');
+    }),
   },
 ];
 

@@ -3,6 +3,7 @@
 // implementation actually holds, says how the two differ, and reports counters and connections in one
 // vocabulary. Capabilities say what the implementation can express, so suites can mark a test "not
 // applicable" instead of failing it (a director without tunnels, without persistence...).
+import type { BackgroundClass } from '../oracle/accounting';
 import type { Family, ForwardingMethod, Protocol, ServiceModel, TunnelType } from '../topology/model';
 
 export interface DirectorCapabilities {
@@ -42,6 +43,12 @@ export interface DirectorCapabilities {
   connectionMethods?: ForwardingMethod[];
   /** Methods whose traffic the counters count, when not all of `methods` do. */
   statsMethods?: ForwardingMethod[];
+  /**
+   * Packets the implementation legitimately emits besides forwarding (health-check probes, keepalives):
+   * classes the forwarding suite's packet accounting counts instead of failing (src/oracle/background.ts).
+   * Kernel IPVS declares none.
+   */
+  background?: BackgroundClass[];
 }
 
 /** A real server as the director holds it, in Lab-model terms. */

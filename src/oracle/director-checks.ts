@@ -28,6 +28,8 @@ function countCheck(id: string, link: string, layers: ExpectedLayer[], n: number
       : { id, link, layers, count: { min: n, max: n }, description },
     roles: layers.map((l, k) => (k === 0 ? 'eth' : l.type === 'ipv4' || l.type === 'ipv6' ? 'ip' : 'l4')),
     statements: { missing: statement, fields: {}, other: statement },
+    // Director state is verified against the wire; the packets themselves are the flows' business.
+    explains: 'none',
   };
 }
 
@@ -111,6 +113,7 @@ export function connectionTableChecks(lab: LabModel, flows: Flow[], table: Direc
         },
         roles: layers.map(() => 'other'),
         statements: { missing: 'FWD-COM-007', fields: {}, other: 'FWD-COM-007' },
+        explains: 'none',
       });
     });
   });

@@ -23,6 +23,15 @@ export interface OracleCheck {
   /** Role of each expected layer by index: eth, outer, outer-udp, gue, gre, ip, l4, payload, icmp, quoted-ip, quoted-l4. */
   roles: string[];
   statements: FieldStatements;
+  /**
+   * What the check tells packet accounting (accounting.ts) about the packets it matches: 'once' — it stands
+   * for exactly one packet (seeded checks, carried from the originator's packet `origin`); 'many' — any
+   * number of matching packets are expected (the default for present checks, e.g. ICMP errors); 'none' —
+   * it only verifies (skeleton shapes, director state), explaining nothing.
+   */
+  explains?: 'once' | 'many' | 'none';
+  /** Frame index of the originator's packet a seeded check was carried from. */
+  origin?: number;
 }
 
 export type PacketKind = { proto: 'tcp'; flags: string; label: string } | { proto: 'udp'; label: string };
@@ -119,6 +128,7 @@ export function skeletonCheck(plan: FlowPlan, hop: HopHeaders, kind: PacketKind,
     },
     roles: rolesOf(hop),
     statements: fieldStatements(plan, hop),
+    explains: 'none',
   };
 }
 
@@ -191,7 +201,7 @@ export function seededChecks(plan: FlowPlan, direction: Direction, origins: Deco
         description: `packet #${p.index} sent by ${p.link} at ${p.ts}, as it must look on ${hop.link} (${hop.stage})`,
         decode: opts.guePort ? { guePort: opts.guePort } : undefined,
       });
-      out.push({ expectation: e, roles: rolesOf(hop, specs[specs.length - 1].type === 'payload'), statements: fieldStatements(plan, hop) });
+      out.push({ expectation: e, roles: rolesOf(hop, specs[specs.length - 1].type === 'payload'), statements: fieldStatements(plan, hop), explains: 'once', ...(p.index !== undefined ? { origin: p.index } : {}) });
     }
   });
   return out;

@@ -41,3 +41,4 @@ export function exchangeChecks(lab: LabModel, flow: Flow, packets: DecodedPacket
   out.push(...absentChecks(plan, prefix));
   return out;
 }
+

@@ -6,6 +6,8 @@ import * as path from 'path';
 import type { RunningLab } from '../backend/types';
 import { CaptureSet, labLinkEnds } from '../capture/tcpdump';
 import type { DirectorConnection } from '../director/types';
+import { accountPackets, EXTRA_STATEMENT, OFF_PATH_STATEMENT, renderAccounting, type Accounting, type BackgroundClass, type Explainer } from '../oracle/accounting';
+import { writeAccountingFile } from './accounting-file';
 import { attribute, type OracleCheck } from '../oracle/expect';
 import { unansweredCheck } from '../oracle/director-checks';
 import type { Flow } from '../oracle/types';
@@ -250,6 +252,21 @@ export interface ChecksFile {
   lab?: string;
   fault?: string;
   notes: string[];
+  /** Packet accounting (accounting.json has its inputs): packets per class, the unexpected ones that fail the test, and their consequences. */
+  accounting?: Pick<Accounting, 'counts' | 'causes' | 'consequences'>;
+}
+
+/** What a test's packet accounting needs besides the capture: the flows' explainers and the background classes. */
+export interface AccountingContext {
+  explainers: Explainer[];
+  background: BackgroundClass[];
+}
+
+/** Statements packet accounting answers to: packets off every flow's path, and packets nobody asked for. */
+export const ACCOUNTING_STATEMENTS = [OFF_PATH_STATEMENT, EXTRA_STATEMENT];
+
+function accountingBroken(a: Accounting): string[] {
+  return [...new Set(a.causes.map((c) => c.statement!))].sort();
 }
 
 export class CheckFailure extends Error {
@@ -263,6 +280,7 @@ export class TestRecord {
   lab?: string;
   fault?: string;
   guePort?: number;
+  accounting?: { result: Accounting; explainers: Explainer[]; background: BackgroundClass[] };
 
   constructor(readonly testId: string, readonly dir: string, readonly title: string, readonly file: string, readonly declared: string[]) {}
 
@@ -271,7 +289,7 @@ export class TestRecord {
   }
 
   /** Evaluates checks against the test's packets, records them, and throws naming the broken statements. */
-  evaluate(checks: OracleCheck[], captured: CapturedTest): void {
+  evaluate(checks: OracleCheck[], captured: CapturedTest, accounting?: AccountingContext): void {
     this.guePort ??= captured.guePort;
     for (const n of captured.notes) if (!this.notes.includes(n)) this.notes.push(n);
     const used = new Set(this.checks.map((c) => c.expectation.id));
@@ -284,15 +302,40 @@ export class TestRecord {
       this.results.push(result);
       fresh.push({ check: c, result });
     }
-    const undeclared = [...new Set(fresh.flatMap((f) => coveredBy(f.check)))].filter((s) => !this.declared.includes(s));
+    const covered = fresh.flatMap((f) => coveredBy(f.check));
+    if (accounting) {
+      this.account(captured, accounting);
+      covered.push(...ACCOUNTING_STATEMENTS);
+    }
+    const undeclared = [...new Set(covered)].filter((s) => !this.declared.includes(s));
     this.write();
     if (undeclared.length) throw new Error(`test "${this.title}" checks statements it does not declare: ${undeclared.join(', ')} (add them to its annotation)`);
-    const failed = fresh.filter((f) => !f.result.ok);
-    if (failed.length) {
-      const broken = [...new Set(failed.flatMap((f) => attribute(f.check, f.result)))].sort();
+    const failed = fresh.filter((f) => !f.result.ok && !this.isConsequence(f.check));
+    const acct = this.accounting?.result;
+    if (failed.length || (acct && !acct.ok)) {
+      const broken = [...new Set([...failed.flatMap((f) => attribute(f.check, f.result)), ...(acct ? accountingBroken(acct) : [])])].sort();
       const shown = failed.slice(0, 8).map((f) => renderResult(f.result)).join('\n');
-      throw new CheckFailure(`${failed.length} of ${fresh.length} packet check(s) failed; statements broken: ${broken.join(', ')}\n${shown}${failed.length > 8 ? `\n… ${failed.length - 8} more (see ${path.join(this.dir, CHECKS_FILE)})` : ''}`);
+      const more = failed.length > 8 ? `\n… ${failed.length - 8} more (see ${path.join(this.dir, CHECKS_FILE)})` : '';
+      throw new CheckFailure(`${failed.length} of ${fresh.length} packet check(s) failed${acct && !acct.ok ? ', packets unaccounted for' : ''}; statements broken: ${broken.join(', ')}\n${shown}${more}${acct && !acct.ok ? `\n${renderAccounting(acct)}` : ''}`);
     }
+  }
+
+  /**
+   * Packet accounting over the whole capture: the flows' explainers, every present check evaluated so far
+   * that explains what it matches (ICMP errors...), and the background classes.
+   */
+  private account(captured: CapturedTest, ctx: AccountingContext): void {
+    const fromChecks: Explainer[] = this.checks
+      .filter((c) => (c.expectation.mode ?? 'present') === 'present' && (c.explains ?? 'many') === 'many')
+      .map((c) => ({ expectation: { ...c.expectation, count: undefined }, once: false }));
+    const explainers = [...ctx.explainers, ...fromChecks];
+    const result = accountPackets({ packets: captured.packets, links: captured.links, explainers, background: ctx.background });
+    this.accounting = { result, explainers, background: ctx.background };
+  }
+
+  /** A failed check carried from a packet that itself is a consequence of an unexpected one blames nobody. */
+  private isConsequence(c: OracleCheck): boolean {
+    return c.origin !== undefined && !!this.accounting?.result.consequences.some((x) => x.index === c.origin);
   }
 
   /** Writes expectations.json (for `vslab replay`) and checks.json (for the runner). */
@@ -306,13 +349,32 @@ export class TestRecord {
         verdicts: Object.fromEntries(this.results.map((r) => [r.id, r.ok ? 'pass' : 'fail'] as const)),
       });
     }
-    const records: CheckRecord[] = this.checks.map((c, k) => ({ id: c.expectation.id, ok: this.results[k].ok, reason: this.results[k].reason, covers: coveredBy(c), broken: attribute(c, this.results[k]) }));
+    const records: CheckRecord[] = this.checks.map((c, k) => {
+      const consequence = !this.results[k].ok && this.isConsequence(c);
+      return {
+        id: c.expectation.id, ok: this.results[k].ok, covers: coveredBy(c),
+        reason: consequence ? `consequence of an unexpected packet (frame #${c.origin} is one): ${this.results[k].reason}` : this.results[k].reason,
+        broken: consequence ? [] : attribute(c, this.results[k]),
+      };
+    });
+    const a = this.accounting;
+    if (a) {
+      records.push({ id: 'accounting', ok: a.result.ok, reason: a.result.reason, covers: ACCOUNTING_STATEMENTS, broken: accountingBroken(a.result) });
+      writeAccountingFile(this.dir, {
+        version: 1, testId: this.testId, capture: CAPTURE_FILE, ...(this.guePort ? { decode: { guePort: this.guePort } } : {}),
+        background: a.background, explainers: a.explainers,
+        verdict: { ok: a.result.ok, causes: a.result.causes.map((c) => c.index), counts: a.result.counts },
+      });
+    }
     // A declared statement has a verdict only once a check that answers to it was evaluated: a test that
     // failed (or stopped) before its checks leaves its statements unjudged, never passed.
     const statements: Record<string, 'passed' | 'failed'> = {};
     for (const s of this.declared) if (records.some((r) => r.covers.includes(s))) statements[s] = 'passed';
     for (const r of records) for (const s of r.broken) statements[s] = 'failed';
-    const f: ChecksFile = { version: 1, testId: this.testId, title: this.title, file: this.file, declared: this.declared, checks: records, statements, lab: this.lab, fault: this.fault, notes: this.notes };
+    const f: ChecksFile = {
+      version: 1, testId: this.testId, title: this.title, file: this.file, declared: this.declared, checks: records, statements, lab: this.lab, fault: this.fault, notes: this.notes,
+      ...(a ? { accounting: { counts: a.result.counts, causes: a.result.causes, consequences: a.result.consequences } } : {}),
+    };
     fs.writeFileSync(path.join(this.dir, CHECKS_FILE), JSON.stringify(f, null, 2) + '\n');
   }
 }

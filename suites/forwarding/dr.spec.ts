@@ -2,7 +2,7 @@
 // director only rewrites the destination MAC; replies go from the real server through the router to the
 // client), several real servers, and the director's connection table and counters against the wire.
 import { test, statements, notApplicable } from '../fixtures';
-import { connectionTableAgrees, countersAgree, EXCHANGE } from './common';
+import { ACCOUNTED, connectionTableAgrees, countersAgree, EXCHANGE } from './common';
 import { LABS } from './labs';
 
 test.use({ suiteLab: LABS.dr });
@@ -33,14 +33,14 @@ test('port mapping', statements('FWD-DR-001'), async () => {
 });
 
 for (const service of ['tcp4', 'udp6']) {
-  test(`${service}: the connection table agrees with the wire`, statements('FWD-COM-007'), async ({ requires, traffic, director, expectFlow }) => {
+  test(`${service}: the connection table agrees with the wire`, statements('FWD-COM-007', ...ACCOUNTED), async ({ requires, traffic, director, expectFlow }) => {
     requires({ method: 'dr', connections: true });
     await connectionTableAgrees(traffic, director, expectFlow, service);
   });
 }
 
 for (const service of ['tcp6', 'udp4']) {
-  test(`${service}: the counters agree with the wire`, statements('FWD-COM-008'), async ({ requires, traffic, director, expectFlow }) => {
+  test(`${service}: the counters agree with the wire`, statements('FWD-COM-008', ...ACCOUNTED), async ({ requires, traffic, director, expectFlow }) => {
     requires({ method: 'dr', stats: true });
     await countersAgree(traffic, director, expectFlow, service);
   });

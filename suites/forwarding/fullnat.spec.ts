@@ -4,7 +4,7 @@
 // server translated back, and the director's connection table and counters against the wire.
 import { test, statements } from '../fixtures';
 import { icmpErrorChecks } from '../../src/oracle/icmp';
-import { connectionTableAgrees, countersAgree, EXCHANGE } from './common';
+import { ACCOUNTED, connectionTableAgrees, countersAgree, EXCHANGE } from './common';
 import { LABS } from './labs';
 
 test.use({ suiteLab: LABS.fullnat });
@@ -30,21 +30,21 @@ for (const service of ['udp4', 'tcp6']) {
 }
 
 for (const [name, service] of [['icmp4', 'closed4'], ['icmp6', 'closed6']]) {
-  test(`${name}: port unreachable from a real server reaches the client translated`, statements('FWD-COM-001', 'FWD-COM-002', 'FWD-COM-003', 'FWD-COM-004', 'FWD-COM-005', 'FWD-FNAT-001', 'FWD-FNAT-005', 'FWD-FNAT-004'), async ({ traffic, expectFlow }) => {
+  test(`${name}: port unreachable from a real server reaches the client translated`, statements('FWD-COM-001', 'FWD-COM-002', 'FWD-COM-003', 'FWD-COM-004', 'FWD-COM-005', 'FWD-COM-009', 'FWD-FNAT-001', 'FWD-FNAT-005', 'FWD-FNAT-004'), async ({ traffic, expectFlow }) => {
     const run = await traffic.run(service, { timeoutMs: 2000 });
     await expectFlow.checks((cap) => run.flows.flatMap((f) => icmpErrorChecks(traffic.model, f, cap.packets)));
   });
 }
 
 for (const service of ['tcp4', 'udp6']) {
-  test(`${service}: the connection table agrees with the wire`, statements('FWD-COM-007'), async ({ requires, traffic, director, expectFlow }) => {
+  test(`${service}: the connection table agrees with the wire`, statements('FWD-COM-007', ...ACCOUNTED), async ({ requires, traffic, director, expectFlow }) => {
     requires({ method: 'fullnat', connections: true });
     await connectionTableAgrees(traffic, director, expectFlow, service);
   });
 }
 
 for (const service of ['tcp6', 'udp4']) {
-  test(`${service}: the counters agree with the wire`, statements('FWD-COM-008'), async ({ requires, traffic, director, expectFlow }) => {
+  test(`${service}: the counters agree with the wire`, statements('FWD-COM-008', ...ACCOUNTED), async ({ requires, traffic, director, expectFlow }) => {
     requires({ method: 'fullnat', stats: true });
     await countersAgree(traffic, director, expectFlow, service);
   });

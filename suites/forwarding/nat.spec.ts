@@ -3,7 +3,7 @@
 // real server translated back, and the director's connection table and counters against the wire.
 import { test, statements, knownFailure } from '../fixtures';
 import { icmpErrorChecks } from '../../src/oracle/icmp';
-import { connectionTableAgrees, countersAgree, EXCHANGE } from './common';
+import { ACCOUNTED, connectionTableAgrees, countersAgree, EXCHANGE } from './common';
 import { LABS } from './labs';
 
 test.use({ suiteLab: LABS.nat });
@@ -29,12 +29,12 @@ for (const service of ['tcp4', 'udp6']) {
   });
 }
 
-test('icmp4: port unreachable from a real server reaches the client translated', statements('FWD-COM-001', 'FWD-COM-002', 'FWD-COM-003', 'FWD-COM-004', 'FWD-COM-005', 'FWD-NAT-001', 'FWD-NAT-002', 'FWD-NAT-005'), async ({ traffic, expectFlow }) => {
+test('icmp4: port unreachable from a real server reaches the client translated', statements('FWD-COM-001', 'FWD-COM-002', 'FWD-COM-003', 'FWD-COM-004', 'FWD-COM-005', 'FWD-COM-009', 'FWD-NAT-001', 'FWD-NAT-002', 'FWD-NAT-005'), async ({ traffic, expectFlow }) => {
   const run = await traffic.run('closed4', { timeoutMs: 2000 });
   await expectFlow.checks((cap) => run.flows.flatMap((f) => icmpErrorChecks(traffic.model, f, cap.packets)));
 });
 
-test('icmp6: port unreachable from a real server reaches the client translated', statements('FWD-COM-001', 'FWD-COM-002', 'FWD-COM-003', 'FWD-COM-004', 'FWD-COM-005', 'FWD-NAT-001', 'FWD-NAT-002', 'FWD-NAT-005'), async ({ capabilities, traffic, expectFlow }) => {
+test('icmp6: port unreachable from a real server reaches the client translated', statements('FWD-COM-001', 'FWD-COM-002', 'FWD-COM-003', 'FWD-COM-004', 'FWD-COM-005', 'FWD-COM-009', 'FWD-NAT-001', 'FWD-NAT-002', 'FWD-NAT-005'), async ({ capabilities, traffic, expectFlow }) => {
   // The kernel's bug, wherever kernel IPVS forwards (the ipvs driver, an adapter over ipvsadm...).
   if (/\bIPVS\b/.test(capabilities?.implementation ?? '')) {
     knownFailure('kernel IPVS drops ICMPv6 errors from NAT real servers whose checksum the NIC did not validate: handle_response_icmp() '
@@ -45,14 +45,14 @@ test('icmp6: port unreachable from a real server reaches the client translated',
 });
 
 for (const service of ['tcp4', 'udp6']) {
-  test(`${service}: the connection table agrees with the wire`, statements('FWD-COM-007'), async ({ requires, traffic, director, expectFlow }) => {
+  test(`${service}: the connection table agrees with the wire`, statements('FWD-COM-007', ...ACCOUNTED), async ({ requires, traffic, director, expectFlow }) => {
     requires({ method: 'nat', connections: true });
     await connectionTableAgrees(traffic, director, expectFlow, service);
   });
 }
 
 for (const service of ['tcp6', 'udp4']) {
-  test(`${service}: the counters agree with the wire`, statements('FWD-COM-008'), async ({ requires, traffic, director, expectFlow }) => {
+  test(`${service}: the counters agree with the wire`, statements('FWD-COM-008', ...ACCOUNTED), async ({ requires, traffic, director, expectFlow }) => {
     requires({ method: 'nat', stats: true });
     await countersAgree(traffic, director, expectFlow, service);
   });

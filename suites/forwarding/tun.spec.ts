@@ -6,7 +6,7 @@ import { test, statements, notApplicable } from '../fixtures';
 import type { RunningLab } from '../../src/backend/types';
 import { tooBigChecks, tunnelRelayChecks } from '../../src/oracle/icmp';
 import { exchangeChecks } from '../../src/oracle/flow-checks';
-import { connectionTableAgrees, countersAgree, EXCHANGE } from './common';
+import { ACCOUNTED, connectionTableAgrees, countersAgree, EXCHANGE } from './common';
 import { LABS } from './labs';
 
 test.use({ suiteLab: LABS.tun });
@@ -90,14 +90,14 @@ for (const encap of ENCAPS) {
 }
 
 for (const service of ['gre-tcp6', 'ipip-udp4']) {
-  test(`${service}: the connection table agrees with the wire`, statements('FWD-COM-007'), async ({ requires, traffic, director, expectFlow }) => {
+  test(`${service}: the connection table agrees with the wire`, statements('FWD-COM-007', ...ACCOUNTED), async ({ requires, traffic, director, expectFlow }) => {
     requires({ method: 'tun', connections: true });
     await connectionTableAgrees(traffic, director, expectFlow, service, traffic.service(service).realServers.length);
   });
 }
 
 for (const service of ['gue-tcp6', 'gre-udp4']) {
-  test(`${service}: the counters agree with the wire`, statements('FWD-COM-008'), async ({ requires, traffic, director, expectFlow }) => {
+  test(`${service}: the counters agree with the wire`, statements('FWD-COM-008', ...ACCOUNTED), async ({ requires, traffic, director, expectFlow }) => {
     requires({ method: 'tun', stats: true });
     await countersAgree(traffic, director, expectFlow, service);
   });

@@ -1,0 +1,319 @@
+// Packet accounting: every packet captured during a test, on every link, is explained — expected by the
+// oracle (and then once: a second copy of a packet the method prescribes once is a duplicate), in a
+// declared background class (ARP, neighbour discovery... see background.ts), a consequence of an earlier
+// unexpected packet (the receiver's reaction to it, or that reaction forwarded), or unexpected. The first
+// causes fail the test; their consequences are reported as such and blame nobody.
+//
+// Pure and data-only: the inputs (explainers as packet expectations, background classes as layer
+// patterns) are saved in the run directory, so `vslab replay` re-decides the accounting from the pcap.
+import { diffPacket, evaluateExpectation, type ExpectedLayer, type PacketExpectation } from '../packet/expect';
+import type { DecodedPacket, Layer, TcpLayer } from '../packet/layers';
+
+/** Statement an unexplained packet on a link no flow of the test crosses breaks. */
+export const OFF_PATH_STATEMENT = 'FWD-COM-001';
+/** Statement a duplicate or any other packet nobody asked for breaks. */
+export const EXTRA_STATEMENT = 'FWD-COM-009';
+
+/** Packets that legitimately appear in a lab besides the flows: declared, counted, never silently ignored. */
+export interface BackgroundClass {
+  name: string;
+  /** Why such packets are legitimate. */
+  why: string;
+  /** Who declared it: "vslab" (built in) or the director driver ("driver ipvs"). */
+  declaredBy: string;
+  /** A packet belongs to the class when it matches any of these (expected-layer form; fields left out are not compared). */
+  patterns: ExpectedLayer[][];
+}
+
+/** A packet expectation that explains the packets it matches. */
+export interface Explainer {
+  expectation: PacketExpectation;
+  /** once: it stands for exactly one packet (every further match is a duplicate); many: for any number. */
+  once: boolean;
+  /** Frame index of the originator's packet it was carried from (seeded expectations). */
+  origin?: number;
+}
+
+export type PacketClass = 'expected' | 'background' | 'consequence' | 'unexpected';
+
+export interface PacketAccount {
+  /** Frame number in the test's capture (0-based index). */
+  index: number;
+  link: string;
+  ts: string;
+  class: PacketClass;
+  summary: string;
+  /** expected: the explainer that took it. */
+  explainer?: string;
+  /** background: the class. */
+  background?: string;
+  /** unexpected: what is wrong with it, and the statement it breaks. */
+  kind?: 'duplicate' | 'unprescribed' | 'off-path';
+  /** duplicate: the frame the explainer took first. */
+  duplicateOf?: number;
+  statement?: string;
+  /** consequence: the unexpected packet it follows from (transitively the first cause) and how. */
+  consequenceOf?: number;
+  cause?: number;
+  how?: string;
+}
+
+export interface Accounting {
+  ok: boolean;
+  total: number;
+  counts: { expected: number; consequence: number; unexpected: number; background: Record<string, number> };
+  /** Unexpected packets that are not consequences of another: what the test fails on. */
+  causes: PacketAccount[];
+  consequences: PacketAccount[];
+  reason: string;
+}
+
+// ---- helpers over decoded packets ----------------------------------------------------------------
+
+interface Inner {
+  src: string;
+  dst: string;
+  proto: string;
+  sport?: number;
+  dport?: number;
+  l4?: Layer;
+}
+
+/** The innermost (non-quoted) IP header and what follows it. */
+function innerOf(p: DecodedPacket): Inner | undefined {
+  let idx = -1;
+  p.layers.forEach((l, k) => {
+    if ((l.type === 'ipv4' || l.type === 'ipv6') && !l.quoted) idx = k;
+  });
+  if (idx < 0) return undefined;
+  const ip = p.layers[idx] as Extract<Layer, { type: 'ipv4' | 'ipv6' }>;
+  const l4 = p.layers[idx + 1];
+  const ports = l4 && (l4.type === 'tcp' || l4.type === 'udp') ? { sport: l4.sport, dport: l4.dport } : {};
+  return { src: ip.src, dst: ip.dst, proto: l4?.type ?? 'none', ...ports, l4 };
+}
+
+function tcpOf(p: DecodedPacket): TcpLayer | undefined {
+  const i = innerOf(p);
+  return i?.l4?.type === 'tcp' ? i.l4 : undefined;
+}
+
+function nodeOfLink(link: string): string {
+  return link.split(':')[0];
+}
+
+function tsNum(ts: string | undefined): number {
+  if (!ts) return 0;
+  const [s, n = '0'] = ts.split('.');
+  return Number(s) + Number(n.padEnd(9, '0')) / 1e9;
+}
+
+/** One line: link, addresses, ports, flags. */
+export function packetSummary(p: DecodedPacket): string {
+  const i = innerOf(p);
+  const ep = (a: string, port?: number) => (port === undefined ? a : a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`);
+  if (!i) {
+    const arp = p.layers.find((l) => l.type === 'arp');
+    if (arp && arp.type === 'arp') return `arp ${arp.op === 1 ? 'who-has' : 'reply'} ${arp.pdst} from ${arp.psrc}`;
+    return p.layers.map((l) => l.type).join('/');
+  }
+  const outer = p.layers.filter((l) => (l.type === 'ipv4' || l.type === 'ipv6') && !l.quoted).length > 1 ? 'tunnelled ' : '';
+  const t = i.l4?.type === 'tcp' ? ` [${i.l4.flags}] seq ${i.l4.seq} ack ${i.l4.ack} len ${i.l4.payloadLen}` : i.l4?.type === 'icmp' || i.l4?.type === 'icmpv6' ? ` ${i.l4.type} type ${i.l4.icmpType} code ${i.l4.code}` : '';
+  return `${outer}${i.proto} ${ep(i.src, i.sport)} > ${ep(i.dst, i.dport)}${t}`;
+}
+
+/** Transport content that survives forwarding (addresses and ports may be rewritten): identifies a packet forwarded on. */
+function contentKey(p: DecodedPacket): string | undefined {
+  const i = innerOf(p);
+  if (!i?.l4) return undefined;
+  if (i.l4.type === 'tcp') return `tcp ${i.l4.flags} ${i.l4.seq} ${i.l4.ack} ${i.l4.payloadLen}`;
+  const pl = p.layers[p.layers.length - 1];
+  if (i.l4.type === 'udp') return `udp ${i.l4.len} ${pl.type === 'payload' ? pl.data : ''}`;
+  return undefined;
+}
+
+function bareAck(p: DecodedPacket): boolean {
+  const t = tcpOf(p);
+  return !!t && t.payloadLen === 0 && !/[SFR]/.test(t.flags);
+}
+
+/** A TCP segment that only reacts to having received something twice or out of place. */
+function isReactionShaped(p: DecodedPacket, earlier: DecodedPacket[]): boolean {
+  const t = tcpOf(p);
+  if (!t || t.payloadLen > 0) return false;
+  if (t.flags.includes('R')) return true;
+  // D-SACK (RFC 2883): a SACK block below the acknowledgement number reports a duplicate.
+  if (t.options.some((o) => o.name === 'sack' && o.blocks?.some(([l]) => ((t.ack - l) >>> 0) > 0 && ((t.ack - l) >>> 0) < 0x80000000))) return true;
+  // The same segment again (a retransmitted SYN-ACK answering a second SYN, a repeated ACK).
+  return earlier.some((e) => {
+    const u = tcpOf(e);
+    return !!u && u.sport === t.sport && u.dport === t.dport && u.flags === t.flags && u.seq === t.seq && u.ack === t.ack && u.payloadLen === 0;
+  });
+}
+
+function matchesPattern(p: DecodedPacket, pattern: ExpectedLayer[]): boolean {
+  return diffPacket(pattern, p).mismatches === 0;
+}
+
+// ---- the accounting ------------------------------------------------------------------------------
+
+export interface AccountInput {
+  packets: DecodedPacket[];
+  links: string[];
+  explainers: Explainer[];
+  background: BackgroundClass[];
+}
+
+export function accountPackets(input: AccountInput): Accounting {
+  const packets = input.packets.filter((p) => p.index !== undefined && p.link !== undefined);
+  const byIndex = new Map(packets.map((p) => [p.index!, p]));
+  const account = new Map<number, PacketAccount>();
+
+  // Which explainers match which packets.
+  const onceMatches: Array<{ e: Explainer; matched: number[] }> = [];
+  const many = new Map<number, string>();
+  const onceOf = new Map<number, Explainer[]>();
+  const linksWithExplainers = new Set<string>();
+  for (const e of input.explainers) {
+    linksWithExplainers.add(e.expectation.link);
+    const r = evaluateExpectation({ ...e.expectation, mode: 'present', count: undefined }, packets, input.links);
+    const matched = r.matched.map((m) => m.index!).filter((i) => i !== undefined);
+    if (e.once) {
+      onceMatches.push({ e, matched });
+      for (const i of matched) onceOf.set(i, [...(onceOf.get(i) ?? []), e]);
+    } else for (const i of matched) if (!many.has(i)) many.set(i, e.expectation.id);
+  }
+  // Each once-explainer takes one packet: the most constrained first, each the earliest still free.
+  onceMatches.sort((a, b) => a.matched.length - b.matched.length || tsNum(byIndex.get(a.matched[0])?.ts) - tsNum(byIndex.get(b.matched[0])?.ts));
+  const takenBy = new Map<number, string>();
+  const tookFirst = new Map<string, number>();
+  for (const { e, matched } of onceMatches) {
+    const free = matched.filter((i) => !takenBy.has(i)).sort((a, b) => tsNum(byIndex.get(a)!.ts) - tsNum(byIndex.get(b)!.ts))[0];
+    if (free === undefined) continue;
+    takenBy.set(free, e.expectation.id);
+    tookFirst.set(e.expectation.id, free);
+  }
+
+  for (const p of packets) {
+    const base = { index: p.index!, link: p.link!, ts: p.ts ?? '', summary: packetSummary(p) };
+    const taken = takenBy.get(p.index!);
+    if (taken) { account.set(p.index!, { ...base, class: 'expected', explainer: taken }); continue; }
+    const once = onceOf.get(p.index!);
+    if (once?.length) {
+      const first = tookFirst.get(once[0].expectation.id);
+      account.set(p.index!, { ...base, class: 'unexpected', kind: 'duplicate', duplicateOf: first, statement: EXTRA_STATEMENT, explainer: once[0].expectation.id });
+      continue;
+    }
+    const m = many.get(p.index!);
+    if (m) { account.set(p.index!, { ...base, class: 'expected', explainer: m }); continue; }
+    const bg = input.background.find((c) => c.patterns.some((pat) => matchesPattern(p, pat)));
+    if (bg) { account.set(p.index!, { ...base, class: 'background', background: bg.name }); continue; }
+    const offPath = !linksWithExplainers.has(p.link!);
+    account.set(p.index!, { ...base, class: 'unexpected', kind: offPath ? 'off-path' : 'unprescribed', statement: offPath ? OFF_PATH_STATEMENT : EXTRA_STATEMENT });
+  }
+
+  markConsequences(packets, account, input.explainers, takenBy);
+
+  const all = [...account.values()].sort((a, b) => tsNum(a.ts) - tsNum(b.ts) || a.index - b.index);
+  const causes = all.filter((a) => a.class === 'unexpected');
+  const consequences = all.filter((a) => a.class === 'consequence');
+  const background: Record<string, number> = {};
+  for (const a of all) if (a.class === 'background') background[a.background!] = (background[a.background!] ?? 0) + 1;
+  const counts = { expected: all.filter((a) => a.class === 'expected').length, consequence: consequences.length, unexpected: causes.length, background };
+  const bgText = Object.entries(background).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+  const reason = causes.length
+    ? `${causes.length} unexpected packet(s) (first: #${causes[0].index} on ${causes[0].link}, ${causes[0].kind}: ${causes[0].summary})${consequences.length ? ` and ${consequences.length} consequence(s) of them` : ''}; `
+      + `${counts.expected} expected, background: ${bgText}`
+    : `all ${all.length} packet(s) explained: ${counts.expected} expected, background: ${bgText}${consequences.length ? `, ${consequences.length} consequence(s)` : ''}`;
+  return { ok: causes.length === 0, total: all.length, counts, causes, consequences, reason };
+}
+
+/**
+ * Marks what follows from unexpected packets: the same frame at the other end of its wire, the receiver's
+ * reaction to it (a duplicate ACK / D-SACK, a repeated SYN-ACK, a reset, or any unexplained answer), and
+ * such a reaction forwarded on by the director. Iterated until nothing changes; each keeps its first cause.
+ */
+function markConsequences(packets: DecodedPacket[], account: Map<number, PacketAccount>, explainers: Explainer[], takenBy: Map<number, string>): void {
+  const sorted = [...packets].sort((a, b) => tsNum(a.ts) - tsNum(b.ts) || a.index! - b.index!);
+  const frameKey = new Map(sorted.map((p) => [p.index!, JSON.stringify(p.layers)]));
+  const explainersByOrigin = new Map<number, string[]>();
+  for (const e of explainers) if (e.origin !== undefined) explainersByOrigin.set(e.origin, [...(explainersByOrigin.get(e.origin) ?? []), e.expectation.id]);
+  const reacted = new Set<number>();
+  const forwardedBy = (tp: DecodedPacket) => {
+    const key = contentKey(tp);
+    return !!key && sorted.some((p) => p.link !== tp.link && nodeOfLink(p.link!) === nodeOfLink(tp.link!) && contentKey(p) === key && tsNum(p.ts) >= tsNum(tp.ts));
+  };
+  const sentOn = (tp: DecodedPacket) => sorted.some((p) => p.link !== tp.link && frameKey.get(p.index!) === frameKey.get(tp.index!) && tsNum(p.ts) >= tsNum(tp.ts) && tsNum(p.ts) - tsNum(tp.ts) < 1);
+  const isTrigger = (a: PacketAccount) => a.class === 'unexpected' || a.class === 'consequence';
+  const mark = (p: DecodedPacket, t: PacketAccount, how: string) => {
+    const a = account.get(p.index!)!;
+    if (a.class === 'consequence' || a.index === t.index) return false;
+    account.set(a.index, { index: a.index, link: a.link, ts: a.ts, summary: a.summary, class: 'consequence', consequenceOf: t.index, cause: t.cause ?? t.index, how, ...(a.explainer ? { explainer: a.explainer } : {}) });
+    return true;
+  };
+  for (let changed = true, rounds = 0; changed && rounds < 20; rounds++) {
+    changed = false;
+    for (const tp of sorted) {
+      const t = account.get(tp.index!)!;
+      if (!isTrigger(t)) continue;
+      const tt = tsNum(tp.ts);
+      const ti = innerOf(tp);
+      const key = contentKey(tp);
+      for (const p of sorted) {
+        if (p.index === tp.index) continue;
+        const a = account.get(p.index!)!;
+        if (a.class === 'consequence' || a.class === 'background') continue;
+        const pt = tsNum(p.ts);
+        if (pt < tt) continue;
+        // The same frame at the other end of its wire.
+        if (a.class === 'unexpected' && p.link !== tp.link && frameKey.get(p.index!) === frameKey.get(tp.index!) && pt - tt < 1) {
+          changed = mark(p, t, `the same frame as #${t.index}, seen on ${p.link}`) || changed;
+          continue;
+        }
+        // Forwarded on: an unexplained packet with the trigger's transport content on another link. A
+        // duplicate stays a cause: a second copy of a prescribed packet is made by whoever sent it twice.
+        if (a.class === 'unexpected' && a.kind !== 'duplicate' && key && p.link !== tp.link && contentKey(p) === key) {
+          changed = mark(p, t, `#${t.index} forwarded onto ${p.link}`) || changed;
+          continue;
+        }
+        // Seeded expectations carried from a consequence: its forwarded copies follow from it too.
+        if (a.class === 'expected' && t.class === 'consequence' && a.explainer && (explainersByOrigin.get(tp.index!) ?? []).includes(takenBy.get(p.index!) ?? '')) {
+          changed = mark(p, t, `#${t.index} forwarded onto ${p.link}`) || changed;
+        }
+      }
+      // The receiver's reaction: the first packet its node sends back on the same flow afterwards. The
+      // sender's end of a wire (the same frame seen again further on) receives nothing.
+      // Nor does a node that forwards it (a router, the director): the answer comes from the endpoint. A
+      // bare ACK gets no answer from TCP.
+      if (reacted.has(tp.index!) || !ti || ti.sport === undefined || sentOn(tp) || forwardedBy(tp) || bareAck(tp)) continue;
+      const node = nodeOfLink(tp.link!);
+      const sent: DecodedPacket[] = [];
+      for (const p of sorted) {
+        if (nodeOfLink(p.link!) !== node) continue;
+        const pi = innerOf(p);
+        if (!pi || pi.src !== ti.dst || pi.dst !== ti.src || pi.sport !== ti.dport || pi.dport !== ti.sport) continue;
+        if (tsNum(p.ts) <= tt) { sent.push(p); continue; }
+        const a = account.get(p.index!)!;
+        if (a.class === 'consequence' || a.class === 'background') continue;
+        if (a.class === 'unexpected' || isReactionShaped(p, sent)) {
+          reacted.add(tp.index!);
+          changed = mark(p, t, `${node}'s answer to #${t.index}`) || changed;
+          break;
+        }
+        sent.push(p);
+      }
+    }
+  }
+}
+
+/** Lines describing an accounting for a report: the causes with link and frame, then the consequences. */
+export function renderAccounting(a: Accounting, max = 8): string {
+  const lines = [`packet accounting: ${a.ok ? 'PASS' : 'FAIL'} — ${a.reason}`];
+  for (const c of a.causes.slice(0, max)) {
+    const what = c.kind === 'duplicate' ? `duplicate of #${c.duplicateOf} (${c.explainer} expects it once)` : c.kind === 'off-path' ? 'on a link no flow of the test crosses' : 'no flow prescribes it';
+    lines.push(`  UNEXPECTED #${c.index} on ${c.link} at ${c.ts} [${c.statement}]: ${what}: ${c.summary}`);
+  }
+  if (a.causes.length > max) lines.push(`  … ${a.causes.length - max} more unexpected`);
+  for (const c of a.consequences.slice(0, max)) lines.push(`  consequence #${c.index} on ${c.link}: ${c.how} (first cause #${c.cause}): ${c.summary}`);
+  if (a.consequences.length > max) lines.push(`  … ${a.consequences.length - max} more consequences`);
+  return lines.join('\n');
+}
