@@ -92,6 +92,7 @@ interface VmModule {
   upVmLab(model: LabModel, opts: Record<string, unknown>): Promise<RunningLab & { guest: unknown }>;
   realisePlanInGuest(guest: unknown, model: LabModel, name: string): Promise<void>;
   removeLabFromGuest(guest: unknown, name: string): Promise<void>;
+  labNamespacesInGuest(guest: unknown, name: string): Promise<string[]>;
   VmLab: new (name: string, model: LabModel, readyMs: number, guest: unknown) => RunningLab;
   VmGuest: { attach(runDir: string): Promise<VmGuestLike> };
 }
@@ -166,6 +167,12 @@ export class LabPool {
         progress(`${model.name}: taking up the lab prepared earlier in this VM`);
         const noted = JSON.parse(fs.readFileSync(marker, 'utf8')) as { fault?: AppliedFault };
         return adoptPreparedLab(lab, { director: this.opts.director, fault: noted.fault, startedAt: t0 });
+      }
+      // No marker but the lab's namespaces are there: a worker was stopped while building it (a test's
+      // timeout ends the worker, and no rollback runs in a killed process). Start from a clean guest.
+      if ((await vm.labNamespacesInGuest(guest, model.name)).length) {
+        progress(`${model.name}: removing a half-built copy a stopped worker left in the VM`);
+        await vm.removeLabFromGuest(guest, model.name);
       }
       progress(`building ${model.name} in the run's VM`);
       const prepared = await this.orRemoveFromGuest(vm, guest, model.name, async () => {

@@ -7,13 +7,14 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { VmGuest, labNamespacesInGuest } from '../../src/backend/vm';
+import { VmGuest, labNamespacesInGuest, realisePlanInGuest } from '../../src/backend/vm';
 import { LabPool, LabUnavailableError } from '../../src/runner/labs';
 import { bootRunVms, destroyRunVms, type RunVm } from '../../src/runner/vms';
 import { loadTopologyFile } from '../../src/topology/load';
 
 const REPO = path.join(__dirname, '..', '..');
 const NAT = path.join(REPO, 'suites/forwarding/topologies/nat.yaml');
+const DR = path.join(REPO, 'suites/forwarding/topologies/dr.yaml');
 const LAB = loadTopologyFile(NAT).name;
 const FAILING = 'no-such-fault-on-purpose';
 
@@ -95,6 +96,26 @@ test.describe('in the run\'s shared VM', () => {
       expect(p.responders.size).toBeGreaterThan(0);
     } finally {
       await next.close();
+    }
+  });
+
+  test('a lab a stopped worker left half-built in the VM is rebuilt, not refused with "File exists"', async () => {
+    const model = loadTopologyFile(DR);
+    const guest = await VmGuest.attach(vms[0].runDir);
+    try {
+      // What a worker killed by a test timeout leaves: the namespaces, and no note that the lab was prepared.
+      await realisePlanInGuest(guest, model, model.name);
+      expect((await labNamespacesInGuest(guest, model.name)).length).toBeGreaterThan(0);
+    } finally {
+      guest.detach();
+    }
+    const pool = new LabPool({ backend: 'vm', director: 'ipvs', sharedVm: vms[0], recordDir: path.join(dir, 'c') });
+    try {
+      const p = await pool.get({ topology: DR });
+      expect(p.directors.size).toBe(1);
+      expect(p.responders.size).toBeGreaterThan(0);
+    } finally {
+      await pool.close();
     }
   });
 });

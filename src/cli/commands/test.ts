@@ -6,7 +6,7 @@ import type { BackendKind } from '../../backend/types';
 import { listFaults } from '../../director/faults';
 import { EXTERNAL_PREFIX, resolveAdapter } from '../../director/external';
 import { DIRECTOR_NAMES, directorDriver, isDirectorName, type DirectorKind } from '../../director/registry';
-import { defaultBackend, hostHasIpvs } from '../../runner/env';
+import { defaultBackend } from '../../runner/env';
 import { MATRIX_FILE, matrixPassed, parseKernelList, renderKernelMatrix, runKernelMatrix, type MatrixKernel } from '../../runner/kernel-matrix';
 import { mutationPassed, renderMutation, runMutation } from '../../runner/mutation';
 import { renderKtap } from '../../runner/ktap';
