@@ -9,6 +9,7 @@ import type { RunningLab } from '../backend/types';
 import { nodeOf, routedPath, routeLookup } from '../oracle/route';
 import { canonical, contains, familyOf, nthAddr, parsePrefix, type Prefix } from '../topology/addr';
 import type { Family, ForwardingMethod, LabModel, NodeModel, ServiceModel } from '../topology/model';
+import { HA_FAULTS } from '../ha/faults';
 
 export interface FaultAction {
   node: string;
@@ -27,6 +28,8 @@ export interface FaultDefinition {
   targets: string[];
   /** Forwarding methods whose labs it changes (suite files are named after them). */
   methods: ForwardingMethod[];
+  /** Other suite files (by name without .spec.ts) whose labs it changes, e.g. "ha". */
+  suiteFiles?: string[];
   /** The actions that sabotage this lab; empty when the fault does not concern it. */
   plan(model: LabModel): FaultAction[];
 }
@@ -481,6 +484,9 @@ export const FAULTS: FaultDefinition[] = [
     })), 'TCP window rewritten')),
   },
 ];
+
+// The HA suite's faults (src/ha/faults.ts) are listed and applied like the forwarding ones.
+FAULTS.push(...HA_FAULTS);
 
 export function faultByName(name: string): FaultDefinition {
   const f = FAULTS.find((x) => x.name === name);
