@@ -135,44 +135,54 @@ export class HaGroup {
     }
   }
 
-  /** A crashed director: its links go down first (nothing more leaves it), then keepalived dies without a word. */
+  /**
+   * Cuts every link of a node at its own end: all frames in and out dropped (netdev ingress and egress), as
+   * a pulled cable would, while the captures on its interfaces keep running (a link set down would end them).
+   */
+  private cutScript(node: string, ifaces: string[], table: string): string {
+    const chains = ifaces.flatMap((i) => (['ingress', 'egress'] as const).map((h) => `chain ${h}_${i} { type filter hook ${h} device "${i}" priority -500; policy drop; }`));
+    return `nft -f - <<'EOF'\ntable netdev ${table} {\n${chains.map((c) => `  ${c}`).join('\n')}\n}\nEOF`;
+  }
+
+  private ifacesOf(node: string): string[] {
+    return this.lab.model.nodes.find((n) => n.name === node)!.interfaces.map((i) => i.name);
+  }
+
+  /** A crashed director: nothing enters or leaves it any more, then its keepalived dies without a word. */
   async killDirector(name: string): Promise<number> {
+    this.director(name);
     const node = this.lab.node(name);
-    const ifaces = this.lab.model.nodes.find((n) => n.name === name)!.interfaces.map((i) => i.name);
     const dir = RUN_DIR(this.lab.name, name);
-    const script = [...ifaces.map((i) => `ip link set dev ${i} down`), `for f in ${dir}/*.pid; do [ -f "$f" ] && kill -9 $(cat "$f") 2>/dev/null; done; true`].join(' && ');
+    const script = `${this.cutScript(name, this.ifacesOf(name), 'vslab_ha_down')}\nfor f in ${dir}/*.pid; do [ -f "$f" ] && kill -9 $(cat "$f") 2>/dev/null; done; true`;
     const at = await stamped(this.lab, node, script, 'killing the director');
     this.keepalived.get(name)?.kill('SIGKILL');
     this.keepalived.delete(name);
-    this.actions.push({ action: 'kill-director', target: name, at, command: script });
+    this.actions.push({ action: 'kill-director', target: name, at, command: `cut every link of ${name} (nft netdev drop), kill -9 keepalived` });
     return at;
   }
 
-  /** The director comes back: links up, keepalived started again (it joins as backup; preemption decides). */
+  /** The director comes back: links restored, keepalived started again (it joins as backup; preemption decides). */
   async restoreDirector(name: string): Promise<number> {
-    const node = this.lab.node(name);
-    const ifaces = this.lab.model.nodes.find((n) => n.name === name)!.interfaces.map((i) => i.name);
-    await must(node, ['sh', '-c', ifaces.map((i) => `ip link set dev ${i} up`).join(' && ')], 'bringing links up');
+    await must(this.lab.node(name), ['nft', 'delete', 'table', 'netdev', 'vslab_ha_down'], 'restoring the links');
     return this.startDirector(name, 'restore-director');
   }
 
-  private realServerIface(rs: string): string {
+  private realServer(rs: string): string {
     const n = this.lab.model.nodes.find((x) => x.name === rs);
     if (!n || n.role !== 'real-server') throw new Error(`"${rs}" is not a real server of lab ${this.lab.name}`);
-    return n.interfaces[0].name;
+    return n.name;
   }
 
-  /** A real server fails: its link goes down (no answer, no reset). */
+  /** A real server fails: its links are cut (no answer, no reset). */
   async failRealServer(rs: string): Promise<number> {
-    const cmd = `ip link set dev ${this.realServerIface(rs)} down`;
-    const at = await stamped(this.lab, this.lab.node(rs), cmd, 'failing the real server');
-    this.actions.push({ action: 'fail-real-server', target: rs, at, command: cmd });
+    const at = await stamped(this.lab, this.lab.node(this.realServer(rs)), this.cutScript(rs, this.ifacesOf(rs), 'vslab_ha_down'), 'failing the real server');
+    this.actions.push({ action: 'fail-real-server', target: rs, at, command: `cut every link of ${rs} (nft netdev drop)` });
     return at;
   }
 
   async restoreRealServer(rs: string): Promise<number> {
-    const cmd = `ip link set dev ${this.realServerIface(rs)} up`;
-    const at = await stamped(this.lab, this.lab.node(rs), cmd, 'restoring the real server');
+    const cmd = 'nft delete table netdev vslab_ha_down';
+    const at = await stamped(this.lab, this.lab.node(this.realServer(rs)), cmd, 'restoring the real server');
     this.actions.push({ action: 'restore-real-server', target: rs, at, command: cmd });
     return at;
   }
@@ -205,19 +215,17 @@ export class HaGroup {
     return this.drain(rs, -1);
   }
 
-  /** Cuts the sync segment (every director's interface on it goes down); VRRP continues on its own segment. */
+  /** Cuts the sync segment at every director; VRRP continues on its own segment. */
   async partitionSync(up = false): Promise<number> {
     if (!this.ha.sync) throw new Error('the ha group has no connection sync to partition');
     if (this.ha.sync.segment === this.ha.segment) throw new Error(`sync runs over the VRRP segment "${this.ha.segment}": partitioning it would partition VRRP too`);
     let first = 0;
-    const cmds: string[] = [];
     for (const d of this.ha.directors) {
-      const cmd = `ip link set dev ${d.syncIface} ${up ? 'up' : 'down'}`;
+      const cmd = up ? 'nft delete table netdev vslab_ha_partition' : this.cutScript(d.node, [d.syncIface], 'vslab_ha_partition');
       const at = await stamped(this.lab, this.lab.node(d.node), cmd, up ? 'healing the sync link' : 'partitioning the sync link');
       first ||= at;
-      cmds.push(`${d.node}: ${cmd}`);
     }
-    this.actions.push({ action: up ? 'heal-sync' : 'partition-sync', target: this.ha.sync.segment, at: first, command: cmds.join('; ') });
+    this.actions.push({ action: up ? 'heal-sync' : 'partition-sync', target: this.ha.sync.segment, at: first, command: `${up ? 'restore' : 'cut'} ${this.ha.directors.map((d) => `${d.node}:${d.syncIface}`).join(', ')}` });
     return first;
   }
 

@@ -30,6 +30,10 @@ export interface TestResult {
   capture?: string;
   expectations?: string;
   notes?: string[];
+  /** Measured figures the test recorded (HA suite: failoverMs, flowsKept, flowsTotal, maxGapMs, packetsLost). */
+  figures?: Record<string, number | null>;
+  /** Timestamped actions the test took on the lab. */
+  events?: Array<{ at: number; what: string }>;
 }
 
 export interface StatementResult {
@@ -164,6 +168,7 @@ export function buildResults(report: PwReport, opts: BuildOptions): RunResults {
         ...(fs.existsSync(path.join(dir, CAPTURE_FILE)) ? { capture: path.join(id, CAPTURE_FILE) } : {}),
         ...(fs.existsSync(path.join(dir, EXPECTATIONS_FILE)) ? { expectations: path.join(id, EXPECTATIONS_FILE) } : {}),
         ...(notes.length ? { notes } : {}),
+        ...(checks?.figures ? { figures: checks.figures } : {}), ...(checks?.events ? { events: checks.events } : {}),
       });
     }
   }

@@ -243,6 +243,10 @@ export interface ChecksFile {
   lab?: string;
   fault?: string;
   notes: string[];
+  /** Measured figures (HA suite: failoverMs, flowsKept, flowsTotal, maxGapMs, packetsLost). */
+  figures?: Record<string, number | null>;
+  /** Timestamped actions the test took on the lab (wall clock of the lab machine, ms). */
+  events?: Array<{ at: number; what: string }>;
 }
 
 export class CheckFailure extends Error {
@@ -253,6 +257,8 @@ export class TestRecord {
   private readonly checks: OracleCheck[] = [];
   private readonly results: ExpectationResult[] = [];
   readonly notes: string[] = [];
+  readonly figures: Record<string, number | null> = {};
+  readonly events: Array<{ at: number; what: string }> = [];
   lab?: string;
   fault?: string;
   guePort?: number;
@@ -303,7 +309,8 @@ export class TestRecord {
     const statements: Record<string, 'passed' | 'failed'> = {};
     for (const s of this.declared) statements[s] = 'passed';
     for (const r of records) for (const s of r.broken) statements[s] = 'failed';
-    const f: ChecksFile = { version: 1, testId: this.testId, title: this.title, file: this.file, declared: this.declared, checks: records, statements, lab: this.lab, fault: this.fault, notes: this.notes };
+    const f: ChecksFile = { version: 1, testId: this.testId, title: this.title, file: this.file, declared: this.declared, checks: records, statements, lab: this.lab, fault: this.fault, notes: this.notes,
+      ...(Object.keys(this.figures).length ? { figures: this.figures } : {}), ...(this.events.length ? { events: this.events } : {}) };
     fs.writeFileSync(path.join(this.dir, CHECKS_FILE), JSON.stringify(f, null, 2) + '\n');
   }
 }
