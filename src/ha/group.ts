@@ -66,7 +66,19 @@ export class HaGroup {
 
   /** Writes each director's keepalived.conf, sets the sync sysctls and starts keepalived everywhere. */
   async start(): Promise<void> {
-    for (const d of this.ha.directors) await this.startDirector(d.node, 'start-director');
+    for (const d of this.ha.directors) {
+      // A keepalived an earlier test worker started in the run's shared VM is kept (restarting it would
+      // flush IPVS and re-elect); a dead one is started again.
+      if (await this.running(d.node)) continue;
+      await this.startDirector(d.node, 'start-director');
+    }
+  }
+
+  /** keepalived of this lab runs on the director (its pid file names a live process). */
+  private async running(name: string): Promise<boolean> {
+    const dir = RUN_DIR(this.lab.name, name);
+    const r = await this.lab.node(name).exec(['sh', '-c', `[ -f ${dir}/keepalived.pid ] && kill -0 $(cat ${dir}/keepalived.pid)`]);
+    return r.code === 0;
   }
 
   private async startDirector(name: string, action: HaActionKind): Promise<number> {
@@ -79,7 +91,9 @@ export class HaGroup {
       const s = this.ha.sync;
       await must(node, ['sh', '-c', `modprobe ip_vs 2>/dev/null; echo "${s.threshold} ${s.period}" > /proc/sys/net/ipv4/vs/sync_threshold`], 'setting net.ipv4.vs.sync_threshold');
     }
-    const at = await stamped(this.lab, node, 'true', 'reading the clock');
+    // Whatever is left of an earlier keepalived of this director goes first (all of its processes at once,
+    // so the parent cannot respawn a child).
+    const at = await stamped(this.lab, node, `kill -9 $(cat ${dir}/*.pid 2>/dev/null) 2>/dev/null; rm -f ${dir}/*.pid; true`, 'clearing an earlier keepalived');
     const proc = node.spawn(['keepalived', '--dont-fork', '--log-console', '--log-detail', '--use-file', `${dir}/keepalived.conf`,
       '--pid', `${dir}/keepalived.pid`, '--vrrp_pid', `${dir}/vrrp.pid`, '--checkers_pid', `${dir}/checkers.pid`]);
     let log = '';
@@ -102,8 +116,9 @@ export class HaGroup {
     const out: string[] = [];
     const vip = this.ha.vips[0].split('/')[0];
     for (const d of this.ha.directors) {
-      const r = await this.lab.node(d.node).exec(['ip', '-o', 'addr', 'show', 'dev', d.vrrpIface]);
-      if (r.code === 0 && r.stdout.split(/\s+/).some((w) => w.split('/')[0] === vip)) out.push(d.node);
+      // A killed director keeps the address on its interface, but nothing reaches it: it holds nothing.
+      const r = await this.lab.node(d.node).exec(['sh', '-c', `nft list table netdev vslab_ha_down >/dev/null 2>&1 && echo DOWN; ip -o addr show dev ${d.vrrpIface}`]);
+      if (r.code === 0 && !r.stdout.startsWith('DOWN') && r.stdout.split(/\s+/).some((w) => w.split('/')[0] === vip)) out.push(d.node);
     }
     return out;
   }
@@ -153,7 +168,7 @@ export class HaGroup {
     this.director(name);
     const node = this.lab.node(name);
     const dir = RUN_DIR(this.lab.name, name);
-    const script = `${this.cutScript(name, this.ifacesOf(name), 'vslab_ha_down')}\nfor f in ${dir}/*.pid; do [ -f "$f" ] && kill -9 $(cat "$f") 2>/dev/null; done; true`;
+    const script = `${this.cutScript(name, this.ifacesOf(name), 'vslab_ha_down')}\nkill -9 $(cat ${dir}/*.pid 2>/dev/null) 2>/dev/null; true`;
     const at = await stamped(this.lab, node, script, 'killing the director');
     this.keepalived.get(name)?.kill('SIGKILL');
     this.keepalived.delete(name);
@@ -256,6 +271,9 @@ export async function startStreamServers(lab: RunningLab, service: string): Prom
   const procs: NodeProcess[] = [];
   try {
     for (const r of s.realServers) {
+      // Already serving (started by an earlier worker in the run's shared VM): kept.
+      const busy = await lab.node(r.node).exec(['ss', '-Htln', `sport = :${r.port}`]);
+      if (busy.code === 0 && busy.stdout.trim()) continue;
       const p = lab.node(r.node).spawn([process.execPath, STREAM_JS, 'serve', '--name', r.node, '--port', String(r.port)]);
       procs.push(p);
       await firstLine(p, 30_000, `stream server on ${r.node}`);

@@ -217,6 +217,7 @@ export function renderResults(r: RunResults): string {
       if (broken.length) lines.push(`      statements broken: ${broken.join(', ')}`);
     }
     for (const n of t.notes ?? []) lines.push(`      note: ${n}`);
+    if (t.figures) lines.push(`      figures: ${Object.entries(t.figures).map(([k, v]) => `${k}=${v ?? 'n/a'}`).join(' ')}`);
   }
   for (const e of r.errors) lines.push(`ERROR ${e}`);
   const s = r.summary;
