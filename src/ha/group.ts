@@ -270,14 +270,15 @@ export async function startStreamServers(lab: RunningLab, service: string): Prom
   if (!s) throw new Error(`lab ${lab.name} has no service "${service}"`);
   const procs: NodeProcess[] = [];
   try {
-    for (const r of s.realServers) {
+    // In parallel: a node start in a TCG guest on a busy host can take tens of seconds.
+    await Promise.all(s.realServers.map(async (r) => {
       // Already serving (started by an earlier worker in the run's shared VM): kept.
       const busy = await lab.node(r.node).exec(['ss', '-Htln', `sport = :${r.port}`]);
-      if (busy.code === 0 && busy.stdout.trim()) continue;
+      if (busy.code === 0 && busy.stdout.trim()) return;
       const p = lab.node(r.node).spawn([process.execPath, STREAM_JS, 'serve', '--name', r.node, '--port', String(r.port)]);
       procs.push(p);
-      await firstLine(p, 30_000, `stream server on ${r.node}`);
-    }
+      await firstLine(p, 120_000, `stream server on ${r.node}`);
+    }));
   } catch (e) {
     for (const p of procs) p.kill('SIGKILL');
     throw e;
@@ -333,7 +334,7 @@ export async function startStreamClient(lab: RunningLab, client: string, service
     void exited.then((st) => { if (!lines.some((x) => x.includes(`"event":"${event}"`))) { clearTimeout(t); reject(new Error(`stream client on ${client} exited (code ${st.code}) before "${event}": ${err.trim()}`)); } }, () => undefined);
     look();
   });
-  const up = (await next('up', 60_000)) as StreamUpEvent;
+  const up = (await next('up', 120_000)) as StreamUpEvent;
   return {
     up,
     async stop() {
