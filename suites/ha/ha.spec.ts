@@ -11,6 +11,10 @@ import { figuresOf, flowKept, flowKeptChecks, newConnectionChecks, takeoverCheck
 import type { PreparedLab } from '../../src/runner/prepare';
 import type { TestRecord } from '../../src/runner/suite-api';
 
+// A failover test runs flows for tens of seconds and waits out VRRP timers and a preempt delay; the first
+// one also brings the lab up. A TCG guest on a loaded host needs far more than the suites' default.
+test.describe.configure({ timeout: 900_000 });
+
 test.use({ suiteLab: { topology: path.join(__dirname, 'topologies', 'ha-dr.yaml'), unserved: ['stream4'] } });
 
 const CLIENT = 'client1';
