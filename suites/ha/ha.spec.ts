@@ -19,6 +19,8 @@ test.use({ suiteLab: { topology: path.join(__dirname, 'topologies', 'ha-dr.yaml'
 
 const CLIENT = 'client1';
 const FLOWS = 10;
+/** One line per flow every this many ms: 10 flows stay well within what the captures of a loaded TCG guest keep. */
+const INTERVAL_MS = 200;
 /** Scheduling latency of a TCG guest on a shared host, on top of VRRP's own master-down interval. */
 const MARGIN_MS = 2500;
 
@@ -63,7 +65,7 @@ test('the master fails: the backup announces the VIP, keeps every synced flow an
   const { group } = await haOf(prepared);
   const from = group.actions.length;
   const [master, backup] = group.ha.directors.map((d) => d.node);
-  const stream = await startStreamClient(lab, CLIENT, 'stream4', FLOWS, ports.take(FLOWS)[0]);
+  const stream = await startStreamClient(lab, CLIENT, 'stream4', FLOWS, ports.take(FLOWS)[0], INTERVAL_MS);
   const synced = await waitSynced(lab, backup, stream.up.flows.map((f) => f.sport));
   if (!synced) record.notes.push(`the backup ${backup} did not show every flow in its connection table within 10 s`);
   await sleep(1000);
@@ -100,7 +102,7 @@ test('a real server fails: it is taken out in time, new connections avoid it, ot
   const master = group.ha.directors[0].node;
   const hc = group.ha.healthChecks.web4;
   const victim = 'rs1';
-  const stream = await startStreamClient(lab, CLIENT, 'stream4', 6, ports.take(6)[0]);
+  const stream = await startStreamClient(lab, CLIENT, 'stream4', 6, ports.take(6)[0], INTERVAL_MS);
   await sleep(1000);
   const failAt = await group.failRealServer(victim);
   let report;
@@ -110,7 +112,8 @@ test('a real server fails: it is taken out in time, new connections avoid it, ot
   let restoreAt = 0;
   try {
     const rip = traffic.service('web4').realServers.find((r) => r.node === victim)!.addr;
-    const limit = hc.intervalS * (hc.retries + 1) * 1000 + hc.timeoutS * 1000 + MARGIN_MS;
+    // Each of the retries + 1 failed attempts waits out the connect timeout, then the retry delay (= interval).
+    const limit = (hc.intervalS + hc.timeoutS) * (hc.retries + 1) * 1000 + MARGIN_MS;
     for (const t0 = Date.now(); Date.now() - t0 < limit + 10_000;) {
       const r = await lab.node(master).exec(['ipvsadm', '-Ln', '-t', `${traffic.service('web4').vip}:80`]);
       if (r.code === 0 && !r.stdout.includes(`${rip}:`)) { removedMs = Date.now() - failAt; break; }
@@ -153,7 +156,7 @@ test('a drained real server gets no new connection while its established flows f
   const from = group.actions.length;
   const master = group.ha.directors[0].node;
   const drained = 'rs2';
-  const stream = await startStreamClient(lab, CLIENT, 'stream4', 6, ports.take(6)[0]);
+  const stream = await startStreamClient(lab, CLIENT, 'stream4', 6, ports.take(6)[0], INTERVAL_MS);
   await sleep(1000);
   const drainAt = await group.drain(drained);
   let report;
@@ -189,7 +192,7 @@ test('the failed director returns and takes the VIP back after its preempt delay
   let stream;
   try {
     await group.waitMaster(backup, 30_000);
-    stream = await startStreamClient(lab, CLIENT, 'stream4', FLOWS, ports.take(FLOWS)[0]);
+    stream = await startStreamClient(lab, CLIENT, 'stream4', FLOWS, ports.take(FLOWS)[0], INTERVAL_MS);
     await sleep(1000);
     returnAt = await group.restoreDirector(master);
     // Preemption: the higher priority takes the VIP back once its delay is over (after the sync daemon
