@@ -10,6 +10,7 @@ import { nodeOf, routedPath, routeLookup } from '../oracle/route';
 import { canonical, contains, familyOf, nthAddr, parsePrefix, type Prefix } from '../topology/addr';
 import type { Family, ForwardingMethod, LabModel, NodeModel, ServiceModel } from '../topology/model';
 import { fullnatSnatRuleset } from './fullnat-snat';
+import { HA_FAULTS } from '../ha/faults';
 
 export interface FaultAction {
   node: string;
@@ -28,6 +29,8 @@ export interface FaultDefinition {
   targets: string[];
   /** Forwarding methods whose labs it changes (suite files are named after them). */
   methods: ForwardingMethod[];
+  /** Other suite files (by name without .spec.ts) whose labs it changes, e.g. "ha". */
+  suiteFiles?: string[];
   /** The actions that sabotage this lab; empty when the fault does not concern it. */
   plan(model: LabModel): FaultAction[];
 }
@@ -546,6 +549,9 @@ export const FAULTS: FaultDefinition[] = [
     }),
   },
 ];
+
+// The HA suite's faults (src/ha/faults.ts) are listed and applied like the forwarding ones.
+FAULTS.push(...HA_FAULTS);
 
 export function faultByName(name: string): FaultDefinition {
   const f = FAULTS.find((x) => x.name === name);

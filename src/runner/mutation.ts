@@ -45,7 +45,7 @@ export function filesForFault(f: FaultDefinition, paths: string[]): string[] {
   const files: string[] = [];
   const visit = (p: string) => {
     if (fs.statSync(p).isDirectory()) for (const e of fs.readdirSync(p).sort()) visit(path.join(p, e));
-    else if (p.endsWith('.spec.ts') && f.methods.includes(path.basename(p, '.spec.ts') as never)) files.push(p);
+    else if (p.endsWith('.spec.ts') && [...f.methods, ...(f.suiteFiles ?? [])].includes(path.basename(p, '.spec.ts') as never)) files.push(p);
   };
   for (const p of paths) visit(p);
   return files;
@@ -54,7 +54,8 @@ export function filesForFault(f: FaultDefinition, paths: string[]): string[] {
 export async function runMutation(opts: MutationOptions): Promise<MutationResults> {
   const progress = opts.progress ?? (() => undefined);
   const paths = resolveSuitePaths(opts.paths);
-  const faults = (opts.faults?.length ? opts.faults.map(faultByName) : FAULTS);
+  // Without a list: the faults that concern a file of these suites (the forwarding and ha suites have their own).
+  const faults = (opts.faults?.length ? opts.faults.map(faultByName) : FAULTS.filter((f) => filesForFault(f, paths).length));
   const out = path.resolve(opts.out);
   fs.mkdirSync(out, { recursive: true });
   let baseline: RunResults;

@@ -35,6 +35,10 @@ export interface TestResult {
   /** Scheduler tests: the replay (model vs kernel per flow) the test attached, saved as <id>/replay.json. */
   replay?: string;
   notes?: string[];
+  /** Measured figures the test recorded (HA suite: failoverMs, flowsKept, flowsTotal, maxGapMs, packetsLost). */
+  figures?: Record<string, number | null>;
+  /** Timestamped actions the test took on the lab. */
+  events?: Array<{ at: number; what: string }>;
 }
 
 export interface StatementResult {
@@ -191,6 +195,7 @@ export function buildResults(report: PwReport, opts: BuildOptions): RunResults {
         ...(fs.existsSync(path.join(dir, EXPECTATIONS_FILE)) ? { expectations: path.join(id, EXPECTATIONS_FILE) } : {}),
         ...(replay ? { replay: path.join(id, REPLAY_ATTACHMENT) } : {}),
         ...(notes.length ? { notes } : {}),
+        ...(checks?.figures ? { figures: checks.figures } : {}), ...(checks?.events ? { events: checks.events } : {}),
       });
     }
   }
@@ -250,6 +255,7 @@ export function renderResults(r: RunResults): string {
       if (broken.length) lines.push(`      statements broken: ${broken.join(', ')}`);
     }
     for (const n of t.notes ?? []) lines.push(`      note: ${n}`);
+    if (t.figures) lines.push(`      figures: ${Object.entries(t.figures).map(([k, v]) => `${k}=${v ?? 'n/a'}`).join(' ')}`);
   }
   for (const e of r.errors) lines.push(`ERROR ${e}`);
   const s = r.summary;

@@ -70,6 +70,10 @@ interface SuiteTraits {
 
 export const SUITE_TRAITS: Record<string, SuiteTraits> = {
   forwarding: { runVms: true, faults: true, directors: 'any', backends: ['vm', 'netns'], limits: 'the forwarding labs run on namespaces or in a VM' },
+  ha: {
+    runVms: true, faults: true, directors: ['ipvs'], backends: ['vm'],
+    limits: 'kernel IPVS and its sync daemon per namespace, and keepalived, run in the VM (the host kernel has no IPVS)',
+  },
   schedulers: {
     runVms: false, faults: false, directors: ['ipvs'], backends: ['vm'],
     limits: 'the scenario replayer drives kernel IPVS in a VM of its own (src/suites/schedulers/lab.ts); other directors are checked statistically (docs/schedulers.md)',

@@ -28,7 +28,7 @@ export class SpecError extends Error {
 }
 
 const LEVELS = new Set<StatementLevel>(['MUST', 'MUST NOT', 'SHOULD', 'SHOULD NOT', 'MAY']);
-const ID = /^[A-Z]+(-[A-Z0-9]+)+-\d{3}$/;
+const ID = /^[A-Z]+(-[A-Z0-9]+)*-\d{3}$/;
 
 export const SPEC_DIR = path.resolve(__dirname, '..', '..', 'spec');
 
@@ -48,7 +48,7 @@ export function loadStatements(file: string): StatementFile {
   const statements = o.statements.map((s: Record<string, unknown>, i: number) => {
     const where = `${file}: statements[${i}]${typeof s?.id === 'string' ? ` (${s.id})` : ''}`;
     if (!s || typeof s !== 'object') throw new SpecError(`${where}: must be a mapping`);
-    if (typeof s.id !== 'string' || !ID.test(s.id)) throw new SpecError(`${where}: id must look like FWD-NAT-001`);
+    if (typeof s.id !== 'string' || !ID.test(s.id)) throw new SpecError(`${where}: id must look like FWD-NAT-001 or HA-001`);
     if (seen.has(s.id)) throw new SpecError(`${where}: id ${s.id} is used twice`);
     seen.add(s.id);
     if (!LEVELS.has(s.level as StatementLevel)) throw new SpecError(`${where}: level must be one of ${[...LEVELS].join(', ')}`);

@@ -254,6 +254,10 @@ export interface ChecksFile {
   notes: string[];
   /** Packet accounting (accounting.json has its inputs): packets per class, the unexpected ones that fail the test, and their consequences. */
   accounting?: Pick<Accounting, 'counts' | 'causes' | 'consequences'>;
+  /** Measured figures (HA suite: failoverMs, flowsKept, flowsTotal, maxGapMs, packetsLost). */
+  figures?: Record<string, number | null>;
+  /** Timestamped actions the test took on the lab (wall clock of the lab machine, ms). */
+  events?: Array<{ at: number; what: string }>;
 }
 
 /** What a test's packet accounting needs besides the capture: the flows' explainers and the background classes. */
@@ -277,6 +281,8 @@ export class TestRecord {
   private readonly checks: OracleCheck[] = [];
   private readonly results: ExpectationResult[] = [];
   readonly notes: string[] = [];
+  readonly figures: Record<string, number | null> = {};
+  readonly events: Array<{ at: number; what: string }> = [];
   lab?: string;
   fault?: string;
   guePort?: number;
@@ -374,6 +380,7 @@ export class TestRecord {
     const f: ChecksFile = {
       version: 1, testId: this.testId, title: this.title, file: this.file, declared: this.declared, checks: records, statements, lab: this.lab, fault: this.fault, notes: this.notes,
       ...(a ? { accounting: { counts: a.result.counts, causes: a.result.causes, consequences: a.result.consequences } } : {}),
+      ...(Object.keys(this.figures).length ? { figures: this.figures } : {}), ...(this.events.length ? { events: this.events } : {}),
     };
     fs.writeFileSync(path.join(this.dir, CHECKS_FILE), JSON.stringify(f, null, 2) + '\n');
   }

@@ -10,6 +10,7 @@ import type {
   Family, ForwardingMethod, InterfaceModel, LabModel, NodeImageModel, NodeModel, RealServerModel, Role, RouteModel, SegmentModel,
   ServiceModel, TunnelDeviceModel, TunnelSpec,
 } from './model';
+import { deriveHa, haDefaultDirector, type RawHa } from './ha';
 
 // ---- raw (schema-valid) shapes ---------------------------------------------------------------
 type RawMember = string | { node: string; ipv4?: string; ipv6?: string; mac?: string };
@@ -35,7 +36,7 @@ interface RawService {
   scheduler?: string; flags?: string[]; persistence?: { timeout?: number; netmask?: string | number }; onePacket?: boolean;
   method?: ForwardingMethod; tunnel?: RawTunnel; weight?: number; localAddresses?: string[]; realServers: RawRealServer[];
 }
-export interface RawTopology { name: string; description?: string; mtu?: number; nodes: Record<string, RawNode>; segments?: Record<string, RawSegment>; links?: RawLink[]; services?: RawService[] }
+export interface RawTopology { name: string; description?: string; mtu?: number; nodes: Record<string, RawNode>; segments?: Record<string, RawSegment>; links?: RawLink[]; services?: RawService[]; ha?: RawHa }
 
 export const DEFAULT_GUE_PORT = 6080;
 const DEFAULT_MTU = 1500;
@@ -238,6 +239,7 @@ export function deriveLab(raw: RawTopology, file: string, r: Reporter, hostPrefi
       if (!director) return r.error([...at, 'director'], `unknown node "${s.director}"`);
       if (director.role !== 'director') return r.error([...at, 'director'], `node "${s.director}" has role ${director.role}, not director`);
     } else if (directors.length === 1) director = directors[0];
+    else if (raw.ha && byName.get(haDefaultDirector(raw.ha))?.role === 'director') director = byName.get(haDefaultDirector(raw.ha))!;
     else return r.error(at, directors.length ? `the lab has ${directors.length} directors; say which one directs "${s.name}" with "director"` : `service "${s.name}" needs a node with role director`);
     // VIP / fwmark / family
     if (s.vip === undefined && s.fwmark === undefined) return r.error(at, `service "${s.name}" needs a "vip" (with "port") or a "fwmark"`);
@@ -382,6 +384,7 @@ export function deriveLab(raw: RawTopology, file: string, r: Reporter, hostPrefi
   if (r.failed) return lab;
 
   deriveHostSettings(lab, raw, r);
+  if (raw.ha && !r.failed) deriveHa(raw.ha, lab, file, r);
   return lab;
 }
 

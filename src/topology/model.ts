@@ -159,6 +159,46 @@ export interface LabModel {
   nodes: NodeModel[];
   segments: SegmentModel[];
   services: ServiceModel[];
+  /** Several directors holding the same services (VRRP, connection sync, health checks); docs/ha.md. */
+  ha?: HaModel;
+}
+
+/** One director of a high-availability group. */
+export interface HaDirectorModel {
+  node: string;
+  priority: number;
+  /** Interface on the VRRP segment (the VIPs are put on it while this director is master). */
+  vrrpIface: string;
+  /** Its IPv4 address there (VRRP adverts come from it). */
+  vrrpAddr: string;
+  /** Interface the sync daemon multicasts over. */
+  syncIface: string;
+}
+
+export interface HealthCheckModel {
+  type: 'tcp';
+  intervalS: number;
+  timeoutS: number;
+  /** Failed checks after the first before the real server is taken out. */
+  retries: number;
+}
+
+export interface HaModel {
+  /** Highest priority (the initial master) first. */
+  directors: HaDirectorModel[];
+  /** Segment the VIPs live on; every VIP lies in its subnet, so clients reach whichever director holds it on-link. */
+  segment: string;
+  routerId: number;
+  advertIntervalS: number;
+  preempt: boolean;
+  preemptDelayS: number;
+  /** Absent: no connection synchronisation. */
+  sync?: { segment: string; syncId: number; threshold: number; period: number };
+  /** Service name -> its health check. */
+  healthChecks: Record<string, HealthCheckModel>;
+  /** Every VIP the group holds (CIDR with the segment's prefix length). */
+  vips: string[];
+  source?: SourceRef;
 }
 
 export function nodeByName(lab: LabModel, name: string): NodeModel {

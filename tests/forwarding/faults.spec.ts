@@ -14,6 +14,9 @@ import type { LabModel } from '../../src/topology/model';
 const TOPO = path.join(__dirname, '..', '..', 'suites', 'forwarding', 'topologies');
 const LABS: Record<string, LabModel> = Object.fromEntries(['nat', 'dr', 'tun', 'fullnat'].map((m) => [m, loadTopologyFile(path.join(TOPO, `${m}.yaml`))]));
 const SPEC = loadStatements(path.join(__dirname, '..', '..', 'spec', 'forwarding.yaml'));
+// The HA suite's faults (src/ha/faults.ts) sabotage its lab and target its statements.
+const HA_LAB = loadTopologyFile(path.join(__dirname, '..', '..', 'suites', 'ha', 'topologies', 'ha-dr.yaml'));
+const HA_SPEC = loadStatements(path.join(__dirname, '..', '..', 'spec', 'ha.yaml'));
 const NS = `vslabfw-faults-${process.pid}`;
 
 test('every fault sabotages the labs of the methods it names, and only those', () => {
@@ -27,7 +30,7 @@ test('every fault sabotages the labs of the methods it names, and only those', (
 });
 
 test('faults target existing statements, and every statement is the target of some fault', () => {
-  const ids = new Set(SPEC.statements.map((s) => s.id));
+  const ids = new Set([...SPEC.statements, ...HA_SPEC.statements].map((s) => s.id));
   for (const f of listFaults()) for (const t of f.targets) expect(ids.has(t), `${f.name} targets ${t}`).toBe(true);
   const targeted = new Set(listFaults().flatMap((f) => f.targets));
   const untargeted = SPEC.statements.map((s) => s.id).filter((id) => !targeted.has(id));
@@ -49,10 +52,10 @@ test.describe('nftables rulesets are valid for a real kernel', () => {
     test(f.name, () => {
       test.skip(process.getuid?.() !== 0, 'needs root for a scratch network namespace');
       let checked = 0;
-      for (const [method, model] of Object.entries(LABS)) {
+      for (const [method, model] of Object.entries(f.suiteFiles?.includes('ha') ? { ha: HA_LAB } : LABS)) {
         for (const a of planFault(f, model)) {
           if (a.argv[0] !== 'nft') {
-            expect(a.argv[0], `${f.name}: ${a.what}`).toBe('ip');
+            expect(['ip', 'sh'], `${f.name}: ${a.what}`).toContain(a.argv[0]);
             continue;
           }
           // The Full-NAT table a fault replaces or deletes must exist first, as it does on the director.
@@ -65,7 +68,7 @@ test.describe('nftables rulesets are valid for a real kernel', () => {
           checked++;
         }
       }
-      if (!f.plan(LABS[f.methods[0]]).some((a) => a.argv[0] === 'nft')) test.info().annotations.push({ type: 'note', description: 'route changes only' });
+      if (!f.plan(LABS[f.methods[0]] ?? HA_LAB).some((a) => a.argv[0] === 'nft')) test.info().annotations.push({ type: 'note', description: 'route changes only' });
       else expect(checked).toBeGreaterThan(0);
     });
   }

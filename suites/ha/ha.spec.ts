@@ -1,0 +1,220 @@
+// High availability (spec/ha.yaml): two directors in VRRP with connection sync and health checks
+// (suites/ha/topologies/ha-dr.yaml). Long-lived echo flows (src/ha/stream.ts) run while the master is
+// killed and brought back, a real server fails and returns, and one is drained; every statement is checked
+// on the captures of every link, and every test records failoverMs, flowsKept, flowsTotal, maxGapMs and
+// packetsLost. Each test leaves the group as it found it (d1 master, every real server in).
+import * as path from 'path';
+import { test, expect, statements } from '../fixtures';
+import type { RunningLab } from '../../src/backend/types';
+import { HaGroup, startStreamClient, startStreamServers, type StreamServers } from '../../src/ha/group';
+import { figuresOf, flowKept, flowKeptChecks, newConnectionChecks, takeoverChecks } from '../../src/ha/checks';
+import type { PreparedLab } from '../../src/runner/prepare';
+import type { TestRecord } from '../../src/runner/suite-api';
+
+// A failover test runs flows for tens of seconds and waits out VRRP timers and a preempt delay; the first
+// one also brings the lab up. A TCG guest on a loaded host needs far more than the suites' default.
+test.describe.configure({ timeout: 900_000 });
+
+test.use({ suiteLab: { topology: path.join(__dirname, 'topologies', 'ha-dr.yaml'), unserved: ['stream4'] } });
+
+const CLIENT = 'client1';
+const FLOWS = 10;
+/** One line per flow every this many ms: 10 flows stay well within what the captures of a loaded TCG guest keep. */
+const INTERVAL_MS = 200;
+/** Scheduling latency of a TCG guest on a shared host, on top of VRRP's own master-down interval. */
+const MARGIN_MS = 2500;
+
+interface Ha { group: HaGroup; servers: StreamServers }
+const groups = new Map<PreparedLab, Promise<Ha>>();
+
+/** keepalived on both directors (once per lab), d1 master, both holding the services; echo servers up. */
+function haOf(prepared: PreparedLab): Promise<Ha> {
+  let p = groups.get(prepared);
+  if (!p) {
+    p = (async () => {
+      const group = new HaGroup(prepared.lab);
+      await group.start();
+      await group.waitMaster(group.ha.directors[0].node, 60_000);
+      await group.waitProgrammed();
+      const servers = await startStreamServers(prepared.lab, 'stream4');
+      return { group, servers };
+    })();
+    groups.set(prepared, p);
+  }
+  return p;
+}
+
+function note(record: TestRecord, group: HaGroup, from: number): void {
+  for (const a of group.actions.slice(from)) record.events.push({ at: a.at, what: `${a.action} ${a.target}: ${a.command}` });
+}
+
+/** Waits until the sync daemon has given the backup every flow (or the time is up: the checks judge then). */
+async function waitSynced(lab: RunningLab, backup: string, sports: number[], timeoutMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const r = await lab.node(backup).exec(['ipvsadm', '-Lnc']);
+    if (sports.every((p) => r.stdout.includes(`:${p} `))) return true;
+    await new Promise((res) => setTimeout(res, 500));
+  }
+  return false;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('the master fails: the backup announces the VIP, keeps every synced flow and schedules new connections', statements('HA-001', 'HA-002', 'HA-003'), async ({ prepared, lab, traffic, ports, record, expectFlow }) => {
+  const { group } = await haOf(prepared);
+  const from = group.actions.length;
+  const [master, backup] = group.ha.directors.map((d) => d.node);
+  const stream = await startStreamClient(lab, CLIENT, 'stream4', FLOWS, ports.take(FLOWS)[0], INTERVAL_MS);
+  const synced = await waitSynced(lab, backup, stream.up.flows.map((f) => f.sport));
+  if (!synced) record.notes.push(`the backup ${backup} did not show every flow in its connection table within 10 s`);
+  await sleep(1000);
+  const killAt = await group.killDirector(master);
+  let report;
+  let fresh;
+  try {
+    await group.waitMaster(backup, 30_000);
+    await sleep(3000);
+    fresh = await traffic.run('web4', { count: 3 });
+  } finally {
+    report = await stream.stop();
+    await group.restoreDirector(master);
+    note(record, group, from);
+  }
+  const deadline = 3 * group.ha.advertIntervalS * 1000 + MARGIN_MS;
+  const web4 = traffic.service('web4');
+  await expectFlow.checks((cap) => {
+    Object.assign(record.figures, figuresOf(lab.model, cap.packets, CLIENT, report, { newMaster: backup, killAt }));
+    return [
+      ...takeoverChecks(lab.model, CLIENT, backup, killAt, deadline),
+      ...flowKeptChecks(lab.model, traffic.service('stream4'), CLIENT, backup, report.flows, killAt, 'HA-002', 'failover'),
+      ...newConnectionChecks(lab.model, web4, backup, fresh.flows, web4.realServers.map((r) => r.node), killAt, 'HA-003', 'new'),
+      ...traffic.unansweredChecks(fresh),
+    ];
+  });
+  expect(report.flows.filter((f) => !flowKept(f)).map((f) => `flow ${f.k} (port ${f.sport}, ${f.server}): ${f.error ?? 'incomplete'}`), 'flows kept = flows total').toEqual([]);
+  await group.waitMaster(master, 60_000);
+});
+
+test('a real server fails: it is taken out in time, new connections avoid it, other flows go on, and it is reinstated', statements('HA-004'), async ({ prepared, lab, traffic, ports, record, expectFlow }) => {
+  const { group } = await haOf(prepared);
+  const from = group.actions.length;
+  const master = group.ha.directors[0].node;
+  const hc = group.ha.healthChecks.web4;
+  const victim = 'rs1';
+  const stream = await startStreamClient(lab, CLIENT, 'stream4', 6, ports.take(6)[0], INTERVAL_MS);
+  await sleep(1000);
+  const failAt = await group.failRealServer(victim);
+  let report;
+  let during;
+  let after;
+  let removedMs = -1;
+  let restoreAt = 0;
+  try {
+    const rip = traffic.service('web4').realServers.find((r) => r.node === victim)!.addr;
+    // Each of the retries + 1 failed attempts waits out the connect timeout, then the retry delay (= interval).
+    const limit = (hc.intervalS + hc.timeoutS) * (hc.retries + 1) * 1000 + MARGIN_MS;
+    for (const t0 = Date.now(); Date.now() - t0 < limit + 10_000;) {
+      const r = await lab.node(master).exec(['ipvsadm', '-Ln', '-t', `${traffic.service('web4').vip}:80`]);
+      if (r.code === 0 && !r.stdout.includes(`${rip}:`)) { removedMs = Date.now() - failAt; break; }
+      await sleep(200);
+    }
+    record.figures.removalMs = removedMs;
+    expect(removedMs, `${victim} removed from web4 within ${limit} ms of its failure`).toBeGreaterThanOrEqual(0);
+    expect(removedMs).toBeLessThanOrEqual(limit);
+    during = await traffic.run('web4', { count: 3 });
+    restoreAt = await group.restoreRealServer(victim);
+    for (const t0 = Date.now(); Date.now() - t0 < limit + 10_000;) {
+      const r = await lab.node(master).exec(['ipvsadm', '-Ln', '-t', `${traffic.service('web4').vip}:80`]);
+      if (r.code === 0 && r.stdout.includes(`${rip}:`)) break;
+      await sleep(200);
+    }
+    after = await traffic.run('web4', { count: 3 });
+  } finally {
+    report = await stream.stop();
+    if (!restoreAt) await group.restoreRealServer(victim);
+    note(record, group, from);
+  }
+  const web4 = traffic.service('web4');
+  const others = web4.realServers.map((r) => r.node).filter((n) => n !== victim);
+  const survivors = report.flows.filter((f) => f.server !== victim);
+  await expectFlow.checks((cap) => {
+    Object.assign(record.figures, figuresOf(lab.model, cap.packets, CLIENT, { ...report, flows: survivors }));
+    return [
+      ...flowKeptChecks(lab.model, traffic.service('stream4'), CLIENT, master, survivors, failAt, 'HA-004', 'others'),
+      ...newConnectionChecks(lab.model, web4, master, during.flows, others, failAt + removedMs, 'HA-004', 'during'),
+      ...newConnectionChecks(lab.model, web4, master, after.flows, web4.realServers.map((r) => r.node), restoreAt, 'HA-004', 'after'),
+      ...traffic.unansweredChecks(during), ...traffic.unansweredChecks(after),
+    ];
+  });
+  expect(after.flows.map((f) => f.realServer), `${victim} reinstated: it answers new connections again`).toContain(victim);
+  expect(survivors.filter((f) => !flowKept(f)).map((f) => `flow ${f.k} on ${f.server}: ${f.error}`), 'flows on the other real servers kept').toEqual([]);
+});
+
+test('a drained real server gets no new connection while its established flows finish', statements('HA-005'), async ({ prepared, lab, traffic, ports, record, expectFlow }) => {
+  const { group } = await haOf(prepared);
+  const from = group.actions.length;
+  const master = group.ha.directors[0].node;
+  const drained = 'rs2';
+  const stream = await startStreamClient(lab, CLIENT, 'stream4', 6, ports.take(6)[0], INTERVAL_MS);
+  await sleep(1000);
+  const drainAt = await group.drain(drained);
+  let report;
+  let fresh;
+  try {
+    fresh = await traffic.run('web4', { count: 3 });
+    await sleep(2000);
+  } finally {
+    report = await stream.stop();
+    await group.undrain(drained);
+    note(record, group, from);
+  }
+  const web4 = traffic.service('web4');
+  await expectFlow.checks((cap) => {
+    Object.assign(record.figures, figuresOf(lab.model, cap.packets, CLIENT, report));
+    return [
+      ...flowKeptChecks(lab.model, traffic.service('stream4'), CLIENT, master, report.flows, drainAt, 'HA-005', 'drained'),
+      ...newConnectionChecks(lab.model, web4, master, fresh.flows, web4.realServers.map((r) => r.node).filter((n) => n !== drained), drainAt, 'HA-005', 'new'),
+      ...traffic.unansweredChecks(fresh),
+    ];
+  });
+  expect(report.flows.some((f) => f.server === drained), `some flow ran on ${drained} when it was drained`).toBe(true);
+  expect(report.flows.filter((f) => !flowKept(f)).map((f) => `flow ${f.k} on ${f.server}: ${f.error}`), 'flows kept = flows total').toEqual([]);
+});
+
+test('the failed director returns and takes the VIP back after its preempt delay without dropping flows', statements('HA-006'), async ({ prepared, lab, ports, record, traffic, expectFlow }) => {
+  const { group } = await haOf(prepared);
+  const from = group.actions.length;
+  const [master, backup] = group.ha.directors.map((d) => d.node);
+  await group.killDirector(master);
+  let report;
+  let returnAt = 0;
+  let stream;
+  try {
+    await group.waitMaster(backup, 30_000);
+    stream = await startStreamClient(lab, CLIENT, 'stream4', FLOWS, ports.take(FLOWS)[0], INTERVAL_MS);
+    await sleep(1000);
+    returnAt = await group.restoreDirector(master);
+    // Preemption: the higher priority takes the VIP back once its delay is over (after the sync daemon
+    // has had that long to give it the flows).
+    await group.waitMaster(group.ha.preempt ? master : backup, (group.ha.preemptDelayS + 3 * group.ha.advertIntervalS) * 1000 + 30_000);
+    await sleep(3000);
+  } finally {
+    report = stream ? await stream.stop() : undefined;
+    if (!returnAt) await group.restoreDirector(master);
+    note(record, group, from);
+  }
+  const now = group.ha.preempt ? master : backup;
+  await expectFlow.checks((cap) => {
+    const fig = figuresOf(lab.model, cap.packets, CLIENT, report!, { newMaster: now, killAt: returnAt });
+    Object.assign(record.figures, fig);
+    // Flows are judged from the moment the returning director announced the VIP (the capture says when).
+    const tookOver = returnAt + (fig.failoverMs ?? group.ha.preemptDelayS * 1000);
+    return [
+      ...takeoverChecks(lab.model, CLIENT, now, returnAt, (group.ha.preemptDelayS + 3 * group.ha.advertIntervalS) * 1000 + MARGIN_MS + 20_000).map((c) => ({ ...c, statements: { missing: 'HA-006', fields: {}, other: 'HA-006' } })),
+      ...flowKeptChecks(lab.model, traffic.service('stream4'), CLIENT, now, report!.flows, tookOver + 1000, 'HA-006', 'return'),
+    ];
+  });
+  expect(report!.flows.filter((f) => !flowKept(f)).map((f) => `flow ${f.k} on ${f.server}: ${f.error}`), 'flows kept = flows total').toEqual([]);
+  await group.waitMaster(master, 60_000);
+});
