@@ -51,7 +51,7 @@ const CASES: Array<{ what: string; from: string; to: string; line: number; col: 
   { what: 'priority of a non-member', from: 'preemptDelay: 8 }', to: 'preemptDelay: 8, priorities: { rs1: 100 } }', line: 43, col: 90, message: /"rs1" is not one of the ha directors/ },
   { what: 'health check of an unknown service', from: '    web4: { type: tcp', to: '    web9: { type: tcp', line: 46, col: 5, message: /unknown service "web9"/ },
   { what: 'unknown health check type', from: 'type: tcp', to: 'type: http', line: 46, col: 19, message: /must be one of: tcp/ },
-  { what: 'advert interval out of range', from: 'advertInterval: 1', to: 'advertInterval: 0', line: 43, col: 41, message: /"advertInterval" must be >= 0.01/ },
+  { what: 'advert interval out of range', from: 'advertInterval: 1', to: 'advertInterval: 0', line: 43, col: 41, message: /"ha.vrrp.advertInterval" must be >= 0.01/ },
 ];
 
 for (const c of CASES) {
