@@ -143,9 +143,13 @@ function reportSchemaErrors(errors: ErrorObject[], r: Reporter): void {
     const segs = e.instancePath.split('/');
     for (let i = 1; i < segs.length; i++) hasDeeper.add(segs.slice(0, i).join('/'));
   }
+  // At an alternative's own path, a branch whose type the value does not have is not the one the user meant
+  // (its error is noise); an error of the branch whose type matched says what is wrong, better than the
+  // summary. Branch errors are recognised by path, not schemaPath: a $ref branch reports its definition's.
+  const isBranchError = (e: ErrorObject) => altAt.has(e.instancePath) && e.keyword !== 'oneOf' && e.keyword !== 'anyOf';
+  const specificAt = new Set(errors.filter((e) => isBranchError(e) && e.keyword !== 'type').map((e) => e.instancePath));
   for (const e of errors) {
-    const alt = altAt.get(e.instancePath);
-    if (alt !== undefined && e.keyword !== 'oneOf' && e.keyword !== 'anyOf' && e.schemaPath.startsWith(alt + '/')) continue;
+    if (isBranchError(e) && e.keyword === 'type') continue;
     const at = pointerToPath(e.instancePath);
     const name = at.length ? `"${pathText(at)}"` : 'the document';
     switch (e.keyword) {
@@ -174,7 +178,7 @@ function reportSchemaErrors(errors: ErrorObject[], r: Reporter): void {
         break;
       case 'oneOf':
       case 'anyOf':
-        if (!hasDeeper.has(e.instancePath)) r.error(at, `${name} has the wrong form: ${describeOneOf(e.schemaPath + e.instancePath)}`);
+        if (!hasDeeper.has(e.instancePath) && !specificAt.has(e.instancePath)) r.error(at, `${name} has the wrong form: ${describeOneOf(e.schemaPath + e.instancePath)}`);
         break;
       default:
         r.error(at, `${name} ${e.message ?? 'is invalid'}`);
