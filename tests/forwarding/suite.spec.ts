@@ -114,9 +114,11 @@ test('vslab replay reproduces every verdict from the captures alone', async () =
   let stdout = '';
   const sink = new Writable({ write(chunk, _enc, cb) { stdout += chunk; cb(); } });
   const code = await runReplay([runDir, '--json'], { out: sink, err: sink });
-  const replays = JSON.parse(stdout) as Array<{ testId: string; ok: boolean; disagreements: unknown[]; results: Array<{ ok: boolean }> }>;
+  const replays = JSON.parse(stdout) as Array<{ testId: string; ok: boolean; disagreements: unknown[]; results: Array<{ ok: boolean }>; accounting: { disagrees?: boolean; absent?: string } }>;
   expect(replays.flatMap((x) => x.disagreements)).toEqual([]);
-  const total = replays.reduce((a, x) => a + x.results.length, 0);
+  // Packet accounting is re-decided too, and is one of each test's checks in the run's figures.
+  expect(replays.filter((x) => x.accounting.absent !== undefined || x.accounting.disagrees).map((x) => x.testId)).toEqual([]);
+  const total = replays.reduce((a, x) => a + x.results.length + 1, 0);
   expect(total).toBe(results.summary.checks);
   // Only the known failures' checks fail, offline as live.
   const failing = replays.filter((x) => !x.ok).map((x) => x.testId).sort();

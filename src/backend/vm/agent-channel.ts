@@ -255,15 +255,25 @@ export class AgentChannel {
       if (ok) fs.renameSync(tmp, hostPath);
       else fs.rmSync(tmp, { force: true });
     };
+    let received = 0;
     return new Promise<number>((resolve, reject) => {
       this.request(FrameType.Fetch, [guestPath], `fetch ${guestPath}`, timeoutMs, (f) => {
         if (f.type === FrameType.Chunk) {
           fs.writeSync(fd, f.fields[0]);
+          received += f.fields[0].length;
           return false;
         }
         if (f.type === FrameType.End) {
+          // The agent says how many bytes it read: fewer arriving means chunks were lost on the way, and a
+          // truncated capture must never be judged as if it were whole.
+          const sent = parseInt(f.fields[0].toString(), 10);
+          if (sent !== received) {
+            cleanup(false);
+            reject(new AgentRequestError(`fetch ${guestPath}: the guest sent ${sent} bytes but ${received} arrived`));
+            return true;
+          }
           cleanup(true);
-          resolve(parseInt(f.fields[0].toString(), 10));
+          resolve(sent);
         } else {
           cleanup(false);
           reject(new AgentRequestError(f.fields[0]?.toString() ?? `fetch ${guestPath} failed`));
@@ -284,7 +294,12 @@ export class AgentChannel {
           chunks.push(Buffer.from(f.fields[0]));
           return false;
         }
-        if (f.type === FrameType.End) resolve(Buffer.concat(chunks));
+        if (f.type === FrameType.End) {
+          const data = Buffer.concat(chunks);
+          const sent = parseInt(f.fields[0].toString(), 10);
+          if (sent !== data.length) reject(new AgentRequestError(`read ${guestPath}: the guest sent ${sent} bytes but ${data.length} arrived`));
+          else resolve(data);
+        }
         else reject(new AgentRequestError(f.fields[0]?.toString() ?? `read ${guestPath} failed`));
         return true;
       }, reject);
