@@ -66,12 +66,14 @@ interface SuiteTraits {
   backends: BackendKind[];
   /** Why a director or backend outside the lists cannot run it. */
   limits: string;
+  /** Host programs its labs run in the VM beyond the default guest image (they are copied into the run's VMs). */
+  guestTools?: string[];
 }
 
 export const SUITE_TRAITS: Record<string, SuiteTraits> = {
   forwarding: { runVms: true, faults: true, directors: 'any', backends: ['vm', 'netns'], limits: 'the forwarding labs run on namespaces or in a VM' },
   ha: {
-    runVms: true, faults: true, directors: ['ipvs'], backends: ['vm'],
+    runVms: true, faults: true, directors: ['ipvs'], backends: ['vm'], guestTools: ['keepalived'],
     limits: 'kernel IPVS and its sync daemon per namespace, and keepalived, run in the VM (the host kernel has no IPVS)',
   },
   schedulers: {
@@ -155,7 +157,8 @@ export async function runSuite(opts: RunOptions): Promise<RunResults> {
   let vmsFile: string | undefined;
   if (opts.backend === 'vm' && suitesOf(paths).some((sx) => SUITE_TRAITS[sx].runVms)) {
     opts.log?.(`booting ${opts.workers ?? 1} VM(s) for the run\n`);
-    vms = await bootRunVms({ count: opts.workers ?? 1, kernel: opts.kernel, modules: opts.modules, dir: path.join(out, '.vms') });
+    const guestTools = [...new Set(suitesOf(paths).flatMap((sx) => SUITE_TRAITS[sx].guestTools ?? []))];
+    vms = await bootRunVms({ count: opts.workers ?? 1, kernel: opts.kernel, modules: opts.modules, dir: path.join(out, '.vms'), guestTools });
     vmsFile = path.join(out, '.vms', RUN_VMS_FILE);
     fs.writeFileSync(vmsFile, JSON.stringify(vms, null, 2));
   }

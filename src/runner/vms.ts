@@ -22,6 +22,8 @@ export interface BootRunVmsOptions {
   memoryMiB?: number;
   /** Directory for the state dirs (inside the run directory). */
   dir: string;
+  /** Host programs to copy into the guests beyond the default image (e.g. keepalived for the ha suite). */
+  guestTools?: string[];
   progress?: (msg: string) => void;
 }
 
@@ -33,7 +35,7 @@ export async function bootRunVms(opts: BootRunVmsOptions): Promise<RunVm[]> {
   const prefix = process.env.VSLAB_VM_NAME_PREFIX || 'vslab-';
   const booted = await Promise.allSettled(Array.from({ length: opts.count }, async (_, k) => {
     opts.progress?.(`booting VM ${k + 1} of ${opts.count}`);
-    const g = await VmGuest.boot({ namePrefix: prefix, name: `test${process.pid}-${k}`, persistent: false, kernel, shares: defaultShares(), memoryMiB: opts.memoryMiB ?? 1536 });
+    const g = await VmGuest.boot({ namePrefix: prefix, name: `test${process.pid}-${k}`, persistent: false, kernel, shares: defaultShares(), memoryMiB: opts.memoryMiB ?? 1536, ...(opts.guestTools?.length ? { initramfs: { extraTools: opts.guestTools } } : {}) });
     g.detach();
     const stateDir = path.join(opts.dir, `vm${k}`);
     fs.mkdirSync(stateDir, { recursive: true });
