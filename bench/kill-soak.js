@@ -7,7 +7,7 @@
 // Backends are the ones `vslab up --help` offers, so a new backend joins the soak when the CLI offers it;
 // one the soak knows of but this build does not offer is reported as not available, not skipped silently.
 // Only this soak's labs are counted (names h11soak-*, VMs named with $VSLAB_VM_NAME_PREFIX): other
-// people's labs on the machine are neither counted nor touched (gc removes only what is dead).
+// people's labs on the machine are neither counted nor touched (`vslab gc --prefix` looks at this soak's labs only).
 //
 // Usage: node bench/kill-soak.js [runs per backend (50)] [concurrent rounds (20)] [--backends netns,vm]
 'use strict';
@@ -25,7 +25,7 @@ const KNOWN_BACKENDS = ['netns', 'vm', 'docker'];
 const KINDS = ['namespaces', 'links', 'routes', 'nft tables', 'qemu processes', 'containers', 'images', 'files'];
 
 function env() {
-  return { ...process.env, VSLAB_VM_NAME_PREFIX: process.env.VSLAB_VM_NAME_PREFIX || 'vslabh11-' };
+  return { ...process.env, VSLAB_VM_NAME_PREFIX: process.env.VSLAB_VM_NAME_PREFIX || 'h11-' };
 }
 
 /** The backends `vslab up` offers, read from its usage line ("--backend netns|vm"). */
@@ -118,8 +118,9 @@ function upArgs(backend, name) {
   return ['up', TOPOLOGY, '--backend', backend, '--name', name, '--director', backend === 'vm' ? 'ipvs' : 'none', '--json'];
 }
 
-function gc() {
-  const r = spawnSync(process.execPath, [CLI, 'gc', '--json'], { env: env(), encoding: 'utf8', timeout: 120_000 });
+/** `vslab gc --prefix`: only this soak's labs; other people's dead labs on the machine are theirs to collect. */
+function gc(prefix) {
+  const r = spawnSync(process.execPath, [CLI, 'gc', '--prefix', prefix, '--json'], { env: env(), encoding: 'utf8', timeout: 120_000 });
   return r.status;
 }
 
@@ -157,7 +158,7 @@ async function soakBackend(backend, runs, prefix, log) {
         if (d.killed && aliveLabs().includes(name)) await run(['down', name]);
       }
     }
-    gc();
+    gc(prefix);
     const found = leftovers(name);
     addLeaks(leaks, found);
     for (const k of KINDS) if (found[k].length) examples.push(`${name}: ${k}: ${found[k].join(', ')}`);

@@ -12,6 +12,8 @@ export type { GcItem } from './backend';
 
 export interface GcReport {
   dryRun: boolean;
+  /** Only labs whose name starts with this were looked at (`vslab gc --prefix`). */
+  prefix?: string;
   found: GcItem[];
   removed: GcItem[];
   errors: string[];
@@ -22,7 +24,11 @@ export interface GcReport {
 
 interface Found { item: GcItem; backend?: Backend }
 
-async function scan(backends: Backend[], errors: string[] = []): Promise<{ found: Found[]; alive: Set<string> }> {
+/**
+ * `prefix`: only labs whose name starts with it (a soak or a test cleaning up after itself on a machine
+ * others share). Guard routes belong to no lab: they are taken only when no lab at all is up, as always.
+ */
+async function scan(backends: Backend[], errors: string[] = [], prefix?: string): Promise<{ found: Found[]; alive: Set<string> }> {
   const states = readLabStates();
   const alive = new Set(states.filter(labAlive).map((s) => s.name));
   const found: Found[] = [];
@@ -33,14 +39,15 @@ async function scan(backends: Backend[], errors: string[] = []): Promise<{ found
   }
   if (!alive.size) for (const r of hostGuardRoutes()) found.push({ item: { kind: 'host-route', id: r, reason: 'guard route with no lab up' } });
   if (fs.existsSync(WORK_ROOT)) for (const d of fs.readdirSync(WORK_ROOT)) if (!alive.has(d)) found.push({ item: { kind: 'workdir', id: path.join(WORK_ROOT, d), lab: d, reason: 'work directory of no lab that is up' } });
-  return { found, alive };
+  const mine = prefix === undefined ? found : found.filter((f) => (f.item.lab === undefined ? f.item.kind === 'host-route' : f.item.lab.startsWith(prefix)));
+  return { found: mine, alive };
 }
 
-export async function gc(dryRun: boolean): Promise<GcReport> {
+export async function gc(dryRun: boolean, prefix?: string): Promise<GcReport> {
   const backends = allBackends();
   return withLock(async () => {
     const errors: string[] = [];
-    const { found } = await scan(backends, errors);
+    const { found } = await scan(backends, errors, prefix);
     const removed: GcItem[] = [];
     if (!dryRun) {
       for (const { item, backend } of found) {
@@ -55,12 +62,12 @@ export async function gc(dryRun: boolean): Promise<GcReport> {
       }
       if (found.some((f) => f.item.kind === 'host-route')) { try { removeHostGuard(); } catch (e) { errors.push(`host routes: ${(e as Error).message}`); } }
     }
-    const after = await scan(backends, errors);
+    const after = await scan(backends, errors, prefix);
     const census = { qemu: 0, containers: 0 };
     for (const b of backends) {
       try { for (const [k, v] of Object.entries((await b.census?.()) ?? {})) census[k as keyof typeof census] += v ?? 0; } catch (e) { errors.push(`${b.kind} census: ${(e as Error).message}`); }
     }
     const remaining = { labsUp: [...after.alive], namespaces: labNamespaces().length, hostRoutes: hostGuardRoutes(), ...census };
-    return { dryRun, found: found.map((f) => f.item), removed, errors, remaining, clean: after.found.length === 0 && errors.length === 0 };
+    return { dryRun, prefix, found: found.map((f) => f.item), removed, errors, remaining, clean: after.found.length === 0 && errors.length === 0 };
   });
 }

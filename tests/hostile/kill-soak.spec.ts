@@ -8,7 +8,7 @@ import { KINDS, leftovers, print, soak } from '../../bench/kill-soak.js';
 test.describe.configure({ timeout: 15 * 60_000 });
 
 test('labs killed at random points in up and down leave nothing behind once gc has run', async () => {
-  process.env.VSLAB_VM_NAME_PREFIX ??= 'vslabh11-';
+  process.env.VSLAB_VM_NAME_PREFIX ??= 'h11-';
   const runs = { netns: 6, vm: 2 } as Record<string, number>;
   const report = { backends: [] as Array<{ backend: string; leaks: Record<string, number> }>, unavailable: [] as string[] };
   for (const backend of ['netns', 'vm', 'docker']) {

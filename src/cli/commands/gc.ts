@@ -2,17 +2,22 @@ import { gc } from '../../backend/gc';
 import { listVslabImages, removeVslabImages } from '../../backend/docker/images';
 import { requireDaemon } from '../../backend/docker/engine';
 import { parse, printJson } from '../args';
-import type { CliCommand } from '../command';
+import { UsageError, type CliCommand } from '../command';
 
-const usage = 'vslab gc [--dry-run] [--images] [--json]';
+const usage = 'vslab gc [--dry-run] [--images] [--prefix LAB-PREFIX] [--json]';
 
 export const command: CliCommand = {
   name: 'gc',
   summary: 'find and remove what crashed or killed labs left behind (only vslab\'s), and prove the host is clean',
   usage,
   async run(args) {
-    const { values } = parse(args, { 'dry-run': { type: 'boolean' }, images: { type: 'boolean' }, json: { type: 'boolean' } }, usage, 0);
-    const r = await gc(!!values['dry-run']);
+    const { values } = parse(args, { 'dry-run': { type: 'boolean' }, images: { type: 'boolean' }, prefix: { type: 'string' }, json: { type: 'boolean' } }, usage, 0);
+    // --prefix: only labs whose name starts with it (their namespaces, VMs, containers, state, work
+    // directories), so a soak or a test on a shared machine removes what it made and nothing of others'.
+    const prefix = values.prefix;
+    if (prefix !== undefined && !/^[a-z][a-z0-9-]*$/.test(prefix)) throw new UsageError(`--prefix "${prefix}": a lab name prefix is lower-case letters, digits and hyphens, starting with a letter\nusage: ${usage}`);
+    if (prefix !== undefined && values.images) throw new UsageError(`--images removes vslab's image cache, which no lab prefix scopes: use one or the other\nusage: ${usage}`);
+    const r = await gc(!!values['dry-run'], prefix);
     // --images: the docker backend's images too (they are a cache: the next docker lab builds what it needs again).
     let images: { removed: string[]; kept: Array<{ ref: string; reason: string }> } | undefined;
     if (values.images) {
@@ -27,7 +32,7 @@ export const command: CliCommand = {
     for (const e of r.errors) console.log(`error: ${e}`);
     const rem = r.remaining;
     console.log(`host: ${rem.labsUp.length} lab(s) up${rem.labsUp.length ? ` (${rem.labsUp.join(', ')})` : ''}; vslab namespaces ${rem.namespaces}, guard routes ${rem.hostRoutes.length}, VMs ${rem.qemu}, containers ${rem.containers}`);
-    console.log(r.clean ? 'clean: nothing of vslab\'s is left but labs that are up' : r.dryRun ? 'not clean: run `vslab gc` to remove the above' : 'not clean: see the errors above');
+    console.log(r.clean ? `clean: nothing of ${prefix === undefined ? 'vslab\'s' : `labs named ${prefix}*`} is left but labs that are up` : r.dryRun ? 'not clean: run `vslab gc` to remove the above' : 'not clean: see the errors above');
     return r.errors.length ? 1 : 0;
   },
 };
