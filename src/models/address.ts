@@ -27,18 +27,39 @@ function foldOf(bytes: Uint8Array): number {
   return (word(bytes, 0) ^ word(bytes, 4) ^ word(bytes, 8) ^ word(bytes, 12)) >>> 0;
 }
 
-function parseV4(text: string): Uint8Array | null {
-  const parts = text.split('.');
-  if (parts.length !== 4) return null;
-  const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i];
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return null;
-    const v = Number(p);
-    if (v > 255) return null;
-    out[i] = v;
+/**
+ * A dotted quad as a 32-bit number, or -1: exactly four parts, each 0 or 1..3 digits without a
+ * leading zero, each at most 255 (a character scan: a million flow addresses are parsed per scenario).
+ */
+function parseV4Number(text: string): number {
+  let n = 0;
+  let parts = 0;
+  let i = 0;
+  const len = text.length;
+  while (parts < 4) {
+    const start = i;
+    let v = 0;
+    while (i < len) {
+      const c = text.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      v = v * 10 + (c - 48);
+      i++;
+    }
+    const digits = i - start;
+    if (digits === 0 || digits > 3 || (digits > 1 && text.charCodeAt(start) === 48) || v > 255) return -1;
+    n = n * 256 + v;
+    parts++;
+    if (parts < 4) {
+      if (i >= len || text.charCodeAt(i) !== 46) return -1;
+      i++;
+    }
   }
-  return out;
+  return i === len ? n : -1;
+}
+
+function parseV4(text: string): Uint8Array | null {
+  const n = parseV4Number(text);
+  return n < 0 ? null : new Uint8Array([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
 }
 
 function parseV6(text: string): Uint8Array | null {
@@ -93,16 +114,49 @@ function formatV6(b: Uint8Array): string {
   return `${hex(g.slice(0, bestStart))}::${hex(g.slice(bestStart + bestLen))}`;
 }
 
+/**
+ * An IPv4 address kept as its number; the bytes are made when first asked for (schedulers hash the
+ * fold, connections are keyed by it: most of a large scenario's addresses never need their bytes).
+ */
+class V4Address implements Address {
+  readonly family = 4 as const;
+  #bytes: Uint8Array | undefined;
+  #text: string | undefined;
+  constructor(readonly fold: number, text?: string) {
+    this.#text = text;
+  }
+  get bytes(): Uint8Array {
+    const n = this.fold;
+    return (this.#bytes ??= new Uint8Array([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]));
+  }
+  get text(): string {
+    const n = this.fold;
+    return (this.#text ??= `${n >>> 24}.${(n >>> 16) & 0xff}.${(n >>> 8) & 0xff}.${n & 0xff}`);
+  }
+  /** As a plain address object serialises (family, bytes, fold, text). */
+  toJSON(): object {
+    return { family: this.family, bytes: this.bytes, fold: this.fold, text: this.text };
+  }
+}
+
+function v4(n: number, text?: string): Address {
+  return new V4Address(n >>> 0, text);
+}
+
 function make(bytes: Uint8Array): Address {
-  const family: AddressFamily = bytes.length === 4 ? 4 : 6;
-  const text = family === 4 ? Array.from(bytes).join('.') : formatV6(bytes);
-  return { family, bytes, fold: foldOf(bytes), text };
+  if (bytes.length === 4) return v4(word(bytes, 0));
+  return { family: 6, bytes, fold: foldOf(bytes), text: formatV6(bytes) };
 }
 
 /** Parses an IPv4 or IPv6 address; throws AddressError naming the text otherwise. */
 export function parseAddress(text: string): Address {
   if (typeof text !== 'string') throw new AddressError(`not an address: ${JSON.stringify(text)}`);
-  const b = text.includes(':') ? parseV6(text) : parseV4(text);
+  if (!text.includes(':')) {
+    const n = parseV4Number(text);
+    if (n < 0) throw new AddressError(`not an IPv4 or IPv6 address: ${JSON.stringify(text)}`);
+    return v4(n, text); // the text of a dotted quad without leading zeros is its canonical form
+  }
+  const b = parseV6(text);
   if (!b) throw new AddressError(`not an IPv4 or IPv6 address: ${JSON.stringify(text)}`);
   return make(b);
 }
@@ -113,8 +167,7 @@ export function addressFromBytes(bytes: Uint8Array): Address {
 }
 
 export function addressFromV4Number(n: number): Address {
-  const b = new Uint8Array([(n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
-  return make(b);
+  return v4(n >>> 0);
 }
 
 /** Keeps the first `prefixLen` bits (the persistence netmask: IPv4 mask or IPv6 prefix length). */

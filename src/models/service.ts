@@ -422,10 +422,10 @@ export class ServiceModel implements SchedulerHost {
     }
     // A short string of 16-bit units: protocol, client bytes, client port, destination bytes, port.
     const u: number[] = [protoNumber(f.proto)];
-    const cb = f.client.bytes, db = f.dst.bytes;
-    for (let i = 0; i < cb.length; i += 2) u.push((cb[i] << 8) | cb[i + 1]);
+    // (IPv4: the two halves of the fold are the address's 16-bit units, without asking for its bytes.)
+    pushUnits(u, f.client);
     u.push(f.cport);
-    for (let i = 0; i < db.length; i += 2) u.push((db[i] << 8) | db[i + 1]);
+    pushUnits(u, f.dst);
     u.push(f.dport);
     return String.fromCharCode.apply(null, u);
   }
@@ -674,6 +674,16 @@ export class ServiceModel implements SchedulerHost {
 
 /** ip_vs_add_dest / ip_vs_edit_dest validation (ERANGE). */
 /** The scenario asks for something a real client cannot do. */
+/** An address as 16-bit units in network order. */
+function pushUnits(u: number[], a: Address): void {
+  if (a.family === 4) {
+    u.push(a.fold >>> 16, a.fold & 0xffff);
+    return;
+  }
+  const b = a.bytes;
+  for (let i = 0; i < b.length; i += 2) u.push((b[i] << 8) | b[i + 1]);
+}
+
 export class ScenarioConflict extends Error {
   override name = 'ScenarioConflict';
 }
