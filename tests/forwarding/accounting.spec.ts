@@ -124,6 +124,46 @@ test('a copy of the client\'s packet to a second real server fails at the direct
   expect(account(lone).causes.map((c) => [c.link, c.kind, c.statement])).toEqual([['rs2:eth0', 'off-path', OFF_PATH_STATEMENT]]);
 });
 
+test('a UDP request copied to a second real server: the copy at the director\'s egress is the one cause; the leaked reply and the client\'s port unreachable are consequences', () => {
+  // As captured under copy-to-second-real-server on NAT udp4: rs2 answers the copy, the director has no
+  // connection for it and routes it to the client unrewritten, the client's stack answers that with an ICMP
+  // port unreachable, which the director routes back to rs2.
+  const uflow: Flow = { service: 'udp4', client: 'client1', clientAddr: '198.18.0.1', clientPort: 20001, realServer: 'rs1' };
+  const uplan = planFlow(nat, uflow);
+  const other = planFlow(nat, { ...uflow, realServer: 'rs2' });
+  const w = new Wire();
+  const udp = (h: HopHeaders, data: string, over: Partial<{ src: string; sport: number }> = {}): LayerSpec[] => [
+    { type: 'eth', src: h.eth.src, dst: h.eth.dst },
+    { type: 'ipv4', src: over.src ?? h.ip.src, dst: h.ip.dst, ttl: h.ip.ttl, id: 7 },
+    { type: 'udp', sport: over.sport ?? h.l4.sport, dport: h.l4.dport },
+    { type: 'payload', data },
+  ];
+  for (const h of uplan.c2s) w.add(udp(h, '71'), h.link);
+  const copy = w.packets.length;
+  for (const h of other.c2s.filter((x) => x.stage === 'from-director')) w.add(udp(h, '71'), h.link);
+  for (const h of uplan.s2c) w.add(udp(h, '6131'), h.link);
+  // rs2's answer, not rewritten by the director (it has no connection for it).
+  const rip2 = other.s2c[0].ip.src;
+  const rport = other.s2c[0].l4.sport;
+  const leaked = other.s2c.map((h) => ({ h, spec: udp(h, '6132', { src: rip2, sport: rport }) }));
+  for (const { h, spec } of leaked) w.add(spec, h.link);
+  // The client's port unreachable about it, routed back to rs2 (same addresses on every hop).
+  const quote = leaked[leaked.length - 1].spec.slice(1).map((l) => ({ ...l, quoted: true as const }));
+  for (const h of other.c2s) {
+    w.add([{ type: 'eth', src: h.eth.src, dst: h.eth.dst }, { type: 'ipv4', src: uflow.clientAddr, dst: rip2, ttl: h.wire === 0 ? 64 : 63 }, { type: 'icmp', icmpType: 3, code: 3 }, ...quote] as LayerSpec[], h.link);
+  }
+  const a = accountPackets({ packets: w.packets, links, explainers: flowExplainers(nat, [uflow], w.packets), background: BUILTIN_BACKGROUND });
+  expect(a.ok).toBe(false);
+  expect(a.causes.map((c) => [c.index, c.link, c.kind, c.statement])).toEqual([[copy, 'director:eth1', 'unprescribed', EXTRA_STATEMENT]]);
+  // The copy's other end, rs2's answer on its 4 link ends, and the ICMP on its 4.
+  expect(a.consequences).toHaveLength(1 + 4 + 4);
+  expect(a.consequences.every((c) => c.cause === copy)).toBe(true);
+  const icmp = a.consequences.filter((c) => /icmp/.test(c.summary));
+  expect(icmp.map((c) => c.link)).toEqual(other.c2s.map((h) => h.link));
+  expect(icmp[0].how).toMatch(/client1's answer/);
+  expect(icmp.slice(1).every((c) => /forwarded onto|same frame/.test(c.how!))).toBe(true);
+});
+
 test('a stray packet from the director to the client after the close: the client\'s reset is its consequence', () => {
   const w = new Wire();
   exchange(w);
