@@ -9,7 +9,7 @@ import { accountPackets, EXTRA_STATEMENT, OFF_PATH_STATEMENT, type BackgroundCla
 import { readAccountingFile, replayAccounting, writeAccountingFile } from '../../src/runner/accounting-file';
 import { backgroundClasses, BUILTIN_BACKGROUND } from '../../src/oracle/background';
 import { originPackets, seededChecks } from '../../src/oracle/expect';
-import { flowExplainers } from '../../src/oracle/explainers';
+import { flowExplainers, flowFromWire } from '../../src/oracle/explainers';
 import { planFlow } from '../../src/oracle/flow-checks';
 import { TestRecord } from '../../src/runner/suite-api';
 import type { Flow, FlowPlan, HopHeaders } from '../../src/oracle/types';
@@ -174,6 +174,26 @@ test('a stray packet from the director to the client after the close: the client
   const a = account(w);
   expect(a.causes.map((c) => [c.index, c.link, c.statement])).toEqual([[stray, toClient.find((h) => h.end === 'tx')!.link, EXTRA_STATEMENT]]);
   expect(a.consequences.map((c) => c.how)).toEqual([expect.stringMatching(/same frame/), expect.stringMatching(/client1's answer/)]);
+});
+
+test('a connection the client gave up on, that nothing named a real server for, is placed by the wire: its packets are explained, not unexpected', () => {
+  // Seen on a loaded machine (DR tcp6, three connections): the answer came after the client's 3 s timeout and
+  // the director's table was not read in time, so the run had no flow for it and all its packets were "unexpected".
+  const gaveUp = { service: 'tcp4', client: 'client1', clientAddr: '198.18.0.1', clientPort: 20002 };
+  const p2 = planFlow(nat, { ...gaveUp, realServer: 'rs2' });
+  const w = new Wire();
+  for (const h of p2.c2s) w.add(tcpOn(h, { flags: 'S', seq: 1, ack: 0 }), h.link);
+  for (const h of p2.s2c) w.add(tcpOn(h, { flags: 'SA', seq: 9, ack: 2 }), h.link);
+  expect(accountPackets({ packets: w.packets, links, explainers: [], background: BUILTIN_BACKGROUND }).ok).toBe(false);
+  const f = flowFromWire(nat, gaveUp, w.packets);
+  expect(f).toEqual({ ...gaveUp, realServer: 'rs2' });
+  const a = accountPackets({ packets: w.packets, links, explainers: flowExplainers(nat, [f!], w.packets), background: BUILTIN_BACKGROUND });
+  expect([a.ok, a.counts.expected]).toEqual([true, w.packets.length]);
+  // Nothing reached a real server (only the client's link): no flow is made up.
+  const lone = new Wire();
+  lone.add(tcpOn(p2.c2s[0], { flags: 'S', seq: 1, ack: 0 }), p2.c2s[0].link);
+  expect(flowFromWire(nat, gaveUp, lone.packets)).toBeUndefined();
+  expect(flowFromWire(nat, { ...gaveUp, service: 'nonexistent' }, w.packets)).toBeUndefined();
 });
 
 test('a class the driver declares is counted, never silently ignored; two classes of one name are refused', () => {
