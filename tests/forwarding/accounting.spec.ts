@@ -196,6 +196,25 @@ test('a connection the client gave up on, that nothing named a real server for, 
   expect(flowFromWire(nat, { ...gaveUp, service: 'nonexistent' }, w.packets)).toBeUndefined();
 });
 
+test('stray-after-close\'s copy of the answer (sent before it, outside the window): the copy is the cause, the client\'s duplicate ACK and its way to the real server are consequences', () => {
+  // As captured on the NAT lab (nftables director in namespaces) under the fault: the copy leaves first.
+  const w = new Wire();
+  w.segment('c2s', { flags: 'PA', seq: 1000, ack: 5000, data: '474554' });
+  const toClient = plan.s2c.filter((h) => h.stage === 'from-director');
+  const stray = w.packets.length + plan.s2c.filter((h) => h.stage !== 'from-director').length;
+  w.segment('s2c', { flags: 'PA', seq: 0x53545259, ack: 1003, data: '4f4b' }, () => false);
+  for (const h of plan.s2c.filter((x) => x.stage !== 'from-director')) w.add(tcpOn(h, { flags: 'PA', seq: 5000, ack: 1003, data: '4f4b' }), h.link);
+  for (const h of toClient) w.add(tcpOn(h, { flags: 'PA', seq: 0x53545259, ack: 1003, data: '4f4b' }), h.link);
+  for (const h of toClient) w.add(tcpOn(h, { flags: 'PA', seq: 5000, ack: 1003, data: '4f4b' }), h.link);
+  // The client's duplicate ACK about the out-of-window copy (a repeat of its last ACK), forwarded to rs1.
+  w.segment('c2s', { flags: 'A', seq: 1003, ack: 5000 }, (h) => h.wire > 0 || h.end === 'tx');
+  w.segment('c2s', { flags: 'A', seq: 1003, ack: 5000 });
+  const a = account(w);
+  expect(a.causes.map((c) => [c.index, c.link, c.kind, c.statement])).toEqual([[stray, toClient.find((h) => h.end === 'tx')!.link, 'unprescribed', EXTRA_STATEMENT]]);
+  expect(a.consequences[0].how).toMatch(/same frame/);
+  expect(a.consequences.every((c) => c.cause === stray)).toBe(true);
+});
+
 test('a class the driver declares is counted, never silently ignored; two classes of one name are refused', () => {
   const probe: BackgroundClass = { name: 'probe', why: 'health checks to the real servers', declaredBy: 'driver test', patterns: [[{ type: 'eth' }, { type: 'ipv4', dst: '198.18.1.11' }, { type: 'icmp', icmpType: 8 }]] };
   const w = new Wire();
