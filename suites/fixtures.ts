@@ -218,7 +218,9 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
       const captured = await capture.finish();
       const checks = await build(captured);
       // Every packet of the capture is accounted for: the flows of every traffic run of the test explain theirs.
-      const allFlows = [...traffic.runs.flatMap((r) => r.flows), ...flows];
+      const allFlows: Flow[] = [...traffic.runs.flatMap((r) => r.flows), ...flows];
+      // Connections the client gave up on and nothing named a real server for: where the wire shows them going.
+      allFlows.push(...traffic.wireFlows(captured.packets));
       const accounting = { explainers: flowExplainers(prepared.model, allFlows, captured.packets, { guePort: captured.guePort }), background: backgroundClasses(capabilities?.background) };
       try {
         record.evaluate(checks, captured, accounting);

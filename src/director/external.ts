@@ -8,6 +8,9 @@ import * as path from 'path';
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import type { BackendKind, LabNode, RunningLab } from '../backend/types';
 import { projectRoot } from '../backend/vm/shares';
+import { backgroundClasses } from '../oracle/background';
+import type { BackgroundClass } from '../oracle/accounting';
+import { LAYER_FIELDS } from '../packet/layers';
 import type { ServiceModel } from '../topology/model';
 import { diffServices } from './diff';
 import {
@@ -70,6 +73,18 @@ const SCHEMAS: Record<AdapterVerb, object> = {
           methods: { type: 'array', items: { enum: ['nat', 'dr', 'tun', 'fullnat'] } }, schedulers: strs,
           schedulerFlags: strs, persistence: { type: 'boolean' }, connections: { type: 'boolean' }, stats: { type: 'boolean' },
           rates: { type: 'boolean' }, weightZero: { type: 'boolean' }, thresholds: { type: 'boolean' }, fwmark: { type: 'boolean' }, onePacket: { type: 'boolean' },
+          // Packets the implementation legitimately emits besides the flows (a health-check prober): counted per
+          // class by the forwarding suite's packet accounting instead of failing it (docs/conformance.md).
+          background: {
+            type: 'array',
+            items: {
+              type: 'object', required: ['name', 'why', 'patterns'], additionalProperties: false,
+              properties: {
+                name: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,31}$' }, why: { type: 'string', minLength: 1 },
+                patterns: { type: 'array', minItems: 1, items: { type: 'array', minItems: 1, items: { type: 'object', required: ['type'], properties: { type: { enum: Object.keys(LAYER_FIELDS) } } } } },
+              },
+            },
+          },
         },
       },
     },
@@ -133,7 +148,11 @@ function adapterArgv(adapter: string, verb: string): string[] {
   return /^#!.*\bnode\b/.test(head) ? [process.execPath, adapter, verb] : [adapter, verb];
 }
 
-type Described = { implementation: string; capabilities: Partial<DirectorCapabilities> & Pick<DirectorCapabilities, 'protocols' | 'families' | 'methods' | 'schedulers'> };
+type Described = {
+  implementation: string;
+  capabilities: Partial<Omit<DirectorCapabilities, 'background'>> & Pick<DirectorCapabilities, 'protocols' | 'families' | 'methods' | 'schedulers'>
+    & { background?: Array<Omit<BackgroundClass, 'declaredBy'>> };
+};
 
 export class ExternalDirector implements DirectorDriver {
   readonly kind: string;
@@ -160,12 +179,19 @@ export class ExternalDirector implements DirectorDriver {
   async capabilities(): Promise<DirectorCapabilities> {
     const d = await this.describe();
     const c = d.capabilities;
+    const background: BackgroundClass[] = (c.background ?? []).map((b) => ({ name: b.name, why: b.why, declaredBy: `adapter ${this.adapter}`, patterns: b.patterns }));
+    try {
+      backgroundClasses(background);
+    } catch (e) {
+      throw new AdapterError(this.adapter, 'describe', (e as Error).message);
+    }
     return this.caps = {
       kind: this.kind, implementation: `${d.implementation} (adapter ${this.adapter})`,
       protocols: c.protocols, families: c.families, methods: c.methods, schedulers: c.schedulers,
       schedulerFlags: c.schedulerFlags ?? [], tunnelTypes: c.methods.includes('tun') ? ['ipip'] : [], tunnelFlags: [], mixedFamilyTunnels: false,
       persistence: c.persistence ?? false, persistenceEngines: [], onePacket: c.onePacket ?? false, fwmark: c.fwmark ?? false,
       thresholds: c.thresholds ?? false, weightZero: c.weightZero ?? false, stats: c.stats ?? false, rates: c.rates ?? false, connections: c.connections ?? false,
+      ...(background.length ? { background } : {}),
     };
   }
 

@@ -533,8 +533,8 @@ export const FAULTS: FaultDefinition[] = [
   },
   {
     name: 'stray-after-close',
-    summary: 'the director sends the client a stray segment when the connection closes',
-    how: 'netdev egress on the client-side interface: each FIN from a VIP towards a client is duplicated (dup to) and the copy gets a sequence number outside the window, arriving after the close',
+    summary: 'the director sends the client stray segments outside the connection\'s window: with its answer and as the connection closes',
+    how: 'netdev egress on the client-side interface: each segment from a VIP towards a client that pushes data or closes (PSH or FIN) is duplicated (dup to) and the copy gets sequence number 0x53545259, outside the window. The answer always falls in a test\'s capture (a test without it fails anyway), so every test with a TCP connection gets its stray even when the close comes after the capture stopped',
     targets: ['FWD-COM-009'],
     ...perDirector(NAT_LIKE, (d) => {
       const rules: string[] = [];
@@ -543,7 +543,7 @@ export const FAULTS: FaultDefinition[] = [
         const vips = vipsOf(d.services.filter((s) => s.protocol === 'tcp' && s.realServers.some((r) => NAT_LIKE.includes(r.method))), fam);
         if (!vips.length) continue;
         rules.push(`meta mark ${COPY_MARK} ${ipk} saddr ${set(vips)} tcp sequence set 0x53545259 meta mark set 0 accept`);
-        rules.push(`meta mark != ${COPY_MARK} ${ipk} saddr ${set(vips)} tcp flags & fin == fin meta mark set ${COPY_MARK} dup to "DEV" meta mark set 0`);
+        rules.push(`meta mark != ${COPY_MARK} ${ipk} saddr ${set(vips)} tcp flags & (fin | psh) != 0 meta mark set ${COPY_MARK} dup to "DEV" meta mark set 0`);
       }
       return netdevTable(d.node.name, [...d.clientSide].map((dev) => ({ hook: 'egress' as const, dev, rules: rules.map((r) => r.replace('"DEV"', `"${dev}"`)) })), 'stray segment after close');
     }),

@@ -121,6 +121,24 @@ export function packetSummary(p: DecodedPacket): string {
   return `${outer}${i.proto} ${ep(i.src, i.sport)} > ${ep(i.dst, i.dport)}${t}`;
 }
 
+/** The datagram an ICMP/ICMPv6 error quotes: its IP header and what follows (ports when quoted). */
+function quotedOf(p: DecodedPacket): (Inner & { layers: Layer[] }) | undefined {
+  const k = p.layers.findIndex((l) => (l.type === 'ipv4' || l.type === 'ipv6') && l.quoted);
+  if (k < 0) return undefined;
+  const ip = p.layers[k] as Extract<Layer, { type: 'ipv4' | 'ipv6' }>;
+  const l4 = p.layers[k + 1];
+  const ports = l4 && (l4.type === 'tcp' || l4.type === 'udp') ? { sport: l4.sport, dport: l4.dport } : {};
+  return { src: ip.src, dst: ip.dst, proto: l4?.type ?? 'none', ...ports, l4, layers: p.layers.slice(k + 1) };
+}
+
+/** An ICMP destination unreachable / time exceeded / too big / parameter problem (not an echo). */
+function isIcmpError(l: Layer | undefined): boolean {
+  if (!l) return false;
+  if (l.type === 'icmp') return [3, 4, 5, 11, 12].includes(l.icmpType);
+  if (l.type === 'icmpv6') return l.icmpType < 128;
+  return false;
+}
+
 /** Transport content that survives forwarding (addresses and ports may be rewritten): identifies a packet forwarded on. */
 function contentKey(p: DecodedPacket): string | undefined {
   const i = innerOf(p);
@@ -128,7 +146,23 @@ function contentKey(p: DecodedPacket): string | undefined {
   if (i.l4.type === 'tcp') return `tcp ${i.l4.flags} ${i.l4.seq} ${i.l4.ack} ${i.l4.payloadLen}`;
   const pl = p.layers[p.layers.length - 1];
   if (i.l4.type === 'udp') return `udp ${i.l4.len} ${pl.type === 'payload' ? pl.data : ''}`;
+  if ((i.l4.type === 'icmp' || i.l4.type === 'icmpv6') && isIcmpError(i.l4)) {
+    // An error is the same error on every hop: its type and code and what it quotes (the quoted transport's
+    // content; addresses and ports inside the quote may be translated).
+    const q = quotedOf(p);
+    const ql = q?.l4;
+    const quoted = !ql ? '' : ql.type === 'tcp' ? `tcp ${ql.seq}` : ql.type === 'udp' ? `udp ${ql.len} ${pl.type === 'payload' && pl.quoted ? pl.data : ''}` : ql.type;
+    return `${i.l4.type} ${i.l4.icmpType} ${i.l4.code} ${quoted}`;
+  }
   return undefined;
+}
+
+/** An ICMP error that node `by` sends back to the sender of `t` about `t` itself (its quote is `t` as received). */
+function isErrorAbout(p: DecodedPacket, t: Inner): boolean {
+  const pi = innerOf(p);
+  if (!pi || !isIcmpError(pi.l4) || pi.src !== t.dst || pi.dst !== t.src) return false;
+  const q = quotedOf(p);
+  return !!q && q.src === t.src && q.dst === t.dst && q.sport === t.sport && q.dport === t.dport;
 }
 
 function bareAck(p: DecodedPacket): boolean {
@@ -289,6 +323,12 @@ function markConsequences(packets: DecodedPacket[], account: Map<number, PacketA
       const sent: DecodedPacket[] = [];
       for (const p of sorted) {
         if (nodeOfLink(p.link!) !== node) continue;
+        // An ICMP error about the trigger (a port unreachable from a stack that has no socket for it).
+        if (tsNum(p.ts) > tt && account.get(p.index!)!.class === 'unexpected' && isErrorAbout(p, ti)) {
+          reacted.add(tp.index!);
+          changed = mark(p, t, `${node}'s answer to #${t.index}`) || changed;
+          break;
+        }
         const pi = innerOf(p);
         if (!pi || pi.src !== ti.dst || pi.dst !== ti.src || pi.sport !== ti.dport || pi.dport !== ti.sport) continue;
         if (tsNum(p.ts) <= tt) { sent.push(p); continue; }

@@ -42,6 +42,38 @@ export function flowExplainers(lab: LabModel, flows: Flow[], packets: DecodedPac
 }
 
 /**
+ * A connection the client gave up on (no answer in time, under load) whose real server neither its answer nor
+ * the director's table names: the capture shows where the director sent it — the real server on whose link
+ * the client's packets arrived as the method prescribes for that real server. Only when exactly one real
+ * server of the service received them; those packets are then the flow's, not unexplained.
+ */
+export function flowFromWire(lab: LabModel, partial: Omit<Flow, 'realServer'>, packets: DecodedPacket[]): Flow | undefined {
+  const service = lab.services.find((s) => s.name === partial.service);
+  if (!service) return undefined;
+  const found = new Set<string>();
+  for (const rs of new Set(service.realServers.map((r) => r.node))) {
+    const flow: Flow = { ...partial, realServer: rs };
+    let plan: FlowPlan;
+    try {
+      plan = planFlow(lab, flow);
+    } catch {
+      continue;
+    }
+    const arrival = plan.c2s.filter((h) => h.stage === 'from-director' && h.end === 'rx').pop();
+    if (!arrival) continue;
+    const seen = packets.some((p) => {
+      if (p.link !== arrival.link) return false;
+      const ips = p.layers.filter((l) => (l.type === 'ipv4' || l.type === 'ipv6') && !l.quoted) as Array<{ src: string; dst: string }>;
+      const ip = ips[ips.length - 1];
+      const l4 = p.layers[p.layers.indexOf(ip as never) + 1];
+      return !!ip && ip.src === arrival.ip.src && ip.dst === arrival.ip.dst && !!l4 && (l4.type === 'tcp' || l4.type === 'udp') && l4.sport === arrival.l4.sport && l4.dport === arrival.l4.dport;
+    });
+    if (seen) found.add(rs);
+  }
+  return found.size === 1 ? { ...partial, realServer: [...found][0] } : undefined;
+}
+
+/**
  * An endpoint's ICMP error about a packet of the flow it received (a UDP reply reaching a client that has
  * given up, a datagram to a closed port): the endpoint's stack sends it and the director translates it like
  * the flow, so on every hop of the endpoint's direction it is an error quoting the other direction as it

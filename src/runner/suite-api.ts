@@ -10,6 +10,7 @@ import { accountPackets, EXTRA_STATEMENT, OFF_PATH_STATEMENT, renderAccounting, 
 import { writeAccountingFile } from './accounting-file';
 import { attribute, type OracleCheck } from '../oracle/expect';
 import { unansweredCheck } from '../oracle/director-checks';
+import { flowFromWire } from '../oracle/explainers';
 import type { Flow } from '../oracle/types';
 import { decodeCaptureWithInterfaces } from '../packet/capturefile';
 import { evaluateExpectation, renderResult, type ExpectationResult } from '../packet/expect';
@@ -193,6 +194,24 @@ export class Traffic {
     const s = this.prepared.model.services.find((x) => x.name === name);
     if (!s) throw new Error(`lab ${this.prepared.model.name} has no service "${name}" (it has ${this.prepared.model.services.map((x) => x.name).join(', ')})`);
     return s;
+  }
+
+  /**
+   * Flows for the connections of every run that no flow stands for (the client gave up before an answer and the
+   * director's table did not name a real server): the real server the capture shows them reaching, if one did.
+   * Packet accounting explains their packets with these; no check judges them.
+   */
+  wireFlows(packets: DecodedPacket[]): Flow[] {
+    const out: Flow[] = [];
+    for (const r of this.runs) {
+      for (const c of r.conns) {
+        const src = c.src ?? this.clientAddress(r.client, r.service.family);
+        if (!src || !c.sport || r.flows.some((f) => f.clientAddr === src && f.clientPort === c.sport)) continue;
+        const f = flowFromWire(this.prepared.model, { service: r.service.name, client: r.client, clientAddr: src, clientPort: c.sport }, packets);
+        if (f) out.push(f);
+      }
+    }
+    return out;
   }
 
   async run(serviceName: string, opts: TrafficOptions = {}): Promise<TrafficRun> {

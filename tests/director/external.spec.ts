@@ -58,6 +58,20 @@ for (const b of BAD) {
   });
 }
 
+test('an adapter declares its background classes in describe: they reach the capabilities as declared by the adapter; a built-in name or a bad pattern is refused', async () => {
+  const describe = (background: unknown) => `echo '${JSON.stringify({ protocol: 'vslab-director-adapter/1', implementation: 'scripted', capabilities: { protocols: ['tcp'], families: [4], methods: ['nat'], schedulers: ['rr'], background } })}'`;
+  const probe = { name: 'probe', why: 'TCP health checks to every real server', patterns: [[{ type: 'eth' }, { type: 'ipv4', src: '198.18.1.1' }, { type: 'tcp', dport: 8080, flags: 'S' }]] };
+  const caps = await new ExternalDirector(scriptedNode({ describe: describe([probe]) }), ADAPTER).capabilities();
+  expect(caps.background).toEqual([{ ...probe, declaredBy: `adapter ${ADAPTER}` }]);
+  expect((await new ExternalDirector(scriptedNode({ describe: DESCRIBE }), ADAPTER).capabilities()).background).toBeUndefined();
+  await expect(new ExternalDirector(scriptedNode({ describe: describe([{ ...probe, name: 'arp' }]) }), ADAPTER).capabilities())
+    .rejects.toThrow(/verb describe: background class "arp" declared by adapter .* is already declared/);
+  await expect(new ExternalDirector(scriptedNode({ describe: describe([{ ...probe, patterns: [[{ type: 'ethernet' }]] }]) }), ADAPTER).capabilities())
+    .rejects.toThrow(/verb describe: malformed reply: \/capabilities\/background\/0\/patterns\/0\/0\/type must be equal to one of the allowed values/);
+  await expect(new ExternalDirector(scriptedNode({ describe: describe([{ name: 'probe', patterns: probe.patterns }]) }), ADAPTER).capabilities())
+    .rejects.toThrow(/malformed reply: \/capabilities\/background\/0 must have required property 'why'/);
+});
+
 test('a hung adapter is killed after the timeout and named', async () => {
   const t0 = Date.now();
   const err = await callAdapter(scriptedNode({ read: 'sleep 20' }), ADAPTER, 'read', {}, 800).then(() => undefined, (e: Error) => e);

@@ -9,7 +9,7 @@ import { accountPackets, EXTRA_STATEMENT, OFF_PATH_STATEMENT, type BackgroundCla
 import { readAccountingFile, replayAccounting, writeAccountingFile } from '../../src/runner/accounting-file';
 import { backgroundClasses, BUILTIN_BACKGROUND } from '../../src/oracle/background';
 import { originPackets, seededChecks } from '../../src/oracle/expect';
-import { flowExplainers } from '../../src/oracle/explainers';
+import { flowExplainers, flowFromWire } from '../../src/oracle/explainers';
 import { planFlow } from '../../src/oracle/flow-checks';
 import { TestRecord } from '../../src/runner/suite-api';
 import type { Flow, FlowPlan, HopHeaders } from '../../src/oracle/types';
@@ -124,6 +124,46 @@ test('a copy of the client\'s packet to a second real server fails at the direct
   expect(account(lone).causes.map((c) => [c.link, c.kind, c.statement])).toEqual([['rs2:eth0', 'off-path', OFF_PATH_STATEMENT]]);
 });
 
+test('a UDP request copied to a second real server: the copy at the director\'s egress is the one cause; the leaked reply and the client\'s port unreachable are consequences', () => {
+  // As captured under copy-to-second-real-server on NAT udp4: rs2 answers the copy, the director has no
+  // connection for it and routes it to the client unrewritten, the client's stack answers that with an ICMP
+  // port unreachable, which the director routes back to rs2.
+  const uflow: Flow = { service: 'udp4', client: 'client1', clientAddr: '198.18.0.1', clientPort: 20001, realServer: 'rs1' };
+  const uplan = planFlow(nat, uflow);
+  const other = planFlow(nat, { ...uflow, realServer: 'rs2' });
+  const w = new Wire();
+  const udp = (h: HopHeaders, data: string, over: Partial<{ src: string; sport: number }> = {}): LayerSpec[] => [
+    { type: 'eth', src: h.eth.src, dst: h.eth.dst },
+    { type: 'ipv4', src: over.src ?? h.ip.src, dst: h.ip.dst, ttl: h.ip.ttl, id: 7 },
+    { type: 'udp', sport: over.sport ?? h.l4.sport, dport: h.l4.dport },
+    { type: 'payload', data },
+  ];
+  for (const h of uplan.c2s) w.add(udp(h, '71'), h.link);
+  const copy = w.packets.length;
+  for (const h of other.c2s.filter((x) => x.stage === 'from-director')) w.add(udp(h, '71'), h.link);
+  for (const h of uplan.s2c) w.add(udp(h, '6131'), h.link);
+  // rs2's answer, not rewritten by the director (it has no connection for it).
+  const rip2 = other.s2c[0].ip.src;
+  const rport = other.s2c[0].l4.sport;
+  const leaked = other.s2c.map((h) => ({ h, spec: udp(h, '6132', { src: rip2, sport: rport }) }));
+  for (const { h, spec } of leaked) w.add(spec, h.link);
+  // The client's port unreachable about it, routed back to rs2 (same addresses on every hop).
+  const quote = leaked[leaked.length - 1].spec.slice(1).map((l) => ({ ...l, quoted: true as const }));
+  for (const h of other.c2s) {
+    w.add([{ type: 'eth', src: h.eth.src, dst: h.eth.dst }, { type: 'ipv4', src: uflow.clientAddr, dst: rip2, ttl: h.wire === 0 ? 64 : 63 }, { type: 'icmp', icmpType: 3, code: 3 }, ...quote] as LayerSpec[], h.link);
+  }
+  const a = accountPackets({ packets: w.packets, links, explainers: flowExplainers(nat, [uflow], w.packets), background: BUILTIN_BACKGROUND });
+  expect(a.ok).toBe(false);
+  expect(a.causes.map((c) => [c.index, c.link, c.kind, c.statement])).toEqual([[copy, 'director:eth1', 'unprescribed', EXTRA_STATEMENT]]);
+  // The copy's other end, rs2's answer on its 4 link ends, and the ICMP on its 4.
+  expect(a.consequences).toHaveLength(1 + 4 + 4);
+  expect(a.consequences.every((c) => c.cause === copy)).toBe(true);
+  const icmp = a.consequences.filter((c) => /icmp/.test(c.summary));
+  expect(icmp.map((c) => c.link)).toEqual(other.c2s.map((h) => h.link));
+  expect(icmp[0].how).toMatch(/client1's answer/);
+  expect(icmp.slice(1).every((c) => /forwarded onto|same frame/.test(c.how!))).toBe(true);
+});
+
 test('a stray packet from the director to the client after the close: the client\'s reset is its consequence', () => {
   const w = new Wire();
   exchange(w);
@@ -134,6 +174,45 @@ test('a stray packet from the director to the client after the close: the client
   const a = account(w);
   expect(a.causes.map((c) => [c.index, c.link, c.statement])).toEqual([[stray, toClient.find((h) => h.end === 'tx')!.link, EXTRA_STATEMENT]]);
   expect(a.consequences.map((c) => c.how)).toEqual([expect.stringMatching(/same frame/), expect.stringMatching(/client1's answer/)]);
+});
+
+test('a connection the client gave up on, that nothing named a real server for, is placed by the wire: its packets are explained, not unexpected', () => {
+  // Seen on a loaded machine (DR tcp6, three connections): the answer came after the client's 3 s timeout and
+  // the director's table was not read in time, so the run had no flow for it and all its packets were "unexpected".
+  const gaveUp = { service: 'tcp4', client: 'client1', clientAddr: '198.18.0.1', clientPort: 20002 };
+  const p2 = planFlow(nat, { ...gaveUp, realServer: 'rs2' });
+  const w = new Wire();
+  for (const h of p2.c2s) w.add(tcpOn(h, { flags: 'S', seq: 1, ack: 0 }), h.link);
+  for (const h of p2.s2c) w.add(tcpOn(h, { flags: 'SA', seq: 9, ack: 2 }), h.link);
+  expect(accountPackets({ packets: w.packets, links, explainers: [], background: BUILTIN_BACKGROUND }).ok).toBe(false);
+  const f = flowFromWire(nat, gaveUp, w.packets);
+  expect(f).toEqual({ ...gaveUp, realServer: 'rs2' });
+  const a = accountPackets({ packets: w.packets, links, explainers: flowExplainers(nat, [f!], w.packets), background: BUILTIN_BACKGROUND });
+  expect([a.ok, a.counts.expected]).toEqual([true, w.packets.length]);
+  // Nothing reached a real server (only the client's link): no flow is made up.
+  const lone = new Wire();
+  lone.add(tcpOn(p2.c2s[0], { flags: 'S', seq: 1, ack: 0 }), p2.c2s[0].link);
+  expect(flowFromWire(nat, gaveUp, lone.packets)).toBeUndefined();
+  expect(flowFromWire(nat, { ...gaveUp, service: 'nonexistent' }, w.packets)).toBeUndefined();
+});
+
+test('stray-after-close\'s copy of the answer (sent before it, outside the window): the copy is the cause, the client\'s duplicate ACK and its way to the real server are consequences', () => {
+  // As captured on the NAT lab (nftables director in namespaces) under the fault: the copy leaves first.
+  const w = new Wire();
+  w.segment('c2s', { flags: 'PA', seq: 1000, ack: 5000, data: '474554' });
+  const toClient = plan.s2c.filter((h) => h.stage === 'from-director');
+  const stray = w.packets.length + plan.s2c.filter((h) => h.stage !== 'from-director').length;
+  w.segment('s2c', { flags: 'PA', seq: 0x53545259, ack: 1003, data: '4f4b' }, () => false);
+  for (const h of plan.s2c.filter((x) => x.stage !== 'from-director')) w.add(tcpOn(h, { flags: 'PA', seq: 5000, ack: 1003, data: '4f4b' }), h.link);
+  for (const h of toClient) w.add(tcpOn(h, { flags: 'PA', seq: 0x53545259, ack: 1003, data: '4f4b' }), h.link);
+  for (const h of toClient) w.add(tcpOn(h, { flags: 'PA', seq: 5000, ack: 1003, data: '4f4b' }), h.link);
+  // The client's duplicate ACK about the out-of-window copy (a repeat of its last ACK), forwarded to rs1.
+  w.segment('c2s', { flags: 'A', seq: 1003, ack: 5000 }, (h) => h.wire > 0 || h.end === 'tx');
+  w.segment('c2s', { flags: 'A', seq: 1003, ack: 5000 });
+  const a = account(w);
+  expect(a.causes.map((c) => [c.index, c.link, c.kind, c.statement])).toEqual([[stray, toClient.find((h) => h.end === 'tx')!.link, 'unprescribed', EXTRA_STATEMENT]]);
+  expect(a.consequences[0].how).toMatch(/same frame/);
+  expect(a.consequences.every((c) => c.cause === stray)).toBe(true);
 });
 
 test('a class the driver declares is counted, never silently ignored; two classes of one name are refused', () => {
