@@ -68,7 +68,7 @@ export async function bringUp(backend: Backend, model: LabModel, opts: LabUpOpti
   const state = await withLock(async () => {
     const taken = new Set([...readLabStates().map((s) => s.name), ...((await backend.namesInUse?.()) ?? [])]);
     if (opts.name && taken.has(opts.name)) throw new Error(labNameTakenMessage(opts.name));
-    const name = uniqueLabName(opts.name ?? model.name, taken);
+    const name = uniqueLabName(opts.name ?? `${opts.namePrefix ?? ''}${model.name}`, taken);
     const s: LabState = {
       name, backend: backend.kind, topology: model.file, nodes: model.nodes.map((n) => n.name), namespaces: [],
       createdAt: new Date().toISOString(), ownerPid: process.pid, status: 'creating', ephemeral: !!opts.ephemeral, model,
