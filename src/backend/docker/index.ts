@@ -15,10 +15,10 @@ import { deleteLabNamespaces, labNamespaces } from '../netns';
 import { HostNamespaceNode } from '../nsnode';
 import { nsName, parseNsName, planLab } from '../plan';
 import { labAlive, readLabState, RUN_DIR, WORK_ROOT, type LabState } from '../registry';
-import type { ExecOptions, ExecResult, RunningLab, UpOptions } from '../types';
+import type { ExecOptions, ExecResult, RunningLab, SpawnOptions, UpOptions } from '../types';
 import type { LabModel, NodeModel } from '../../topology/model';
 import { pidAlive } from '../../util/process';
-import { containersLabelled, docker, DOCKER_SOCKET, execInContainer, LABEL_LAB, LABEL_NODE, LABEL_RUN_DIR, removeContainer, requireDaemon } from './engine';
+import { containersLabelled, ContainerProcess, docker, DOCKER_SOCKET, execInContainer, notInImageMessage, LABEL_LAB, LABEL_NODE, LABEL_RUN_DIR, removeContainer, requireDaemon } from './engine';
 import { ensureBaseImage, ensureImage, IDLE_COMMAND, imageExists, vslabImageKind } from './images';
 
 export { daemonInfo } from './engine';
@@ -33,9 +33,16 @@ export class DockerNode extends HostNamespaceNode {
   constructor(name: string, labName: string, readonly container: ContainerRecord) {
     super(name, `/proc/${container.pid}/ns/net`, path.join(WORK_ROOT, labName, name));
   }
-  /** Runs a program of the node's image inside its container (exit code and demultiplexed output). */
-  execInImage(argv: string[], opts?: ExecOptions): Promise<ExecResult> {
-    return execInContainer(this.container.id, argv, opts);
+  get image(): string { return this.container.image; }
+  /** Runs a program of the node's image inside its container (exit code and demultiplexed output). A program the
+   *  image does not have exits 127 with a message naming the image and the program on stderr. */
+  async execInImage(argv: string[], opts?: ExecOptions): Promise<ExecResult> {
+    const { missing, ...r } = await execInContainer(this.container.id, argv, opts);
+    return missing ? { ...r, code: 127, stderr: `${notInImageMessage(this.container.image, this.name, missing)}\n${r.stderr}` } : r;
+  }
+  /** Starts a program of the node's image inside its container (`vslab exec` on a docker node). */
+  spawnInImage(argv: string[], opts?: SpawnOptions): ContainerProcess {
+    return new ContainerProcess(this.container.id, argv, opts);
   }
 }
 
@@ -101,14 +108,36 @@ async function startNode(labName: string, node: NodeModel, image: string, topolo
     },
   });
   await copyFilesIn(c, node, topologyFile);
-  await c.start();
-  const info = await c.inspect();
-  if (!info.State.Running || !info.State.Pid) {
-    const logs = (await c.logs({ stdout: true, stderr: true, tail: 20 }).catch(() => Buffer.from(''))).toString().trim();
-    throw new Error(`node ${node.name}: the container of image ${image} exited at once (code ${info.State.ExitCode})` +
-      `${logs ? `: ${logs}` : ''}. A node's image must keep running (its own service, or a command such as \`sleep\`)`);
+  try {
+    await c.start();
+  } catch (e) {
+    const missing = /exec: "([^"]+)": (executable file not found[^:]*|stat [^:]*: no such file or directory)/.exec((e as Error).message);
+    if (missing) throw new Error(`node ${node.name}: ${notInImageMessage(image, node.name, { program: missing[1], detail: `${missing[2]}; the node's command is ${JSON.stringify(node.image?.command ?? IDLE_COMMAND)}` })}`);
+    throw e;
   }
+  const info = await c.inspect();
+  if (!info.State.Running || !info.State.Pid) throw await exitedError(c, node, image, info.State.ExitCode);
   return { id: info.Id, pid: info.State.Pid, image };
+}
+
+/** A node's container that has stopped: an error naming the node, its image and why (a program the image lacks, or its last log lines). */
+async function exitedError(c: Docker.Container, node: NodeModel, image: string, code: number): Promise<Error> {
+  const logs = (await c.logs({ stdout: true, stderr: true, tail: 20 }).catch(() => Buffer.from(''))).toString().trim();
+  // The init (docker-init, tini) says so when the command's program is not in the image.
+  const missing = /exec (\S+) failed: No such file or directory/.exec(logs);
+  if (missing) {
+    return new Error(`node ${node.name}: ${notInImageMessage(image, node.name, { program: missing[1], detail: `the node's command is ${JSON.stringify(node.image?.command ?? IDLE_COMMAND)}` })}`);
+  }
+  return new Error(`node ${node.name}: the container of image ${image} exited at once (code ${code})` +
+    `${logs ? `: ${logs}` : ''}. A node's image must keep running (its own service, or a command such as \`sleep\`)`);
+}
+
+/** The first node of a user image whose container is no longer running, as an error (its own command may fail after start). */
+async function stoppedUserNode(model: LabModel, containers: Record<string, ContainerRecord>): Promise<Error | undefined> {
+  const users = model.nodes.filter((n) => n.image && containers[n.name]);
+  const infos = await Promise.all(users.map(async (n) => ({ n, c: docker().getContainer(containers[n.name].id), info: await docker().getContainer(containers[n.name].id).inspect() })));
+  const dead = infos.find((x) => !x.info.State.Running);
+  return dead ? exitedError(dead.c, dead.n, containers[dead.n.name].image, dead.info.State.ExitCode) : undefined;
 }
 
 /** Checks every image a lab names is in the local daemon (nothing is pulled), and builds vslab's base when needed. */
@@ -165,7 +194,14 @@ export const dockerBackend: Backend = {
     state.namespaces = plan.flatMap((o) => (o.op === 'netns' && where.create(o.ns) ? [o.ns] : []));
     ctx.save();
     ctx.progress(`wiring ${model.segments.length} segments`);
-    await executePlan(plan, where);
+    try {
+      await executePlan(plan, where);
+    } catch (e) {
+      // A namespace that vanished under the wiring is most often a user image's command that failed at once.
+      throw (await stoppedUserNode(model, containers).catch(() => undefined)) ?? e;
+    }
+    const stopped = await stoppedUserNode(model, containers);
+    if (stopped) throw stopped;
     return (readyMs) => new DockerLab(state.name, model, readyMs, containers);
   },
   async attach(state, model) {
