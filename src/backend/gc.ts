@@ -36,11 +36,14 @@ async function scan(backends: Backend[], errors: string[] = []): Promise<{ found
   return { found, alive };
 }
 
-export async function gc(dryRun: boolean): Promise<GcReport> {
+/** Finds (and unless dryRun removes) vslab's leftovers; with `only.lab`, just that lab's (a person's own crashed lab
+ *  on a machine others share: their leftovers, and the host guard routes, are left alone). */
+export async function gc(dryRun: boolean, only: { lab?: string } = {}): Promise<GcReport> {
   const backends = allBackends();
+  const mine = (f: Found) => only.lab === undefined || f.item.lab === only.lab;
   return withLock(async () => {
     const errors: string[] = [];
-    const { found } = await scan(backends, errors);
+    const found = (await scan(backends, errors)).found.filter(mine);
     const removed: GcItem[] = [];
     if (!dryRun) {
       for (const { item, backend } of found) {
@@ -56,6 +59,7 @@ export async function gc(dryRun: boolean): Promise<GcReport> {
       if (found.some((f) => f.item.kind === 'host-route')) { try { removeHostGuard(); } catch (e) { errors.push(`host routes: ${(e as Error).message}`); } }
     }
     const after = await scan(backends, errors);
+    after.found = after.found.filter(mine);
     const census = { qemu: 0, containers: 0 };
     for (const b of backends) {
       try { for (const [k, v] of Object.entries((await b.census?.()) ?? {})) census[k as keyof typeof census] += v ?? 0; } catch (e) { errors.push(`${b.kind} census: ${(e as Error).message}`); }

@@ -2,17 +2,19 @@ import { gc } from '../../backend/gc';
 import { listVslabImages, removeVslabImages } from '../../backend/docker/images';
 import { requireDaemon } from '../../backend/docker/engine';
 import { parse, printJson } from '../args';
-import type { CliCommand } from '../command';
+import { UsageError, type CliCommand } from '../command';
 
-const usage = 'vslab gc [--dry-run] [--images] [--json]';
+const usage = 'vslab gc [--dry-run] [--lab NAME] [--images] [--json]\n  --lab NAME  only what lab NAME left behind (others\' leftovers on a shared machine stay)';
 
 export const command: CliCommand = {
   name: 'gc',
   summary: 'find and remove what crashed or killed labs left behind (only vslab\'s), and prove the host is clean',
   usage,
   async run(args) {
-    const { values } = parse(args, { 'dry-run': { type: 'boolean' }, images: { type: 'boolean' }, json: { type: 'boolean' } }, usage, 0);
-    const r = await gc(!!values['dry-run']);
+    const { values } = parse(args, { 'dry-run': { type: 'boolean' }, lab: { type: 'string' }, images: { type: 'boolean' }, json: { type: 'boolean' } }, usage, 0);
+    if (values.lab !== undefined && !/^[a-z][a-z0-9]*(-[a-z0-9]+)*$/.test(values.lab)) throw new UsageError(`--lab "${values.lab}": not a lab name (lower-case letters, digits and single hyphens)`);
+    if (values.lab !== undefined && values.images) throw new UsageError('--images removes the image cache, which belongs to no lab: not with --lab');
+    const r = await gc(!!values['dry-run'], { lab: values.lab });
     // --images: the docker backend's images too (they are a cache: the next docker lab builds what it needs again).
     let images: { removed: string[]; kept: Array<{ ref: string; reason: string }> } | undefined;
     if (values.images) {
