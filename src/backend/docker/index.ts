@@ -49,7 +49,10 @@ export class DockerNode extends HostNamespaceNode {
 export class DockerLab implements RunningLab {
   readonly backend = 'docker' as const;
   private readonly nodes = new Map<string, DockerNode>();
-  constructor(readonly name: string, readonly model: LabModel, readonly readyMs: number, containers: Record<string, ContainerRecord>) {
+  /** When each phase of the build ended (ms from its start, for the last node): images, create, start, inspect, wiring, check. */
+  readonly phases: Readonly<Record<string, number>>;
+  constructor(readonly name: string, readonly model: LabModel, readonly readyMs: number, containers: Record<string, ContainerRecord>, phases: Record<string, number> = {}) {
+    this.phases = phases;
     for (const n of model.nodes) this.nodes.set(n.name, new DockerNode(n.name, name, containers[n.name]));
   }
   node(name: string): DockerNode {
@@ -86,7 +89,7 @@ async function copyFilesIn(c: Docker.Container, node: NodeModel, topologyFile: s
 }
 
 /** Creates and starts one node's container; returns its record once its init runs. */
-async function startNode(labName: string, node: NodeModel, image: string, topologyFile: string): Promise<ContainerRecord> {
+async function startNode(labName: string, node: NodeModel, image: string, topologyFile: string, mark: (phase: string) => void = () => undefined): Promise<ContainerRecord> {
   const workDir = path.join(WORK_ROOT, labName, node.name);
   fs.mkdirSync(workDir, { recursive: true });
   const c = await docker().createContainer({
@@ -107,15 +110,18 @@ async function startNode(labName: string, node: NodeModel, image: string, topolo
       Binds: [`${workDir}:${CONTAINER_WORK_DIR}`],
     },
   });
+  mark('create');
   await copyFilesIn(c, node, topologyFile);
   try {
     await c.start();
+    mark('start');
   } catch (e) {
     const missing = /exec: "([^"]+)": (executable file not found[^:]*|stat [^:]*: no such file or directory)/.exec((e as Error).message);
     if (missing) throw new Error(`node ${node.name}: ${notInImageMessage(image, node.name, { program: missing[1], detail: `${missing[2]}; the node's command is ${JSON.stringify(node.image?.command ?? IDLE_COMMAND)}` })}`);
     throw e;
   }
   const info = await c.inspect();
+  mark('inspect');
   if (!info.State.Running || !info.State.Pid) throw await exitedError(c, node, image, info.State.ExitCode);
   return { id: info.Id, pid: info.State.Pid, image };
 }
@@ -165,11 +171,19 @@ function checkRunning(state: LabState): void {
   }
 }
 
+/** The images a lab's preflight resolved, for its build. */
+const resolvedImages = new WeakMap<LabModel, Map<string, string>>();
+
 export const dockerBackend: Backend = {
   kind: 'docker',
   onHostKernel: true,
-  async preflight() {
+  async preflight(model, opts) {
+    // The daemon check and the images the lab needs (built here when missing) at once, before any state is written;
+    // no daemon is reported as that, not as the image lookup's connection error.
+    const images = resolveImages(model, opts.progress ?? (() => undefined));
+    images.catch(() => undefined);
     await requireDaemon();
+    resolvedImages.set(model, await images);
   },
   async namesInUse() {
     // Container names are global in the daemon: a leftover container keeps its lab's name taken.
@@ -177,10 +191,16 @@ export const dockerBackend: Backend = {
     return [...ns, ...(await containersLabelled({ [LABEL_LAB]: undefined })).map((c) => c.Labels[LABEL_LAB])];
   },
   async build(model, state, ctx) {
-    const images = await resolveImages(model, ctx.progress);
+    // When each phase ended for the last node, in ms from the start of the build (the bench prints them).
+    const t0 = performance.now();
+    const phases: Record<string, number> = {};
+    const mark = (phase: string) => { phases[phase] = Math.max(phases[phase] ?? 0, performance.now() - t0); };
+    const images = resolvedImages.get(model) ?? await resolveImages(model, ctx.progress);
+    resolvedImages.delete(model);
+    mark('images');
     ctx.progress(`starting ${model.nodes.length} containers`);
     const containers: Record<string, ContainerRecord> = {};
-    const started = await Promise.allSettled(model.nodes.map(async (n) => { containers[n.name] = await startNode(state.name, n, images.get(n.name)!, model.file); }));
+    const started = await Promise.allSettled(model.nodes.map(async (n) => { containers[n.name] = await startNode(state.name, n, images.get(n.name)!, model.file, mark); }));
     state.extra = { containers, holderPids: Object.values(containers).map((c) => c.pid) };
     ctx.save();
     const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -200,9 +220,11 @@ export const dockerBackend: Backend = {
       // A namespace that vanished under the wiring is most often a user image's command that failed at once.
       throw (await stoppedUserNode(model, containers).catch(() => undefined)) ?? e;
     }
+    mark('wiring');
     const stopped = await stoppedUserNode(model, containers);
     if (stopped) throw stopped;
-    return (readyMs) => new DockerLab(state.name, model, readyMs, containers);
+    mark('check');
+    return (readyMs) => new DockerLab(state.name, model, readyMs, containers, phases);
   },
   async attach(state, model) {
     checkRunning(state);
