@@ -217,8 +217,15 @@ export const dockerBackend: Backend = {
     try {
       await executePlan(plan, where);
     } catch (e) {
-      // A namespace that vanished under the wiring is most often a user image's command that failed at once.
-      throw (await stoppedUserNode(model, containers).catch(() => undefined)) ?? e;
+      // A namespace that vanished under the wiring is most often a user image's command that failed at once; the
+      // daemon may not have seen its container stop yet (seen under load), so it is given a few seconds to.
+      const vanished = /cannot enter network namespace \/proc\//.test((e as Error).message);
+      for (let i = 0; ; i++) {
+        const stopped = await stoppedUserNode(model, containers).catch(() => undefined);
+        if (stopped) throw stopped;
+        if (!vanished || i >= 30) throw e;
+        await new Promise((r) => setTimeout(r, 200));
+      }
     }
     mark('wiring');
     const stopped = await stoppedUserNode(model, containers);
