@@ -64,11 +64,13 @@ export function refuseImages(model: LabModel, kind: BackendKind): void {
 export async function bringUp(backend: Backend, model: LabModel, opts: LabUpOptions = {}): Promise<RunningLab> {
   const t0 = performance.now();
   const progress = opts.progress ?? (() => undefined);
-  await backend.preflight?.(model, opts);
+  // Names a backend's remnants hold are asked for beside the preflight, outside the lock (a daemon round trip
+  // the other vslab processes need not wait for): a lab being built is known by its state file, read under the lock.
+  const [, held] = await Promise.all([backend.preflight?.(model, opts), backend.namesInUse?.()]);
   const state = await withLock(async () => {
-    const taken = new Set([...readLabStates().map((s) => s.name), ...((await backend.namesInUse?.()) ?? [])]);
+    const taken = new Set([...readLabStates().map((s) => s.name), ...(held ?? [])]);
     if (opts.name && taken.has(opts.name)) throw new Error(labNameTakenMessage(opts.name));
-    const name = uniqueLabName(opts.name ?? model.name, taken);
+    const name = uniqueLabName(opts.name ?? `${opts.namePrefix ?? ''}${model.name}`, taken);
     const s: LabState = {
       name, backend: backend.kind, topology: model.file, nodes: model.nodes.map((n) => n.name), namespaces: [],
       createdAt: new Date().toISOString(), ownerPid: process.pid, status: 'creating', ephemeral: !!opts.ephemeral, model,

@@ -43,11 +43,15 @@ async function scan(backends: Backend[], errors: string[] = [], prefix?: string)
   return { found: mine, alive };
 }
 
-export async function gc(dryRun: boolean, prefix?: string): Promise<GcReport> {
+/** Finds (and unless dryRun removes) vslab's leftovers; with `only.lab`, just that lab's, with `only.prefix`, those
+ *  of labs whose name starts with it (a person's own crashed lab, or a soak's, on a machine others share: their
+ *  leftovers are left alone; --lab leaves the host guard routes too). */
+export async function gc(dryRun: boolean, only: { lab?: string; prefix?: string } = {}): Promise<GcReport> {
   const backends = allBackends();
+  const mine = (f: Found) => only.lab === undefined || f.item.lab === only.lab;
   return withLock(async () => {
     const errors: string[] = [];
-    const { found } = await scan(backends, errors, prefix);
+    const found = (await scan(backends, errors, only.prefix)).found.filter(mine);
     const removed: GcItem[] = [];
     if (!dryRun) {
       for (const { item, backend } of found) {
@@ -62,12 +66,14 @@ export async function gc(dryRun: boolean, prefix?: string): Promise<GcReport> {
       }
       if (found.some((f) => f.item.kind === 'host-route')) { try { removeHostGuard(); } catch (e) { errors.push(`host routes: ${(e as Error).message}`); } }
     }
-    const after = await scan(backends, errors, prefix);
+    const after = await scan(backends, errors, only.prefix);
+    after.found = after.found.filter(mine);
+    after.found = after.found.filter(mine);
     const census = { qemu: 0, containers: 0 };
     for (const b of backends) {
       try { for (const [k, v] of Object.entries((await b.census?.()) ?? {})) census[k as keyof typeof census] += v ?? 0; } catch (e) { errors.push(`${b.kind} census: ${(e as Error).message}`); }
     }
     const remaining = { labsUp: [...after.alive], namespaces: labNamespaces().length, hostRoutes: hostGuardRoutes(), ...census };
-    return { dryRun, prefix, found: found.map((f) => f.item), removed, errors, remaining, clean: after.found.length === 0 && errors.length === 0 };
+    return { dryRun, prefix: only.prefix, found: found.map((f) => f.item), removed, errors, remaining, clean: after.found.length === 0 && errors.length === 0 };
   });
 }

@@ -52,6 +52,11 @@ export interface LabNode {
   /** The node's network namespace as a file of this host (/run/netns/..., /proc/PID/ns/net), when it has one here:
    *  netlink sockets and sysctl writes can then be made in it directly. Undefined when the node lives elsewhere (a VM). */
   readonly netnsPath?: string;
+  /** Starts a program of the node's own filesystem, for a node that has one apart from the host's (a container's
+   *  image): what `vslab exec` runs there. Absent: the node's programs are the host's, and `spawn` runs them. */
+  spawnInImage?(argv: string[], opts?: SpawnOptions): NodeProcess & { missing?: { program: string; detail: string } };
+  /** The image a node runs, when it runs one (docker). */
+  readonly image?: string;
 }
 
 export interface RunningLab {
@@ -67,6 +72,8 @@ export interface RunningLab {
 export interface UpOptions {
   /** Lab name; defaults to the model's name, made unique if taken. */
   name?: string;
+  /** Put before the model's name when no name is given (a run's labs on a machine several people share). */
+  namePrefix?: string;
   /** Called with short progress messages. */
   progress?: (msg: string) => void;
   /** Ephemeral labs belong to the calling process: gc removes them once it is gone. */

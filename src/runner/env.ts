@@ -2,6 +2,7 @@
 // environment variables, so `npx playwright test -c suites/playwright.config.ts` works on its own too.
 import * as path from 'path';
 import type { BackendKind } from '../backend/types';
+import { BACKEND_KINDS, isBackendKind } from '../backend';
 import { directorDriver, isDirectorName, UnknownDirectorError, type DirectorKind } from '../director/registry';
 import { hostHasIpvs } from '../director/ipvs';
 
@@ -42,7 +43,7 @@ export function readRunEnv(env: NodeJS.ProcessEnv = process.env): RunEnv {
   const director = (env[ENV.director] || 'ipvs') as DirectorKind;
   if (!isDirectorName(director)) throw new Error(`${ENV.director}=${director}: ${new UnknownDirectorError(director).message}`);
   const backend = (env[ENV.backend] || defaultBackend(director)) as BackendKind;
-  if (backend !== 'vm' && backend !== 'netns') throw new Error(`${ENV.backend}=${backend}: the forwarding suites run on the vm or netns backend`);
+  if (!isBackendKind(backend)) throw new Error(`${ENV.backend}=${backend}: not a backend (${BACKEND_KINDS.join(', ')})`);
   const why = directorDriver(director).unavailable(backend);
   if (why) throw new Error(`--director ${director}: ${why}`);
   return {

@@ -26,6 +26,10 @@ export interface LabRecord {
 
 export const LAB_RECORD_DIR = 'labs';
 
+/** Put before the names of the labs a run brings up on the host (netns, docker), so that people sharing a
+ *  machine tell their labs and containers apart (e.g. VSLAB_LAB_NAME_PREFIX=ci7-: lab ci7-fwnat). */
+export const LAB_PREFIX_ENV = 'VSLAB_LAB_NAME_PREFIX';
+
 function writeLabRecord(dir: string, spec: SuiteLabSpec, p: PreparedLab, opts: LabPoolOptions): void {
   const rec: LabRecord = {
     lab: p.model.name, topology: path.resolve(spec.topology), backend: opts.backend,
@@ -129,7 +133,7 @@ export class LabPool {
   private readonly failures = new Map<string, LabFailure>();
 
   private async bringUp(spec: SuiteLabSpec): Promise<PreparedLab> {
-    const model = loadTopologyFile(spec.topology, { hostPrefixes: this.opts.backend === 'netns' ? hostRoutedPrefixes() : [] });
+    const model = loadTopologyFile(spec.topology, { hostPrefixes: this.opts.backend !== 'vm' ? hostRoutedPrefixes() : [] });
     const recorded = this.opts.recordDir ? failureFile(this.opts.recordDir, model.name) : undefined;
     if (recorded && fs.existsSync(recorded)) throw unavailable(JSON.parse(fs.readFileSync(recorded, 'utf8')) as LabFailure);
     try {
@@ -204,7 +208,7 @@ export class LabPool {
       if (built !== this.first) this.others.push(built);
     } else {
       progress(`bringing up ${model.name}`);
-      lab = await upLab(model, { backend: this.opts.backend, ephemeral: true, progress });
+      lab = await upLab(model, { backend: this.opts.backend, ephemeral: true, progress, namePrefix: process.env[LAB_PREFIX_ENV] || undefined });
       try {
         prepared = await prepare(lab);
       } catch (e) {

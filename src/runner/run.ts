@@ -71,7 +71,7 @@ interface SuiteTraits {
 }
 
 export const SUITE_TRAITS: Record<string, SuiteTraits> = {
-  forwarding: { runVms: true, faults: true, directors: 'any', backends: ['vm', 'netns'], limits: 'the forwarding labs run on namespaces or in a VM' },
+  forwarding: { runVms: true, faults: true, directors: 'any', backends: ['vm', 'netns', 'docker'], limits: 'the forwarding labs run on namespaces, in containers or in a VM' },
   ha: {
     runVms: true, faults: true, directors: ['ipvs'], backends: ['vm'], guestTools: ['keepalived'],
     limits: 'kernel IPVS and its sync daemon per namespace, and keepalived, run in the VM (the host kernel has no IPVS)',

@@ -29,9 +29,13 @@ function guardGoneWithLastLab(): void {
   if (!readLabStates().length) expect(hostGuardRoutes()).toEqual([]);
 }
 
-/** Every container the daemon has (anyone's), to prove a lab leaves the daemon as it found it. */
+/** The daemon's containers, to prove a lab leaves the daemon as it found it: every container but the vslab labs of
+ *  other people sharing this machine (labs not named h13…, which come and go meanwhile); a bystander container
+ *  that is no vslab lab's stays in the comparison. */
 async function daemonContainers(): Promise<string[]> {
-  return (await docker().listContainers({ all: true })).map((c) => `${c.Id} ${c.Names.join(',')}`).sort();
+  return (await docker().listContainers({ all: true }))
+    .filter((c) => !c.Labels?.[LABEL_LAB] || c.Labels[LABEL_LAB].startsWith('h13'))
+    .map((c) => `${c.Id} ${c.Names.join(',')}`).sort();
 }
 function forwarding(): string {
   return ['net.ipv4.ip_forward', 'net.ipv6.conf.all.forwarding'].map((k) => execFileSync('sysctl', ['-n', k]).toString().trim()).join(' ');
@@ -50,7 +54,7 @@ for (const f of ['nat.yaml', 'dr.yaml', 'fullnat.yaml', 'scale-100.yaml']) {
   test(`up/down of ${f} on docker leaves host links, namespaces, routes, nftables, forwarding and the daemon's containers as they were`, async () => {
     test.setTimeout(f === 'scale-100.yaml' ? 400_000 : 120_000); // 102 containers: about a minute up on a loaded 2-core machine
     const before = { host: hostSnapshot(), fwd: forwarding(), containers: await daemonContainers() };
-    const lab = await upDockerLab(loadTopologyFile(topo(f)), { ephemeral: true });
+    const lab = await upDockerLab(loadTopologyFile(topo(f)), { ephemeral: true, namePrefix: 'h13-' });
     try {
       const cs = await labContainers(lab.name);
       expect(cs.map((c) => c.Labels[LABEL_NODE]).sort()).toEqual(lab.model.nodes.map((n) => n.name).sort());
@@ -74,7 +78,7 @@ for (const f of ['nat.yaml', 'dr.yaml', 'fullnat.yaml', 'scale-100.yaml']) {
 }
 
 test('a docker NAT lab carries IPv4 and IPv6: the client reaches the director and real servers route through it', async () => {
-  const lab = await upDockerLab(loadTopologyFile(topo('nat.yaml')), { ephemeral: true });
+  const lab = await upDockerLab(loadTopologyFile(topo('nat.yaml')), { ephemeral: true, name: 'h13-v6' });
   try {
     for (const dst of ['198.18.0.2', '198.19.0.100', '2001:db8:0:1::2', '2001:db8:ffff::100']) {
       const r = await lab.node('client1').exec(['ping', '-c1', '-W3', dst]);
@@ -92,7 +96,7 @@ test('a docker NAT lab carries IPv4 and IPv6: the client reaches the director an
 
 test('two docker labs of the same topology run side by side', async () => {
   const model = loadTopologyFile(topo('nat.yaml'));
-  const [a, b] = await Promise.all([upDockerLab(model, { ephemeral: true }), upDockerLab(model, { ephemeral: true, name: 'nat-h13-second' })]);
+  const [a, b] = await Promise.all([upDockerLab(model, { ephemeral: true, name: 'h13-first' }), upDockerLab(model, { ephemeral: true, name: 'h13-second' })]);
   try {
     expect(a.name).not.toBe(b.name);
     for (const lab of [a, b]) expect((await lab.node('client1').exec(['ping', '-c1', '-W3', '198.19.0.100'])).code).toBe(0);
@@ -119,7 +123,7 @@ test('a node runs a user image: its own command, environment and files; the clie
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'h13-topo-'));
   fs.writeFileSync(path.join(dir, 'index.html'), 'hello from a user image\n');
   fs.writeFileSync(path.join(dir, 'lab.yaml'), `
-name: userimg
+name: h13-userimg
 nodes:
   c1: { role: client }
   s1:
@@ -156,7 +160,7 @@ segments:
 test('an image that is not in the daemon, or one that exits at once, is a clear error and leaves nothing', async () => {
   const before = { host: hostSnapshot(), containers: await daemonContainers() };
   const text = (image: string) => `
-name: badimg
+name: h13-badimg
 nodes:
   c1: { role: client }
   s1: { role: real-server, image: ${image} }
@@ -168,6 +172,11 @@ segments:
   const base = await ensureBaseImage();
   await expect(upLab(loadTopologyText(text(`{ name: "${base}", command: ["true"] }`), '/tmp/h13-bad.yaml'), { backend: 'docker', ephemeral: true }))
     .rejects.toThrow(/node s1: the container of image .* exited at once .*must keep running/);
+  // The node's command names a program the image does not have: the error names the image, the node and the program.
+  await expect(upLab(loadTopologyText(text(`{ name: "${base}", command: ["haproxy", "-f", "/etc/haproxy/haproxy.cfg"] }`), '/tmp/h13-bad.yaml'), { backend: 'docker', ephemeral: true }))
+    .rejects.toThrow(new RegExp(`node s1: image ${base.replace(/[/.]/g, '\\$&')} \\(node s1\\) has no program haproxy`));
+  await expect(upLab(loadTopologyText(text(`{ name: "${base}", command: ["/opt/lb/bin/balancer"] }`), '/tmp/h13-bad.yaml'), { backend: 'docker', ephemeral: true }))
+    .rejects.toThrow(/has no program \/opt\/lb\/bin\/balancer/);
   expect(hostSnapshot()).toEqual(before.host);
   expect(await daemonContainers()).toEqual(before.containers);
 });
@@ -186,6 +195,21 @@ test('the CLI: up --backend docker --json, ls, exec, down; a tunnel lab says it 
     expect(ls.find((l: { name: string }) => l.name === 'h13-cli')).toMatchObject({ backend: 'docker', alive: true });
     const ex = vslab('exec', 'h13-cli', 'client1', '--', 'ping', '-c1', '-W3', '198.19.0.100');
     expect(ex.status, ex.stderr).toBe(0);
+    // exec runs the image's programs in the container: its filesystem (the work mount), its busybox, input piped in,
+    // output and exit code passed back.
+    const own = spawnSync(CLI[0], [...CLI.slice(1), 'exec', 'h13-cli', 'rs1', '--', 'sh', '-c', 'test -d /vslab/work && cat && echo to-stderr >&2; exit 7'], { input: 'from stdin\n', encoding: 'utf8' });
+    expect(own.status, own.stderr).toBe(7);
+    expect(own.stdout).toBe('from stdin\n');
+    expect(own.stderr).toBe('to-stderr\n');
+    // A program the image lacks (vslab's base has no tcpdump): exit 127 and a message naming the image and program;
+    // --host runs the host's program in the node's network namespace.
+    const none = vslab('exec', 'h13-cli', 'client1', '--', 'tcpdump', '--version');
+    expect(none.status).toBe(127);
+    expect(none.stderr).toMatch(/image vslab\/base:[0-9a-f]{16} \(node client1\) has no program tcpdump/);
+    const host = vslab('exec', '--host', 'h13-cli', 'client1', '--', 'tcpdump', '--version');
+    expect(host.status, host.stderr).toBe(0);
+    const hostNs = vslab('exec', '--host', 'h13-cli', 'client1', '--', 'ip', '-br', 'addr');
+    expect(hostNs.stdout).toMatch(/ 198\.18\.0\.\d+\/24/);
   } finally {
     const down = vslab('down', 'h13-cli');
     expect(down.status, down.stderr).toBe(0);
@@ -213,7 +237,7 @@ test('vslab run --backend docker passes with the nftables director in a containe
 
 test('gc removes the containers of a SIGKILLed `vslab up --backend docker`, and only those', async () => {
   test.setTimeout(120_000);
-  const keep = await upDockerLab(loadTopologyFile(topo('nat.yaml')), { ephemeral: true });
+  const keep = await upDockerLab(loadTopologyFile(topo('nat.yaml')), { ephemeral: true, name: 'h13-keep' });
   // Someone else's container, labelled like no vslab lab: gc must leave it.
   const base = await ensureBaseImage();
   const other = await docker().createContainer({ name: `h13-bystander-${process.pid}`, Image: base, Cmd: ['sleep', '600'], HostConfig: { NetworkMode: 'none', Init: true } });
@@ -230,9 +254,13 @@ test('gc removes the containers of a SIGKILLed `vslab up --backend docker`, and 
     const dry = await gc(true);
     expect(dry.found.filter((i) => i.lab === 'h13-victim' && i.kind === 'container').length).toBe(6);
     expect(dry.found.some((i) => i.lab === keep.name)).toBe(false);
-    const report = JSON.parse(execFileSync(CLI[0], [...CLI.slice(1), 'gc', '--json']).toString());
+    // Only the victim's leftovers are removed (--lab): on a machine several people share, a full gc would also take
+    // what their own killed labs left, which is theirs to remove.
+    const report = JSON.parse(execFileSync(CLI[0], [...CLI.slice(1), 'gc', '--lab', 'h13-victim', '--json']).toString());
     expect(report.removed.filter((i: { kind: string; lab: string }) => i.lab === 'h13-victim' && i.kind === 'container').length).toBe(6);
+    expect(report.removed.every((i: { lab?: string }) => i.lab === 'h13-victim')).toBe(true);
     expect(report.clean).toBe(true);
+    expect((await gc(true)).found.filter((i) => i.lab === 'h13-victim')).toEqual([]);
     expect(await labContainers('h13-victim')).toEqual([]);
     expect(vslabNamespaces('h13-victim')).toEqual([]);
     expect((await other.inspect()).Id).toBeTruthy();
@@ -247,7 +275,7 @@ test("a node names vslab's director image: it carries nftables, haproxy, nginx, 
   // Built once per input hash with mmdebstrap (minutes the first time), then reused from the daemon.
   test.setTimeout(900_000);
   const lab = await upLab(loadTopologyText(`
-name: dirimg
+name: h13-dirimg
 nodes:
   c1: { role: client }
   d1: { role: router, image: vslab/director }
@@ -268,4 +296,17 @@ segments:
   } finally {
     await lab.down();
   }
+});
+
+test('gc --lab takes a lab name, and not with --images', () => {
+  const vslab = (...a: string[]) => spawnSync(CLI[0], [...CLI.slice(1), ...a], { encoding: 'utf8' });
+  const bad = vslab('gc', '--dry-run', '--lab', '../Etc');
+  expect(bad.status).toBe(2);
+  expect(bad.stderr).toContain('--lab "../Etc": not a lab name');
+  const both = vslab('gc', '--dry-run', '--lab', 'h13-x', '--images');
+  expect(both.status).toBe(2);
+  expect(both.stderr).toContain('not with --lab');
+  const dry = vslab('gc', '--dry-run', '--lab', 'h13-nothing-here', '--json');
+  expect(dry.status, dry.stderr).toBe(0);
+  expect(JSON.parse(dry.stdout).found).toEqual([]);
 });

@@ -17,6 +17,7 @@ test('a user builds their image, starts a lab, waits for their service, and reac
   let lab: StartedLab | undefined;
   try {
     lab = await startLab(path.join(fixture, 'lab.yaml'), {
+      name: 'h13-tc',
       build: { 'vslab-h13-tc-web:1': { context: fixture } },
       waitFor: { web: Wait.forAll([Wait.forLogMessage(/ready to serve/), VslabWait.forListeningPort(80)]) },
     });
@@ -35,10 +36,11 @@ test('a user builds their image, starts a lab, waits for their service, and reac
 
 test('a wait that never holds fails naming the node, and takes the lab down', async () => {
   test.setTimeout(120_000);
-  const before = (await docker().listContainers({ all: true })).length;
-  await expect(startLab(path.join(fixture, 'lab.yaml'), { waitFor: { web: VslabWait.forListeningPort(9) }, startupTimeoutMs: 3000 }))
+  // Other people's vslab labs on a shared machine come and go meanwhile: the lab's own containers are counted.
+  const labelled = async () => docker().listContainers({ all: true, filters: { label: [`${LABEL_LAB}=h13-tc-wait`] } });
+  await expect(startLab(path.join(fixture, 'lab.yaml'), { name: 'h13-tc-wait', waitFor: { web: VslabWait.forListeningPort(9) }, startupTimeoutMs: 3000 }))
     .rejects.toThrow(/node web did not become ready: nothing listened on tcp port 9/);
-  expect((await docker().listContainers({ all: true })).length).toBe(before);
+  expect(await labelled()).toEqual([]);
 });
 
 test('a Dockerfile FROM an image that is not here is refused before anything is pulled', async () => {

@@ -15,10 +15,10 @@ import { deleteLabNamespaces, labNamespaces } from '../netns';
 import { HostNamespaceNode } from '../nsnode';
 import { nsName, parseNsName, planLab } from '../plan';
 import { labAlive, readLabState, RUN_DIR, WORK_ROOT, type LabState } from '../registry';
-import type { ExecOptions, ExecResult, RunningLab, UpOptions } from '../types';
+import type { ExecOptions, ExecResult, RunningLab, SpawnOptions, UpOptions } from '../types';
 import type { LabModel, NodeModel } from '../../topology/model';
 import { pidAlive } from '../../util/process';
-import { containersLabelled, docker, DOCKER_SOCKET, execInContainer, LABEL_LAB, LABEL_NODE, LABEL_RUN_DIR, removeContainer, requireDaemon } from './engine';
+import { containersLabelled, ContainerProcess, docker, DOCKER_SOCKET, execInContainer, notInImageMessage, LABEL_LAB, LABEL_NODE, LABEL_RUN_DIR, removeContainer, requireDaemon } from './engine';
 import { ensureBaseImage, ensureImage, IDLE_COMMAND, imageExists, vslabImageKind } from './images';
 
 export { daemonInfo } from './engine';
@@ -33,16 +33,26 @@ export class DockerNode extends HostNamespaceNode {
   constructor(name: string, labName: string, readonly container: ContainerRecord) {
     super(name, `/proc/${container.pid}/ns/net`, path.join(WORK_ROOT, labName, name));
   }
-  /** Runs a program of the node's image inside its container (exit code and demultiplexed output). */
-  execInImage(argv: string[], opts?: ExecOptions): Promise<ExecResult> {
-    return execInContainer(this.container.id, argv, opts);
+  get image(): string { return this.container.image; }
+  /** Runs a program of the node's image inside its container (exit code and demultiplexed output). A program the
+   *  image does not have exits 127 with a message naming the image and the program on stderr. */
+  async execInImage(argv: string[], opts?: ExecOptions): Promise<ExecResult> {
+    const { missing, ...r } = await execInContainer(this.container.id, argv, opts);
+    return missing ? { ...r, code: 127, stderr: `${notInImageMessage(this.container.image, this.name, missing)}\n${r.stderr}` } : r;
+  }
+  /** Starts a program of the node's image inside its container (`vslab exec` on a docker node). */
+  spawnInImage(argv: string[], opts?: SpawnOptions): ContainerProcess {
+    return new ContainerProcess(this.container.id, argv, opts);
   }
 }
 
 export class DockerLab implements RunningLab {
   readonly backend = 'docker' as const;
   private readonly nodes = new Map<string, DockerNode>();
-  constructor(readonly name: string, readonly model: LabModel, readonly readyMs: number, containers: Record<string, ContainerRecord>) {
+  /** When each phase of the build ended (ms from its start, for the last node): images, create, start, inspect, wiring, check. */
+  readonly phases: Readonly<Record<string, number>>;
+  constructor(readonly name: string, readonly model: LabModel, readonly readyMs: number, containers: Record<string, ContainerRecord>, phases: Record<string, number> = {}) {
+    this.phases = phases;
     for (const n of model.nodes) this.nodes.set(n.name, new DockerNode(n.name, name, containers[n.name]));
   }
   node(name: string): DockerNode {
@@ -79,7 +89,7 @@ async function copyFilesIn(c: Docker.Container, node: NodeModel, topologyFile: s
 }
 
 /** Creates and starts one node's container; returns its record once its init runs. */
-async function startNode(labName: string, node: NodeModel, image: string, topologyFile: string): Promise<ContainerRecord> {
+async function startNode(labName: string, node: NodeModel, image: string, topologyFile: string, mark: (phase: string) => void = () => undefined): Promise<ContainerRecord> {
   const workDir = path.join(WORK_ROOT, labName, node.name);
   fs.mkdirSync(workDir, { recursive: true });
   const c = await docker().createContainer({
@@ -100,15 +110,40 @@ async function startNode(labName: string, node: NodeModel, image: string, topolo
       Binds: [`${workDir}:${CONTAINER_WORK_DIR}`],
     },
   });
+  mark('create');
   await copyFilesIn(c, node, topologyFile);
-  await c.start();
-  const info = await c.inspect();
-  if (!info.State.Running || !info.State.Pid) {
-    const logs = (await c.logs({ stdout: true, stderr: true, tail: 20 }).catch(() => Buffer.from(''))).toString().trim();
-    throw new Error(`node ${node.name}: the container of image ${image} exited at once (code ${info.State.ExitCode})` +
-      `${logs ? `: ${logs}` : ''}. A node's image must keep running (its own service, or a command such as \`sleep\`)`);
+  try {
+    await c.start();
+    mark('start');
+  } catch (e) {
+    const missing = /exec: "([^"]+)": (executable file not found[^:]*|stat [^:]*: no such file or directory)/.exec((e as Error).message);
+    if (missing) throw new Error(`node ${node.name}: ${notInImageMessage(image, node.name, { program: missing[1], detail: `${missing[2]}; the node's command is ${JSON.stringify(node.image?.command ?? IDLE_COMMAND)}` })}`);
+    throw e;
   }
+  const info = await c.inspect();
+  mark('inspect');
+  if (!info.State.Running || !info.State.Pid) throw await exitedError(c, node, image, info.State.ExitCode);
   return { id: info.Id, pid: info.State.Pid, image };
+}
+
+/** A node's container that has stopped: an error naming the node, its image and why (a program the image lacks, or its last log lines). */
+async function exitedError(c: Docker.Container, node: NodeModel, image: string, code: number): Promise<Error> {
+  const logs = (await c.logs({ stdout: true, stderr: true, tail: 20 }).catch(() => Buffer.from(''))).toString().trim();
+  // The init (docker-init, tini) says so when the command's program is not in the image.
+  const missing = /exec (\S+) failed: No such file or directory/.exec(logs);
+  if (missing) {
+    return new Error(`node ${node.name}: ${notInImageMessage(image, node.name, { program: missing[1], detail: `the node's command is ${JSON.stringify(node.image?.command ?? IDLE_COMMAND)}` })}`);
+  }
+  return new Error(`node ${node.name}: the container of image ${image} exited at once (code ${code})` +
+    `${logs ? `: ${logs}` : ''}. A node's image must keep running (its own service, or a command such as \`sleep\`)`);
+}
+
+/** The first node of a user image whose container is no longer running, as an error (its own command may fail after start). */
+async function stoppedUserNode(model: LabModel, containers: Record<string, ContainerRecord>): Promise<Error | undefined> {
+  const users = model.nodes.filter((n) => n.image && containers[n.name]);
+  const infos = await Promise.all(users.map(async (n) => ({ n, c: docker().getContainer(containers[n.name].id), info: await docker().getContainer(containers[n.name].id).inspect() })));
+  const dead = infos.find((x) => !x.info.State.Running);
+  return dead ? exitedError(dead.c, dead.n, containers[dead.n.name].image, dead.info.State.ExitCode) : undefined;
 }
 
 /** Checks every image a lab names is in the local daemon (nothing is pulled), and builds vslab's base when needed. */
@@ -136,11 +171,19 @@ function checkRunning(state: LabState): void {
   }
 }
 
+/** The images a lab's preflight resolved, for its build. */
+const resolvedImages = new WeakMap<LabModel, Map<string, string>>();
+
 export const dockerBackend: Backend = {
   kind: 'docker',
   onHostKernel: true,
-  async preflight() {
+  async preflight(model, opts) {
+    // The daemon check and the images the lab needs (built here when missing) at once, before any state is written;
+    // no daemon is reported as that, not as the image lookup's connection error.
+    const images = resolveImages(model, opts.progress ?? (() => undefined));
+    images.catch(() => undefined);
     await requireDaemon();
+    resolvedImages.set(model, await images);
   },
   async namesInUse() {
     // Container names are global in the daemon: a leftover container keeps its lab's name taken.
@@ -148,10 +191,16 @@ export const dockerBackend: Backend = {
     return [...ns, ...(await containersLabelled({ [LABEL_LAB]: undefined })).map((c) => c.Labels[LABEL_LAB])];
   },
   async build(model, state, ctx) {
-    const images = await resolveImages(model, ctx.progress);
+    // When each phase ended for the last node, in ms from the start of the build (the bench prints them).
+    const t0 = performance.now();
+    const phases: Record<string, number> = {};
+    const mark = (phase: string) => { phases[phase] = Math.max(phases[phase] ?? 0, performance.now() - t0); };
+    const images = resolvedImages.get(model) ?? await resolveImages(model, ctx.progress);
+    resolvedImages.delete(model);
+    mark('images');
     ctx.progress(`starting ${model.nodes.length} containers`);
     const containers: Record<string, ContainerRecord> = {};
-    const started = await Promise.allSettled(model.nodes.map(async (n) => { containers[n.name] = await startNode(state.name, n, images.get(n.name)!, model.file); }));
+    const started = await Promise.allSettled(model.nodes.map(async (n) => { containers[n.name] = await startNode(state.name, n, images.get(n.name)!, model.file, mark); }));
     state.extra = { containers, holderPids: Object.values(containers).map((c) => c.pid) };
     ctx.save();
     const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -165,8 +214,24 @@ export const dockerBackend: Backend = {
     state.namespaces = plan.flatMap((o) => (o.op === 'netns' && where.create(o.ns) ? [o.ns] : []));
     ctx.save();
     ctx.progress(`wiring ${model.segments.length} segments`);
-    await executePlan(plan, where);
-    return (readyMs) => new DockerLab(state.name, model, readyMs, containers);
+    try {
+      await executePlan(plan, where);
+    } catch (e) {
+      // A namespace that vanished under the wiring is most often a user image's command that failed at once; the
+      // daemon may not have seen its container stop yet (seen under load), so it is given a few seconds to.
+      const vanished = /cannot enter network namespace \/proc\//.test((e as Error).message);
+      for (let i = 0; ; i++) {
+        const stopped = await stoppedUserNode(model, containers).catch(() => undefined);
+        if (stopped) throw stopped;
+        if (!vanished || i >= 30) throw e;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    mark('wiring');
+    const stopped = await stoppedUserNode(model, containers);
+    if (stopped) throw stopped;
+    mark('check');
+    return (readyMs) => new DockerLab(state.name, model, readyMs, containers, phases);
   },
   async attach(state, model) {
     checkRunning(state);

@@ -3,6 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { BackendKind } from '../../backend/types';
+import { BACKEND_KINDS, isBackendKind } from '../../backend';
 import { listFaults } from '../../director/faults';
 import { EXTERNAL_PREFIX, resolveAdapter } from '../../director/external';
 import { DIRECTOR_NAMES, directorDriver, isDirectorName, type DirectorKind } from '../../director/registry';
@@ -19,7 +20,7 @@ import { REPORT_FILE, reportIntoRun, writeReport } from '../../report';
 import { parse, printJson } from '../args';
 import { UsageError, type CliCommand } from '../command';
 
-const usage = `vslab test [PATHS...] [--director NAME] [--backend vm|netns] [--kernel K] [--modules DIR] [--fault NAME]
+const usage = `vslab test [PATHS...] [--director NAME] [--backend vm|netns|docker] [--kernel K] [--modules DIR] [--fault NAME]
                  [--workers N] [--grep REGEX] [--shard I/N] [--out DIR] [--json | --reporter text|ktap]
        vslab test [PATHS...] --list [--grep REGEX] [--shard I/N] [--json]
        vslab test --list-faults [--json]
@@ -28,7 +29,7 @@ const usage = `vslab test [PATHS...] [--director NAME] [--backend vm|netns] [--k
   PATHS      suite directories or files under suites/ (default suites/forwarding)
   --director implementation under test (${DIRECTOR_NAMES.join(', ')}, or external:PATH for an
              adapter, docs/adapter-protocol.md; default ipvs)
-  --backend  vm or netns (default: vm when this host's kernel has no IPVS)
+  --backend  vm, netns or docker (default: vm when this host's kernel has no IPVS)
   --kernel   VM kernel: bookworm (6.1, default), backports (6.12) or a vmlinuz path (with --modules);
              a comma list (bookworm,backports[,PATH]) runs the suites on each and prints the tests
              whose verdict differs between kernels first (one run directory per kernel under --out)
@@ -112,7 +113,7 @@ export const command: CliCommand = {
     const director = (values.director ?? 'ipvs') as DirectorKind;
     if (!isDirectorName(director)) throw new UsageError(`unknown director "${values.director}" (known: ${DIRECTOR_NAMES.join(', ')})\nusage: ${usage}`);
     const backend = (values.backend ?? defaultBackend(director)) as BackendKind;
-    if (backend !== 'vm' && backend !== 'netns') throw new UsageError(`--backend must be vm or netns, not ${values.backend}`);
+    if (!isBackendKind(backend)) throw new UsageError(`--backend must be one of ${BACKEND_KINDS.join(', ')}, not ${values.backend}`);
     if (director.startsWith(EXTERNAL_PREFIX)) {
       try {
         resolveAdapter(director);
