@@ -68,7 +68,6 @@ export async function gc(dryRun: boolean, only: { lab?: string; prefix?: string 
     }
     const after = await scan(backends, errors, only.prefix);
     after.found = after.found.filter(mine);
-    after.found = after.found.filter(mine);
     const census = { qemu: 0, containers: 0 };
     for (const b of backends) {
       try { for (const [k, v] of Object.entries((await b.census?.()) ?? {})) census[k as keyof typeof census] += v ?? 0; } catch (e) { errors.push(`${b.kind} census: ${(e as Error).message}`); }
