@@ -89,7 +89,10 @@ export class TestCapture {
       const c = this.set.captures[k];
       if (r.status === 'fulfilled') {
         const late = r.value.arrivedWhileStopping;
-        if (late) notes.push(`capture ${c.link}: ${late} packet(s) reached tcpdump only while it was being stopped, after 300 ms without traffic; not written`);
+        const at = r.value.completeAt;
+        if (late) notes.push(at
+          ? `capture ${c.link}: ${late} packet(s) reached tcpdump after the stop point (by then it had written all ${at.receivedByFilter} it had received); not written`
+          : `capture ${c.link}: ${late} packet(s) reached tcpdump only while it was being stopped, after 300 ms without traffic; not written`);
         continue;
       }
       const msg = (r.reason as Error).message;
