@@ -89,7 +89,7 @@ export class HaGroup {
     // ip_vs is loaded by the lab (kernel IPVS); its sysctls are per namespace.
     if (this.ha.sync) {
       const s = this.ha.sync;
-      await must(node, ['sh', '-c', `modprobe ip_vs 2>/dev/null; echo "${s.threshold} ${s.period}" > /proc/sys/net/ipv4/vs/sync_threshold`], 'setting net.ipv4.vs.sync_threshold');
+      await must(node, ['sh', '-c', `modprobe ip_vs 2>/dev/null; echo "${s.threshold} ${s.period}" > /proc/sys/net/ipv4/vs/sync_threshold && echo ${s.refreshS} > /proc/sys/net/ipv4/vs/sync_refresh_period`], 'setting net.ipv4.vs.sync_threshold and sync_refresh_period');
     }
     // Whatever is left of an earlier keepalived of this director goes first (all of its processes at once,
     // so the parent cannot respawn a child).

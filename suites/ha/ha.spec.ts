@@ -8,6 +8,7 @@ import { test, expect, statements } from '../fixtures';
 import type { RunningLab } from '../../src/backend/types';
 import { HaGroup, startStreamClient, startStreamServers, type StreamServers } from '../../src/ha/group';
 import { figuresOf, flowKept, flowKeptChecks, newConnectionChecks, takeoverChecks } from '../../src/ha/checks';
+import { keepalivedOptionsFor } from '../../src/ha/faults';
 import type { PreparedLab } from '../../src/runner/prepare';
 import type { TestRecord } from '../../src/runner/suite-api';
 
@@ -32,7 +33,8 @@ function haOf(prepared: PreparedLab): Promise<Ha> {
   let p = groups.get(prepared);
   if (!p) {
     p = (async () => {
-      const group = new HaGroup(prepared.lab);
+      // A keepalived fault of the run (ha-blind-check) is in the configuration the group writes.
+      const group = new HaGroup(prepared.lab, keepalivedOptionsFor(prepared.fault?.name));
       await group.start();
       await group.waitMaster(group.ha.directors[0].node, 60_000);
       await group.waitProgrammed();
@@ -60,6 +62,31 @@ async function waitSynced(lab: RunningLab, backup: string, sports: number[], tim
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** How many of the flows (by client port) a director's connection table holds. */
+async function heldFlows(lab: RunningLab, director: string, sports: number[]): Promise<number> {
+  const r = await lab.node(director).exec(['ipvsadm', '-Lnc']);
+  return r.code === 0 ? sports.filter((p) => r.stdout.includes(`:${p} `)).length : -1;
+}
+
+/**
+ * Waits until `director` alone holds the VIPs, reading its connection table meanwhile: how many of the flows
+ * it held at its last look before it took over (what the sync daemon had given it) and when.
+ */
+async function watchTakeover(lab: RunningLab, group: HaGroup, director: string, sports: number[], timeoutMs: number): Promise<{ heldBefore: number; lookedAt: number[] }> {
+  const deadline = Date.now() + timeoutMs;
+  let heldBefore = -1;
+  const lookedAt: number[] = [];
+  while (Date.now() < deadline) {
+    const h = await group.holders();
+    if (h.length === 1 && h[0] === director) return { heldBefore, lookedAt };
+    heldBefore = await heldFlows(lab, director, sports);
+    lookedAt.push(heldBefore);
+    await sleep(500);
+  }
+  await group.waitMaster(director, 1); // throws with keepalived's logs
+  return { heldBefore, lookedAt };
+}
 
 test('the master fails: the backup announces the VIP, keeps every synced flow and schedules new connections', statements('HA-001', 'HA-002', 'HA-003'), async ({ prepared, lab, traffic, ports, record, expectFlow }) => {
   const { group } = await haOf(prepared);
@@ -196,8 +223,16 @@ test('the failed director returns and takes the VIP back after its preempt delay
     await sleep(1000);
     returnAt = await group.restoreDirector(master);
     // Preemption: the higher priority takes the VIP back once its delay is over (after the sync daemon
-    // has had that long to give it the flows).
-    await group.waitMaster(group.ha.preempt ? master : backup, (group.ha.preemptDelayS + 3 * group.ha.advertIntervalS) * 1000 + 30_000);
+    // has had that long to give it the flows: it learns a flow established in its absence only when
+    // the flow is synced again, every sync.refreshPeriod, or every `period` packets).
+    const limit = (group.ha.preemptDelayS + 3 * group.ha.advertIntervalS) * 1000 + 30_000;
+    if (group.ha.preempt) {
+      const w = await watchTakeover(lab, group, master, stream.up.flows.map((f) => f.sport), limit);
+      record.figures.flowsHeldAtTakeover = w.heldBefore;
+      record.notes.push(`${master}'s connection table, flows of ${FLOWS} it held at each look (every ~0.5 s) between its return and its takeover: ${w.lookedAt.join(' ') || '(none)'}`);
+    } else {
+      await group.waitMaster(backup, limit);
+    }
     await sleep(3000);
   } finally {
     report = stream ? await stream.stop() : undefined;
@@ -215,6 +250,8 @@ test('the failed director returns and takes the VIP back after its preempt delay
       ...flowKeptChecks(lab.model, traffic.service('stream4'), CLIENT, now, report!.flows, tookOver + 1000, 'HA-006', 'return'),
     ];
   });
-  expect(report!.flows.filter((f) => !flowKept(f)).map((f) => `flow ${f.k} on ${f.server}: ${f.error}`), 'flows kept = flows total').toEqual([]);
+  const held = record.figures.flowsHeldAtTakeover;
+  expect(report!.flows.filter((f) => !flowKept(f)).map((f) => `flow ${f.k} on ${f.server}: ${f.error}`),
+    `flows kept = flows total${typeof held === 'number' ? ` (${master} held ${held} of ${FLOWS} in its connection table at its last look before it took over)` : ''}`).toEqual([]);
   await group.waitMaster(master, 60_000);
 });
