@@ -151,6 +151,8 @@ export interface TrafficOptions {
   timeoutMs?: number;
   /** Client node (default: the lab's first client). */
   client?: string;
+  /** The director these connections go through when it is not the service's own (an ha group's master of the moment). */
+  director?: string;
 }
 
 export interface TrafficRun {
@@ -217,11 +219,11 @@ export class Traffic {
       let rs = c.outcome === 'answered' ? c.server : null;
       const src = clientAddr(c);
       if (!rs && src && c.sport) {
-        table ??= await this.prepared.directors.get(service.director)?.connections().catch(() => []) ?? [];
+        table ??= await this.prepared.directors.get(opts.director ?? service.director)?.connections().catch(() => []) ?? [];
         const entry = table.find((e) => e.client.addr === src && e.client.port === c.sport && e.virtual.port === service.port && !e.template);
         rs = entry ? service.realServers.find((r) => r.addr === entry.realServer.addr)?.node ?? null : null;
       }
-      if (rs && src && c.sport) flows.push({ service: service.name, client, clientAddr: src, clientPort: c.sport, realServer: rs, answered: c.outcome === 'answered' });
+      if (rs && src && c.sport) flows.push({ service: service.name, client, clientAddr: src, clientPort: c.sport, realServer: rs, answered: c.outcome === 'answered', ...(opts.director ? { director: opts.director } : {}) });
     }
     const run: TrafficRun = { service, client, report, conns: report.conns, flows };
     this.runs.push(run);

@@ -11,6 +11,8 @@ import { figuresOf, flowKept, flowKeptChecks, newConnectionChecks, takeoverCheck
 import { keepalivedOptionsFor } from '../../src/ha/faults';
 import type { PreparedLab } from '../../src/runner/prepare';
 import type { TestRecord } from '../../src/runner/suite-api';
+import type { Flow } from '../../src/oracle/types';
+import type { StreamReportEvent } from '../../src/ha/stream';
 
 // A failover test runs flows for tens of seconds and waits out VRRP timers and a preempt delay; the first
 // one also brings the lab up. A TCG guest on a loaded host needs far more than the suites' default.
@@ -63,6 +65,16 @@ async function waitSynced(lab: RunningLab, backup: string, sports: number[], tim
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * The long-lived flows as the oracle's flows, once per director they went through (the packet accounting
+ * explains each packet by the plan of the director whose links it is on).
+ */
+function streamFlows(lab: RunningLab, report: StreamReportEvent | undefined, directors: string[]): Flow[] {
+  const client = lab.model.nodes.find((n) => n.name === CLIENT)!;
+  const addr = client.interfaces.find((i) => i.segment === lab.model.ha!.segment)!.ipv4!.addr;
+  return (report?.flows ?? []).flatMap((f) => (f.server ? directors.map((d) => ({ service: 'stream4', client: CLIENT, clientAddr: addr, clientPort: f.sport, realServer: f.server!, director: d })) : []));
+}
+
 /** How many of the flows (by client port) a director's connection table holds. */
 async function heldFlows(lab: RunningLab, director: string, sports: number[]): Promise<number> {
   const r = await lab.node(director).exec(['ipvsadm', '-Lnc']);
@@ -102,7 +114,7 @@ test('the master fails: the backup announces the VIP, keeps every synced flow an
   try {
     await group.waitMaster(backup, 30_000);
     await sleep(3000);
-    fresh = await traffic.run('web4', { count: 3 });
+    fresh = await traffic.run('web4', { count: 3, director: backup });
   } finally {
     report = await stream.stop();
     await group.restoreDirector(master);
@@ -118,7 +130,7 @@ test('the master fails: the backup announces the VIP, keeps every synced flow an
       ...newConnectionChecks(lab.model, web4, backup, fresh.flows, web4.realServers.map((r) => r.node), killAt, 'HA-003', 'new'),
       ...traffic.unansweredChecks(fresh),
     ];
-  });
+  }, streamFlows(lab, report, [master, backup]));
   expect(report.flows.filter((f) => !flowKept(f)).map((f) => `flow ${f.k} (port ${f.sport}, ${f.server}): ${f.error ?? 'incomplete'}`), 'flows kept = flows total').toEqual([]);
   await group.waitMaster(master, 60_000);
 });
@@ -173,7 +185,7 @@ test('a real server fails: it is taken out in time, new connections avoid it, ot
       ...newConnectionChecks(lab.model, web4, master, after.flows, web4.realServers.map((r) => r.node), restoreAt, 'HA-004', 'after'),
       ...traffic.unansweredChecks(during), ...traffic.unansweredChecks(after),
     ];
-  });
+  }, streamFlows(lab, report, [master]));
   expect(after.flows.map((f) => f.realServer), `${victim} reinstated: it answers new connections again`).toContain(victim);
   expect(survivors.filter((f) => !flowKept(f)).map((f) => `flow ${f.k} on ${f.server}: ${f.error}`), 'flows on the other real servers kept').toEqual([]);
 });
@@ -204,7 +216,7 @@ test('a drained real server gets no new connection while its established flows f
       ...newConnectionChecks(lab.model, web4, master, fresh.flows, web4.realServers.map((r) => r.node).filter((n) => n !== drained), drainAt, 'HA-005', 'new'),
       ...traffic.unansweredChecks(fresh),
     ];
-  });
+  }, streamFlows(lab, report, [master]));
   expect(report.flows.some((f) => f.server === drained), `some flow ran on ${drained} when it was drained`).toBe(true);
   expect(report.flows.filter((f) => !flowKept(f)).map((f) => `flow ${f.k} on ${f.server}: ${f.error}`), 'flows kept = flows total').toEqual([]);
 });
@@ -249,7 +261,7 @@ test('the failed director returns and takes the VIP back after its preempt delay
       ...takeoverChecks(lab.model, CLIENT, now, returnAt, (group.ha.preemptDelayS + 3 * group.ha.advertIntervalS) * 1000 + MARGIN_MS + 20_000).map((c) => ({ ...c, statements: { missing: 'HA-006', fields: {}, other: 'HA-006' } })),
       ...flowKeptChecks(lab.model, traffic.service('stream4'), CLIENT, now, report!.flows, tookOver + 1000, 'HA-006', 'return'),
     ];
-  });
+  }, streamFlows(lab, report, [backup, master]));
   const held = record.figures.flowsHeldAtTakeover;
   expect(report!.flows.filter((f) => !flowKept(f)).map((f) => `flow ${f.k} on ${f.server}: ${f.error}`),
     `flows kept = flows total${typeof held === 'number' ? ` (${master} held ${held} of ${FLOWS} in its connection table at its last look before it took over)` : ''}`).toEqual([]);
