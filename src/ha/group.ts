@@ -339,7 +339,8 @@ export async function startStreamClient(lab: RunningLab, client: string, service
     up,
     async stop() {
       p.stdin.write('stop\n');
-      const rep = (await next('report', 30_000)) as StreamReportEvent;
+      // The report comes after the last echoes; a starved TCG guest has taken more than 30 s.
+      const rep = (await next('report', 120_000)) as StreamReportEvent;
       await Promise.race([exited.catch(() => undefined), new Promise((r) => setTimeout(r, 5000))]);
       return rep;
     },

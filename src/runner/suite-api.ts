@@ -49,7 +49,9 @@ export class TestCapture {
   static async start(lab: RunningLab, dir: string): Promise<TestCapture> {
     fs.mkdirSync(dir, { recursive: true });
     const extraArgs = lab.backend === 'vm' ? ['-Z', 'root'] : [];
-    const set = await CaptureSet.start(labLinkEnds(lab), { extraArgs });
+    // A TCG guest on a loaded host (the ha lab: keepalived, health checks, a dozen captures) has been seen
+    // to take more than 15 s to start tcpdump: it gets a minute there.
+    const set = await CaptureSet.start(labLinkEnds(lab), { extraArgs, ...(lab.backend === 'vm' ? { readyTimeoutMs: 60_000 } : {}) });
     return new TestCapture(lab, set, dir, guePortOf(lab));
   }
 
@@ -153,6 +155,8 @@ export interface TrafficOptions {
   client?: string;
   /** The director these connections go through when it is not the service's own (an ha group's master of the moment). */
   director?: string;
+  /** Kill the client after this long (default: from count and timeout, 30 s + 6 s a connection). */
+  processTimeoutMs?: number;
 }
 
 export interface TrafficRun {
@@ -211,6 +215,7 @@ export class Traffic {
     const report = await runClient(this.prepared.lab.node(client), {
       target: { address: service.vip, port: service.port }, proto: service.protocol === 'udp' ? 'udp' : 'tcp',
       count, sequential: true, sports: this.ports.take(count), timeoutMs: opts.timeoutMs ?? 3000, up: opts.up, down: opts.down,
+      ...(opts.processTimeoutMs ? { processTimeoutMs: opts.processTimeoutMs } : {}),
     });
     let table: DirectorConnection[] | undefined;
     const flows: TrafficRun['flows'] = [];
