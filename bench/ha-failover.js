@@ -3,7 +3,7 @@
 // (suites/ha/topologies/ha-dr.yaml) in a VM; the master is killed and the figures are printed with
 // connection sync and without it (the anchor: the same group, sync messages dropped), side by side, in
 // the same run. Runs from dist/ (node scripts/build.js first). Not a test.
-// Usage: VSLAB_VM_NAME_PREFIX=vslabbench- node bench/ha-failover.js [N...]
+// Usage: VSLAB_VM_NAME_PREFIX=vslabbench- node bench/ha-failover.js [N...]   (the lab is named <prefix>habench)
 'use strict';
 const path = require('path');
 const root = path.resolve(__dirname, '..');
@@ -47,7 +47,10 @@ async function round(lab, group, n, sync, sport) {
 
 (async () => {
   const model = loadTopologyFile(path.join(root, 'suites/ha/topologies/ha-dr.yaml'));
-  const lab = await upLab(model, { backend: 'vm', name: 'habench', ephemeral: true });
+  // keepalived is not in the default guest image (the ha suite's traits add it): copied in here too; 100
+  // flows are 100 sockets plus the echo servers' Node processes, so the guest gets the suite's memory.
+  const prefix = process.env.VSLAB_VM_NAME_PREFIX || '';
+  const lab = await upLab(model, { backend: 'vm', name: `${/^[a-z0-9]+-$/.test(prefix) ? prefix.slice(0, -1) : ''}habench`, ephemeral: true, memoryMiB: 1536, boot: { initramfs: { extraTools: ['keepalived'] } } });
   const group = new HaGroup(lab);
   let code = 0;
   try {

@@ -17,7 +17,7 @@ import * as path from 'path';
 import type { RunningLab } from '../src/backend/types';
 import type { DirectorCapabilities, DirectorDriver } from '../src/director/types';
 import type { OracleCheck } from '../src/oracle/expect';
-import { backgroundClasses } from '../src/oracle/background';
+import { backgroundClasses, haGroupBackground } from '../src/oracle/background';
 import { exchangeChecks } from '../src/oracle/flow-checks';
 import { flowExplainers } from '../src/oracle/explainers';
 import { readRunEnv, type RunEnv } from '../src/runner/env';
@@ -61,7 +61,8 @@ export interface ExpectFlow {
   /** Every hop of each flow, both directions (skeleton + seeded + absent checks). */
   (target: FlowTarget): Promise<void>;
   /** Any checks built by the caller (ICMP, path MTU, director state...), evaluated and recorded the same way. */
-  checks(build: (captured: CapturedTest) => OracleCheck[] | Promise<OracleCheck[]>): Promise<void>;
+  /** `flows`: more flows whose packets the test expects (beyond its traffic runs'), for the packet accounting. */
+  checks(build: (captured: CapturedTest) => OracleCheck[] | Promise<OracleCheck[]>, flows?: Flow[]): Promise<void>;
 }
 
 /** What a test needs of the director under test; anything missing makes the test not applicable, with the reason. */
@@ -221,7 +222,8 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
       const allFlows: Flow[] = [...traffic.runs.flatMap((r) => r.flows), ...flows];
       // Connections the client gave up on and nothing named a real server for: where the wire shows them going.
       allFlows.push(...traffic.wireFlows(captured.packets));
-      const accounting = { explainers: flowExplainers(prepared.model, allFlows, captured.packets, { guePort: captured.guePort }), background: backgroundClasses(capabilities?.background) };
+      // An ha group's own traffic (VRRP, sync, health checks) is background its model declares.
+      const accounting = { explainers: flowExplainers(prepared.model, allFlows, captured.packets, { guePort: captured.guePort }), background: backgroundClasses([...(capabilities?.background ?? []), ...haGroupBackground(prepared.model)]) };
       try {
         record.evaluate(checks, captured, accounting);
       } finally {
@@ -237,7 +239,7 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
         return checks;
       }, flows);
     }) as ExpectFlow;
-    fn.checks = (build) => evaluate(build);
+    fn.checks = (build, flows) => evaluate(build, flows);
     await use(fn);
   },
 });

@@ -1,6 +1,8 @@
 // tcpdump lifecycle: one capture per link end, started inside the node through LabNode.spawn, ready only
-// once tcpdump says "listening on", stopped with SIGTERM after the file has stopped growing, and checked
-// against tcpdump's own counters so that a lost packet fails loudly instead of skewing a verdict.
+// once tcpdump says "listening on", stopped with SIGTERM after the file has stopped growing and tcpdump has
+// said (SIGUSR1) that it wrote every packet it received, and checked against tcpdump's own counters so
+// that a lost packet fails loudly instead of skewing a verdict. A link that never falls quiet (health
+// checks every 80 ms) still stops cleanly: packets after the stop point are not the test's.
 //
 // Measured on this machine: `-U` alone lost 276 of 2000 packets at stop; `-U --immediate-mode` (with a
 // 4 MiB kernel buffer) kept 2000/2000, so both are always used.
@@ -43,9 +45,16 @@ export interface CaptureCounts {
    * Packets the kernel queued for tcpdump but tcpdump never wrote because they came while it was being
    * stopped, after its file had been quiet for the settle time (a late IPv6 neighbour probe, say):
    * tcpdump stops reading at SIGTERM and still counts what reached its buffer. Not a loss of the traffic
-   * that came before; a link still busy at the stop is a CaptureLossError instead.
+   * that came before. They are counted after the stop point (`completeAt`) when tcpdump reported one, else
+   * after a quiet settle time; a busy link with no stop point is a CaptureLossError instead.
    */
   arrivedWhileStopping?: number;
+  /**
+   * tcpdump's own counts at the stop point (asked for with SIGUSR1 once the stop began), when it had
+   * written every packet it had received: everything up to there is in the file, so packets unwritten at
+   * its exit came after that point.
+   */
+  completeAt?: { captured: number; receivedByFilter: number };
 }
 
 export interface StopOptions {
@@ -66,6 +75,18 @@ export class CaptureLossError extends Error {
 
 export class CaptureStartError extends Error {
   override name = 'CaptureStartError';
+}
+
+/**
+ * Parses the last statistics line tcpdump prints on SIGUSR1 while it runs ("tcpdump: 5 packets captured,
+ * 7 packets received by filter, 0 packets dropped by kernel"): `captured` counts packets fully written
+ * (tcpdump defers the line while it writes one), `receivedByFilter` those the kernel queued for it.
+ */
+export function parseTcpdumpInfo(stderr: string): CaptureCounts | undefined {
+  const re = /(\d+) packets? captured, (\d+) packets? received by filter, (\d+) packets? dropped by kernel/g;
+  let last: RegExpExecArray | null = null;
+  for (let m = re.exec(stderr); m; m = re.exec(stderr)) last = m;
+  return last ? { captured: Number(last[1]), receivedByFilter: Number(last[2]), droppedByKernel: Number(last[3]) } : undefined;
 }
 
 /** Parses tcpdump's closing statistics from its standard error. */
@@ -162,7 +183,57 @@ export class TcpdumpCapture {
     }
   }
 
-  /** Waits for the file to stop growing, stops tcpdump with SIGTERM and checks its counters. */
+  /**
+   * Resolves with the next statistics line tcpdump prints after `from` characters of its standard error,
+   * or undefined if none comes within `timeoutMs` or tcpdump exits.
+   */
+  private nextInfo(from: number, timeoutMs: number): Promise<CaptureCounts | undefined> {
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (v: CaptureCounts | undefined) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        this.proc.stderr.off('data', onData);
+        resolve(v);
+      };
+      const onData = () => {
+        const info = parseTcpdumpInfo(this.stderr.slice(from));
+        if (info) finish(info);
+      };
+      const timer = setTimeout(() => finish(undefined), timeoutMs);
+      this.proc.stderr.on('data', onData);
+      this.exited.then(() => setImmediate(() => finish(parseTcpdumpInfo(this.stderr.slice(from)))), () => finish(undefined));
+      onData();
+    });
+  }
+
+  /**
+   * The stop point: asks tcpdump for its counts (SIGUSR1) until one answer says it has written every
+   * packet it has received (with -U each packet is in the file once counted as captured). "behind" when
+   * it answered but never caught up in `timeoutMs`; "no answer" when it did not answer at all.
+   */
+  private async waitCaughtUp(timeoutMs: number): Promise<{ state: 'caught up' | 'behind'; counts: CaptureCounts } | { state: 'no answer' }> {
+    const deadline = Date.now() + timeoutMs;
+    let last: CaptureCounts | undefined;
+    while (Date.now() < deadline) {
+      const from = this.stderr.length;
+      this.proc.kill('SIGUSR1');
+      const info = await this.nextInfo(from, Math.max(1, deadline - Date.now()));
+      if (!info) break;
+      last = info;
+      if (info.droppedByKernel > 0) break;
+      if (info.captured >= info.receivedByFilter) return { state: 'caught up', counts: info };
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return last ? { state: 'behind', counts: last } : { state: 'no answer' };
+  }
+
+  /**
+   * Waits for the file to stop growing (at most 5 s), finds the stop point (tcpdump has written all it
+   * received), stops tcpdump with SIGTERM and checks its counters. Packets unwritten at the exit are a loss
+   * unless they reached tcpdump after the stop point (or, when tcpdump cannot tell, after a quiet settle time).
+   */
   async stop(opts: StopOptions = {}): Promise<CaptureCounts> {
     if (this.stopped) throw new Error(`capture on ${this.link} was already stopped`);
     this.stopped = true;
@@ -179,6 +250,10 @@ export class TcpdumpCapture {
       }
     }
     const quiet = Date.now() - stableSince >= settle;
+    // On loopback every packet is seen twice and libpcap discards the outgoing copy itself; with a
+    // direction filter (-Q) libpcap may discard in user space too. Elsewhere the two counts must agree.
+    const userspaceFiltering = this.iface === 'lo' || (this.opts.extraArgs ?? []).some((a) => a === '-Q' || a.startsWith('--direction') || a.startsWith('-Q'));
+    const point = !opts.allowLoss && !userspaceFiltering ? await this.waitCaughtUp(5000) : undefined;
     this.proc.kill('SIGTERM');
     const exitTimeout = opts.exitTimeoutMs ?? 10000;
     let timer: NodeJS.Timeout | undefined;
@@ -199,15 +274,21 @@ export class TcpdumpCapture {
     if (!counts) throw new Error(`tcpdump on ${this.link} ended (code ${st.code}, signal ${st.signal}) without its packet counts; stderr: ${this.stderr.trim() || '(empty)'}`);
     if (!opts.allowLoss) {
       if (counts.droppedByKernel > 0) throw new CaptureLossError(this.link, counts, `${counts.droppedByKernel} dropped by the kernel`);
-      // On loopback every packet is seen twice and libpcap discards the outgoing copy itself; with a
-      // direction filter (-Q) libpcap may discard in user space too. Elsewhere the two counts must agree.
-      const userspaceFiltering = this.iface === 'lo' || (this.opts.extraArgs ?? []).some((a) => a === '-Q' || a.startsWith('--direction') || a.startsWith('-Q'));
+      if (point?.state === 'caught up') counts.completeAt = { captured: point.counts.captured, receivedByFilter: point.counts.receivedByFilter };
       if (!userspaceFiltering && counts.captured < counts.receivedByFilter) {
         const n = counts.receivedByFilter - counts.captured;
-        // With -U every packet tcpdump reads is in the file at once, so after a quiet settle time the
-        // unwritten ones reached the kernel's buffer only as tcpdump was stopped.
-        if (!quiet) throw new CaptureLossError(this.link, counts, `${n} received by the filter but not written (the file was still growing when the capture had to stop)`);
-        counts.arrivedWhileStopping = n;
+        if (point?.state === 'caught up') {
+          // Everything received up to the stop point was written; the unwritten ones came after it.
+          counts.arrivedWhileStopping = n;
+        } else if (point?.state === 'behind') {
+          throw new CaptureLossError(this.link, counts, `${n} received by the filter but not written (tcpdump had not written all it received, ${point.counts.captured} of ${point.counts.receivedByFilter}, at its last count before the stop)`);
+        } else if (!quiet) {
+          throw new CaptureLossError(this.link, counts, `${n} received by the filter but not written (the file was still growing when the capture had to stop)`);
+        } else {
+          // With -U every packet tcpdump reads is in the file at once, so after a quiet settle time the
+          // unwritten ones reached the kernel's buffer only as tcpdump was stopped.
+          counts.arrivedWhileStopping = n;
+        }
       }
     }
     return counts;

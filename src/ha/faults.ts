@@ -2,6 +2,7 @@
 // with nftables rules or sysctls on the group's directors (applied when the lab is prepared, before
 // keepalived starts). Registered in src/director/faults.ts with the forwarding faults.
 import type { FaultAction, FaultDefinition } from '../director/faults';
+import type { KeepalivedOptions } from './keepalived';
 import { toBig } from '../topology/addr';
 import type { HaModel, LabModel } from '../topology/model';
 
@@ -27,6 +28,19 @@ function dropSync(ha: HaModel): FaultAction[] {
     '}',
     '',
   ].join('\n'), 'IPVS sync messages dropped'));
+}
+
+/**
+ * Faults that change keepalived's own configuration rather than the directors' packets: the HA harness
+ * renders keepalived.conf with these options when the run's fault is one of them (HaGroup's options).
+ */
+const KEEPALIVED_FAULTS: Record<string, KeepalivedOptions> = {
+  'ha-blind-check': { blindChecks: true },
+};
+
+/** keepalived options for a run with `fault` (none when the fault is not a keepalived one). */
+export function keepalivedOptionsFor(fault: string | undefined): KeepalivedOptions {
+  return fault ? { ...(KEEPALIVED_FAULTS[fault] ?? {}) } : {};
 }
 
 export const HA_FAULTS: FaultDefinition[] = [
@@ -80,5 +94,15 @@ export const HA_FAULTS: FaultDefinition[] = [
         ...ha.directors.map((d) => ({ node: d.node, argv: ['sh', '-c', 'modprobe ip_vs 2>/dev/null; echo 1 > /proc/sys/net/ipv4/vs/sloppy_tcp'], what: 'sloppy TCP scheduling on' })),
       ];
     },
+  },
+  {
+    name: 'ha-blind-check',
+    summary: 'the health checks never fail: a dead real server stays in the table and keeps getting new connections',
+    how: 'keepalived.conf of every ha director: each real server checked by MISC_CHECK /bin/true instead of TCP_CHECK (the keepalived options of this fault, applied by the HA harness when it writes keepalived.conf)',
+    targets: ['HA-004'],
+    methods: [],
+    suiteFiles: ['ha'],
+    // Nothing to do on the nodes: the fault is in keepalived's configuration (keepalivedOptionsFor).
+    plan: () => [],
   },
 ];

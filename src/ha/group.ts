@@ -89,7 +89,7 @@ export class HaGroup {
     // ip_vs is loaded by the lab (kernel IPVS); its sysctls are per namespace.
     if (this.ha.sync) {
       const s = this.ha.sync;
-      await must(node, ['sh', '-c', `modprobe ip_vs 2>/dev/null; echo "${s.threshold} ${s.period}" > /proc/sys/net/ipv4/vs/sync_threshold`], 'setting net.ipv4.vs.sync_threshold');
+      await must(node, ['sh', '-c', `modprobe ip_vs 2>/dev/null; echo "${s.threshold} ${s.period}" > /proc/sys/net/ipv4/vs/sync_threshold && echo ${s.refreshS} > /proc/sys/net/ipv4/vs/sync_refresh_period`], 'setting net.ipv4.vs.sync_threshold and sync_refresh_period');
     }
     // Whatever is left of an earlier keepalived of this director goes first (all of its processes at once,
     // so the parent cannot respawn a child).
@@ -339,7 +339,8 @@ export async function startStreamClient(lab: RunningLab, client: string, service
     up,
     async stop() {
       p.stdin.write('stop\n');
-      const rep = (await next('report', 30_000)) as StreamReportEvent;
+      // The report comes after the last echoes; a starved TCG guest has taken more than 30 s.
+      const rep = (await next('report', 120_000)) as StreamReportEvent;
       await Promise.race([exited.catch(() => undefined), new Promise((r) => setTimeout(r, 5000))]);
       return rep;
     },

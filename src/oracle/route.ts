@@ -111,8 +111,11 @@ export function routeLookup(node: NodeModel, dst: string): RouteDecision {
   return { kind: 'forward', iface: via.iface, gateway: gw, route: best.text };
 }
 
-/** The neighbour on `iface`'s segment that holds `addr` on its interface there. */
-export function neighbour(lab: LabModel, node: NodeModel, iface: InterfaceModel, addr: string): LinkEnd {
+/**
+ * The neighbour on `iface`'s segment that holds `addr` on its interface there. An ha group's VIP is on no
+ * interface in the model (VRRP puts it on the master's): `vipHolder` names the director that holds it.
+ */
+export function neighbour(lab: LabModel, node: NodeModel, iface: InterfaceModel, addr: string, vipHolder?: string): LinkEnd {
   const c = canonical(addr);
   for (const n of lab.nodes) {
     if (n.name === node.name) continue;
@@ -120,6 +123,12 @@ export function neighbour(lab: LabModel, node: NodeModel, iface: InterfaceModel,
       if (i.segment !== iface.segment) continue;
       if (i.ipv4?.addr === c || i.ipv6?.addr === c || i.extraAddrs.some((e) => canonical(stripLen(e)) === c)) return { node: n.name, iface: i.name, mac: i.mac };
     }
+  }
+  const ha = lab.ha;
+  if (ha && vipHolder && iface.segment === ha.segment && ha.vips.some((v) => canonical(stripLen(v)) === c)) {
+    const d = ha.directors.find((x) => x.node === vipHolder);
+    const i = d && nodeOf(lab, d.node).interfaces.find((x) => x.name === d.vrrpIface);
+    if (d && i) return { node: d.node, iface: i.name, mac: i.mac };
   }
   throw new OracleRouteError(`node ${node.name}: no neighbour holds ${c} on segment ${iface.segment} (out of ${iface.name})`);
 }
@@ -143,7 +152,7 @@ export interface RoutedPath {
  * Follows a packet from `from` (which sends it, so does not decrement) towards `dst` until a node holds
  * `dst` locally or `stop(node)` says the packet is taken there (a director catching a VIP).
  */
-export function routedPath(lab: LabModel, from: string, dst: string, stop?: (node: NodeModel) => boolean): RoutedPath {
+export function routedPath(lab: LabModel, from: string, dst: string, stop?: (node: NodeModel) => boolean, vipHolder?: string): RoutedPath {
   const wires: WireCrossing[] = [];
   const forwarders: string[] = [];
   let node = nodeOf(lab, from);
@@ -153,7 +162,7 @@ export function routedPath(lab: LabModel, from: string, dst: string, stop?: (nod
     if (d.kind === 'local') return { wires, end: node.name, forwarders };
     if (d.kind === 'unreachable') throw new OracleRouteError(`node ${node.name} has no route to ${dst} (path so far: ${wires.map((w) => `${linkName(w.from)}>${linkName(w.to)}`).join(' ') || 'none'})`);
     if (hops > 0) forwarders.push(node.name);
-    const to = neighbour(lab, node, d.iface, d.gateway);
+    const to = neighbour(lab, node, d.iface, d.gateway, vipHolder);
     wires.push({ segment: d.iface.segment, from: { node: node.name, iface: d.iface.name, mac: d.iface.mac }, to });
     node = nodeOf(lab, to.node);
   }

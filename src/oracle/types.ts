@@ -14,6 +14,11 @@ export interface Flow {
   clientPort: number;
   /** Node of the real server that served it (the scheduler's choice, as the real server told the client). */
   realServer: string;
+  /**
+   * The director that forwarded it, when it is not the service's own: in an HA group the VRRP master of the
+   * moment (it holds the VIP on the group's segment). Must be a director of the group.
+   */
+  director?: string;
 }
 
 /** Where a stage of the path sits relative to the director: fields change meaning with it. */

@@ -50,7 +50,9 @@ export class TestCapture {
   static async start(lab: RunningLab, dir: string): Promise<TestCapture> {
     fs.mkdirSync(dir, { recursive: true });
     const extraArgs = lab.backend === 'vm' ? ['-Z', 'root'] : [];
-    const set = await CaptureSet.start(labLinkEnds(lab), { extraArgs });
+    // A TCG guest on a loaded host (the ha lab: keepalived, health checks, a dozen captures) has been seen
+    // to take more than 15 s to start tcpdump: it gets a minute there.
+    const set = await CaptureSet.start(labLinkEnds(lab), { extraArgs, ...(lab.backend === 'vm' ? { readyTimeoutMs: 60_000 } : {}) });
     return new TestCapture(lab, set, dir, guePortOf(lab));
   }
 
@@ -90,7 +92,10 @@ export class TestCapture {
       const c = this.set.captures[k];
       if (r.status === 'fulfilled') {
         const late = r.value.arrivedWhileStopping;
-        if (late) notes.push(`capture ${c.link}: ${late} packet(s) reached tcpdump only while it was being stopped, after 300 ms without traffic; not written`);
+        const at = r.value.completeAt;
+        if (late) notes.push(at
+          ? `capture ${c.link}: ${late} packet(s) reached tcpdump after the stop point (by then it had written all ${at.receivedByFilter} it had received); not written`
+          : `capture ${c.link}: ${late} packet(s) reached tcpdump only while it was being stopped, after 300 ms without traffic; not written`);
         continue;
       }
       const msg = (r.reason as Error).message;
@@ -149,6 +154,10 @@ export interface TrafficOptions {
   timeoutMs?: number;
   /** Client node (default: the lab's first client). */
   client?: string;
+  /** The director these connections go through when it is not the service's own (an ha group's master of the moment). */
+  director?: string;
+  /** Kill the client after this long (default: from count and timeout, 30 s + 6 s a connection). */
+  processTimeoutMs?: number;
 }
 
 export interface TrafficRun {
@@ -225,6 +234,7 @@ export class Traffic {
     const report = await runClient(this.prepared.lab.node(client), {
       target: { address: service.vip, port: service.port }, proto: service.protocol === 'udp' ? 'udp' : 'tcp',
       count, sequential: true, sports: this.ports.take(count), timeoutMs: opts.timeoutMs ?? 3000, up: opts.up, down: opts.down,
+      ...(opts.processTimeoutMs ? { processTimeoutMs: opts.processTimeoutMs } : {}),
     });
     let table: DirectorConnection[] | undefined;
     const flows: TrafficRun['flows'] = [];
@@ -233,11 +243,11 @@ export class Traffic {
       let rs = c.outcome === 'answered' ? c.server : null;
       const src = clientAddr(c);
       if (!rs && src && c.sport) {
-        table ??= await this.prepared.directors.get(service.director)?.connections().catch(() => []) ?? [];
+        table ??= await this.prepared.directors.get(opts.director ?? service.director)?.connections().catch(() => []) ?? [];
         const entry = table.find((e) => e.client.addr === src && e.client.port === c.sport && e.virtual.port === service.port && !e.template);
         rs = entry ? service.realServers.find((r) => r.addr === entry.realServer.addr)?.node ?? null : null;
       }
-      if (rs && src && c.sport) flows.push({ service: service.name, client, clientAddr: src, clientPort: c.sport, realServer: rs, answered: c.outcome === 'answered' });
+      if (rs && src && c.sport) flows.push({ service: service.name, client, clientAddr: src, clientPort: c.sport, realServer: rs, answered: c.outcome === 'answered', ...(opts.director ? { director: opts.director } : {}) });
     }
     const run: TrafficRun = { service, client, report, conns: report.conns, flows };
     this.runs.push(run);

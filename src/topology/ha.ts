@@ -11,7 +11,7 @@ export interface RawHa {
   directors: string[];
   segment: string;
   vrrp?: { routerId?: number; advertInterval?: number; preempt?: boolean; preemptDelay?: number; priorities?: Record<string, number> };
-  sync?: boolean | { segment?: string; syncId?: number; threshold?: number; period?: number };
+  sync?: boolean | { segment?: string; syncId?: number; threshold?: number; period?: number; refreshPeriod?: number };
   healthChecks?: Record<string, { type?: 'tcp'; interval?: number; timeout?: number; retries?: number }>;
 }
 
@@ -43,6 +43,9 @@ export function deriveHa(raw: RawHa, lab: LabModel, file: string, r: Reporter): 
   const syncSegName = syncRaw?.segment ?? raw.segment;
   const syncSeg = lab.segments.find((s) => s.name === syncSegName);
   if (syncRaw?.segment !== undefined && !syncSeg) r.error([...AT, 'sync', 'segment'], `unknown segment "${syncRaw.segment}"`);
+  // The kernel refuses a sync_threshold not below its period (unless the period is 0).
+  const thr = syncRaw?.threshold ?? 3, per = syncRaw?.period ?? 50;
+  if (syncRaw && per > 0 && thr >= per) r.error([...AT, 'sync', syncRaw.threshold !== undefined ? 'threshold' : 'period'], `sync threshold ${thr} must be below the period ${per} (or the period 0)`);
 
   const directors: HaDirectorModel[] = [];
   raw.directors.forEach((name, k) => {
@@ -121,7 +124,7 @@ export function deriveHa(raw: RawHa, lab: LabModel, file: string, r: Reporter): 
   lab.ha = {
     directors, segment: seg.name, routerId: hv.routerId ?? 51, advertIntervalS: hv.advertInterval ?? 1,
     preempt: hv.preempt ?? true, preemptDelayS: hv.preemptDelay ?? 0,
-    sync: syncRaw && syncSeg ? { segment: syncSeg.name, syncId: syncRaw.syncId ?? 0, threshold: syncRaw.threshold ?? 3, period: syncRaw.period ?? 50 } : undefined,
+    sync: syncRaw && syncSeg ? { segment: syncSeg.name, syncId: syncRaw.syncId ?? 0, threshold: syncRaw.threshold ?? 3, period: syncRaw.period ?? 50, refreshS: syncRaw.refreshPeriod ?? 0 } : undefined,
     healthChecks, vips: [...vips], source: { file, ...r.locate(AT, true) },
   };
 }

@@ -193,7 +193,8 @@ export interface HaModel {
   preempt: boolean;
   preemptDelayS: number;
   /** Absent: no connection synchronisation. */
-  sync?: { segment: string; syncId: number; threshold: number; period: number };
+  /** refreshS: net.ipv4.vs.sync_refresh_period (s; 0 = the kernel's default, off). */
+  sync?: { segment: string; syncId: number; threshold: number; period: number; refreshS: number };
   /** Service name -> its health check. */
   healthChecks: Record<string, HealthCheckModel>;
   /** Every VIP the group holds (CIDR with the segment's prefix length). */

@@ -45,6 +45,31 @@ test.describe('on a veth pair', () => {
     expect(packets.every((p) => p.data.length === p.origLen && p.origLen === 14 + 20 + 8 + 64)).toBe(true);
   });
 
+  test('a link that never falls quiet (a datagram every 20 ms through the stop) stops at tcpdump\'s stop point, every packet before it in the file', async () => {
+    const b = lab.node('b');
+    const cap = await TcpdumpCapture.start(b, { iface: 'eth0', filter: 'udp and dst port 9998', snapLen: 256, fileName: 'busy.pcap' });
+    const sender = lab.node('a').spawn([process.execPath, '-e',
+      "const s=require('dgram').createSocket('udp4');let i=0;setInterval(()=>{const b=Buffer.alloc(16);b.writeUInt32BE(i++,0);s.send(b,9998,'198.18.0.2')},20)"]);
+    let counts;
+    try {
+      await new Promise((r) => setTimeout(r, 1000));
+      counts = await cap.stop({ settleMs: 300 });
+    } finally {
+      sender.kill('SIGKILL');
+      await sender.wait();
+    }
+    // The file never settled: the stop point comes from tcpdump's own count (SIGUSR1).
+    expect(counts.completeAt, 'tcpdump reported a point where it had written all it received').toBeDefined();
+    expect(counts.captured).toBeGreaterThanOrEqual(counts.completeAt!.captured);
+    expect(counts.captured + (counts.arrivedWhileStopping ?? 0)).toBe(counts.receivedByFilter);
+    const { packets } = readAllPackets(cap.file);
+    expect(packets.length).toBe(counts.captured);
+    // No hole: datagrams 0..n-1, each once, in order.
+    const seqs = packets.map((p) => p.data.readUInt32BE(14 + 20 + 8));
+    expect(seqs).toEqual(seqs.map((_, k) => k + seqs[0]));
+    expect(seqs.length).toBeGreaterThan(30);
+  });
+
   test('a capture that cannot start reports tcpdump\'s own message', async () => {
     const err = await TcpdumpCapture.start(lab.node('a'), { iface: 'nosuchif0', readyTimeoutMs: 20000 }).catch((e) => e);
     expect(err).toBeInstanceOf(CaptureStartError);

@@ -21,7 +21,7 @@ test('the suite topology derives a group: priorities, VRRP and sync interfaces, 
   const m = loadTopologyFile(SUITE_TOPO);
   const ha = m.ha!;
   expect(ha.directors.map((d) => [d.node, d.priority, d.vrrpIface, d.syncIface])).toEqual([['d1', 150, 'eth0', 'eth1'], ['d2', 140, 'eth0', 'eth1']]);
-  expect(ha.sync).toEqual({ segment: 'sync', syncId: 16, threshold: 3, period: 50 });
+  expect(ha.sync).toEqual({ segment: 'sync', syncId: 16, threshold: 3, period: 0, refreshS: 2 });
   expect(ha.healthChecks.web4).toEqual({ type: 'tcp', intervalS: 1, timeoutS: 1, retries: 1 });
   expect(ha.vips).toEqual(['198.18.0.100/24']);
   expect(m.services[0].director).toBe('d1');
@@ -33,7 +33,7 @@ test('the suite topology derives a group: priorities, VRRP and sync interfaces, 
 });
 
 test('sync: false, priorities reversed: the higher priority is the master and directs the services', () => {
-  const m = loadTopologyText(text.replace('sync: { segment: sync, syncId: 16 }', 'sync: false')
+  const m = loadTopologyText(text.replace('sync: { segment: sync, syncId: 16, period: 0, refreshPeriod: 2 }', 'sync: false')
     .replace('vrrp: { routerId: 51, advertInterval: 1, preempt: true, preemptDelay: 8 }', 'vrrp: { priorities: { d1: 100, d2: 200 }, preempt: false }'), 'x.yaml');
   expect(m.ha!.sync).toBeUndefined();
   expect(m.ha!.directors.map((d) => d.node)).toEqual(['d2', 'd1']);
@@ -51,6 +51,7 @@ const CASES: Array<{ what: string; from: string; to: string; line: number; col: 
   { what: 'priority of a non-member', from: 'preemptDelay: 8 }', to: 'preemptDelay: 8, priorities: { rs1: 100 } }', line: 43, col: 90, message: /"rs1" is not one of the ha directors/ },
   { what: 'health check of an unknown service', from: '    web4: { type: tcp', to: '    web9: { type: tcp', line: 46, col: 5, message: /unknown service "web9"/ },
   { what: 'unknown health check type', from: 'type: tcp', to: 'type: http', line: 46, col: 19, message: /must be one of: tcp/ },
+  { what: 'sync threshold not below its period', from: 'period: 0, refreshPeriod: 2', to: 'period: 3, refreshPeriod: 2', line: 44, col: 46, message: /sync threshold 3 must be below the period 3/ },
   { what: 'advert interval out of range', from: 'advertInterval: 1', to: 'advertInterval: 0', line: 43, col: 41, message: /"ha.vrrp.advertInterval" must be >= 0.01/ },
 ];
 

@@ -27,8 +27,15 @@ export function resolveFlow(lab: LabModel, flow: Flow): ResolvedFlow {
   const candidates = service.realServers.filter((r) => r.node === flow.realServer);
   if (!candidates.length) throw new OracleRouteError(`real server ${flow.realServer} does not serve ${service.name} (it has ${service.realServers.map((r) => r.node).join(', ')})`);
   nodeOf(lab, flow.client);
+  let svc = service;
+  if (flow.director && flow.director !== service.director) {
+    if (!lab.ha?.directors.some((d) => d.node === flow.director) || !lab.ha.directors.some((d) => d.node === service.director)) {
+      throw new OracleRouteError(`flow of ${service.name} through ${flow.director}: only the directors of an ha group share a service (${service.name} is directed by ${service.director})`);
+    }
+    svc = { ...service, director: flow.director };
+  }
   return {
-    flow, service, realServer: candidates[0], family, vip: canonical(service.vip), vport: service.port,
+    flow, service: svc, realServer: candidates[0], family, vip: canonical(service.vip), vport: service.port,
     client: flow.client, cip: canonical(flow.clientAddr), cport: flow.clientPort,
   };
 }
@@ -74,7 +81,7 @@ export function decremented(h: PacketHeaders): PacketHeaders {
 
 /** The path from the client to the director that holds the VIP (the director takes the packet there). */
 export function pathToDirector(lab: LabModel, r: ResolvedFlow): RoutedPath {
-  const p = routedPath(lab, r.client, r.vip, (n) => n.name === r.service.director);
+  const p = routedPath(lab, r.client, r.vip, (n) => n.name === r.service.director, r.service.director);
   if (p.end !== r.service.director) throw new OracleRouteError(`packets from ${r.client} to ${r.vip} end at ${p.end}, not at the director ${r.service.director}`);
   return p;
 }
