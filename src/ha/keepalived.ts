@@ -93,15 +93,16 @@ export function virtualServerBlock(s: ServiceModel, hc: HealthCheckModel | undef
   // IPIP) says its own lvs_method.
   const kind = s.realServers.length ? KIND[s.realServers[0].method] : 'NAT';
   out.push(`  lb_kind ${kind}`);
-  out.push(`  protocol ${s.protocol.toUpperCase()}`);
-  if (!s.vip) out.push(`  ip_family ${s.family === 6 ? 'inet6' : 'inet'}`);
+  // A fwmark service has no protocol (keepalived warns and ignores one), only a family.
+  if (s.vip) out.push(`  protocol ${s.protocol.toUpperCase()}`);
+  else out.push(`  ip_family ${s.family === 6 ? 'inet6' : 'inet'}`);
   if (s.persistence) {
     out.push(`  persistence_timeout ${s.persistence.timeout}`);
     const dflt = s.family === 6 ? '128' : '255.255.255.255';
     if (s.persistence.netmask && s.persistence.netmask !== dflt) out.push(`  persistence_granularity ${s.persistence.netmask}`);
   }
   for (const r of s.realServers) {
-    out.push(`  real_server ${r.addr} ${r.port} {`);
+    out.push(`  real_server ${r.addr}${s.vip || r.port ? ` ${r.port}` : ''} {`);
     out.push(`    weight ${r.weight}`);
     const m = lvsMethod(r);
     if (m !== kind) out.push(`    lvs_method ${m}`);
