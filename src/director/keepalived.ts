@@ -33,7 +33,7 @@ import {
 } from './types';
 
 /** How long keepalived may take to program IPVS after a start or reload (ms). */
-const CONVERGE_MS = 30_000;
+const CONVERGE_MS = 60_000;
 
 const FULLNAT_REASON = 'keepalived writes IPVS masquerading only (lb_kind NAT): the source NAT of Full-NAT is not expressible in keepalived.conf';
 
@@ -54,6 +54,8 @@ export class KeepalivedDirector implements DirectorDriver {
   readonly kind = 'keepalived';
   private caps?: Promise<DirectorCapabilities>;
   private proc?: NodeProcess;
+  /** How the keepalived this driver started ended (undefined while it runs). */
+  private exit?: { code: number | null; signal: string | null };
   private log = '';
 
   private constructor(
@@ -153,7 +155,9 @@ export class KeepalivedDirector implements DirectorDriver {
       const keep = (b: Buffer | string) => { this.log = (this.log + b.toString()).slice(-32 * 1024); };
       this.proc.stdout.on('data', keep);
       this.proc.stderr.on('data', keep);
-      void this.proc.wait().catch(() => undefined);
+      this.exit = undefined;
+      const proc = this.proc;
+      void proc.wait().then((e) => { if (this.proc === proc) this.exit = e; }, () => undefined);
       log.push(`start keepalived --check with ${services.length} virtual_server block(s)`);
     }
     const differences = await this.converge(services);
@@ -166,8 +170,8 @@ export class KeepalivedDirector implements DirectorDriver {
     for (;;) {
       const d = await this.ipvs.diff(services);
       if (!d.length || Date.now() > deadline) return d;
-      if (this.proc && !(await this.running()) && Date.now() > deadline - CONVERGE_MS + 5000) {
-        throw new DirectorApplyError(this.node, [`keepalived exited before programming IPVS; its output:\n${this.log.slice(-3000)}`]);
+      if (this.exit) {
+        throw new DirectorApplyError(this.node, [`keepalived exited (${this.exit.signal ?? `code ${this.exit.code}`}) before programming IPVS; its output:\n${this.log.slice(-3000) || '(none)'}`]);
       }
       await new Promise((r) => setTimeout(r, 250));
     }
