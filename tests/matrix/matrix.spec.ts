@@ -19,7 +19,15 @@ const RUNS = path.join(REPO, 'tests', 'fixtures', 'report-runs');
 function vslab(args: string[]) {
   return spawnSync(process.execPath, [VSLAB, ...args], { cwd: REPO, encoding: 'utf8', timeout: 120_000 });
 }
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'vslab-matrix-'));
+const made: string[] = [];
+const tmp = () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'vslab-implmatrix-'));
+  made.push(d);
+  return d;
+};
+test.afterAll(() => {
+  for (const d of made.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
 
 /**
  * The pass run with one test's check of one statement failed, the statements recomputed by the results
