@@ -11,8 +11,10 @@
 //
 // apply() writes the file and starts keepalived (or, when this lab's keepalived already runs, sends it
 // SIGHUP, the way an operator reloads it), then waits until the kernel holds what the model asks, or a
-// time limit passes and the remaining differences are returned. close() stops keepalived with SIGTERM
-// (it removes the services it made).
+// time limit passes and the remaining differences are returned. keepalived runs with --dont-release-ipvs:
+// close() stops it and leaves the kernel's table as it programmed it (close() does not change the
+// director), so a test worker that replaces a failed one reads back the same IPVS table (a keepalived
+// that removed its services on SIGTERM emptied the lab for every later test of the run).
 import { spawnSync } from 'child_process';
 import type { BackendKind, LabNode, NodeProcess, RunningLab } from '../backend/types';
 import { virtualServerBlock } from '../ha/keepalived';
@@ -150,7 +152,7 @@ export class KeepalivedDirector implements DirectorDriver {
       log.push(`reload keepalived (SIGHUP) with ${services.length} virtual_server block(s)`);
     } else {
       await this.must(['sh', '-c', `kill -9 $(cat ${this.dir}/*.pid 2>/dev/null) 2>/dev/null; rm -f ${this.dir}/*.pid; true`], 'clearing an earlier keepalived');
-      this.proc = this.n.spawn(['keepalived', '--check', '--dont-fork', '--log-console', '--log-detail', '--use-file', file,
+      this.proc = this.n.spawn(['keepalived', '--check', '--dont-fork', '--dont-release-ipvs', '--log-console', '--log-detail', '--use-file', file,
         '--pid', `${this.dir}/keepalived.pid`, '--checkers_pid', `${this.dir}/checkers.pid`]);
       const keep = (b: Buffer | string) => { this.log = (this.log + b.toString()).slice(-32 * 1024); };
       this.proc.stdout.on('data', keep);
@@ -199,7 +201,7 @@ export class KeepalivedDirector implements DirectorDriver {
     if (r.differences.length) throw new DirectorApplyError(this.node, [`keepalived left services after reloading an empty configuration: ${JSON.stringify(r.differences)}`]);
   }
 
-  /** Stops this lab's keepalived (SIGTERM: it removes the services it made) and releases the netlink client. */
+  /** Stops this lab's keepalived (it leaves IPVS as it is: --dont-release-ipvs) and releases the netlink client. */
   async close(): Promise<void> {
     try {
       await this.n.exec(['sh', '-c', `[ -f ${this.dir}/keepalived.pid ] && kill -TERM $(cat ${this.dir}/keepalived.pid); true`], { timeoutMs: 30_000 });
