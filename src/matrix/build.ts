@@ -114,9 +114,19 @@ function statementCell(r: RunResults, id: string): MatrixCell | undefined {
   const unchecked = declaring.filter((t) => t.status !== 'not-applicable');
   return {
     status: 'not-checked',
-    reason: unchecked.length ? unchecked.map((t) => `${t.id} ${t.status}${t.reason ? `: ${t.reason}` : ''}`).join('; ') : 'no test of the run checks it',
+    reason: unchecked.length ? groupedReasons(unchecked) : 'no test of the run checks it',
     tests: declaring.map((t) => t.id),
   };
+}
+
+/** "3 test(s) skipped: <reason>; 1 failed: <reason>": the tests grouped by status and reason (one long reason repeated 26 times says nothing more). */
+function groupedReasons(tests: TestResult[]): string {
+  const groups = new Map<string, number>();
+  for (const t of tests) {
+    const k = `${t.status}: ${(t.reason ?? '').slice(0, 300)}`;
+    groups.set(k, (groups.get(k) ?? 0) + 1);
+  }
+  return [...groups].map(([k, n]) => `${n} test(s) ${k}`).join('; ');
 }
 
 function testCell(t: TestResult): MatrixCell {
