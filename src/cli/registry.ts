@@ -15,5 +15,6 @@ import { command as test } from './commands/test';
 import { command as merge } from './commands/merge';
 import { command as report } from './commands/report';
 import { command as images } from './commands/images';
+import { command as matrix } from './commands/matrix';
 
-export const commands: CliCommand[] = [run, up, down, ls, exec, graph, doctor, gc, images, predict, pcap, replay, test, merge, report];
+export const commands: CliCommand[] = [run, up, down, ls, exec, graph, doctor, gc, images, predict, pcap, replay, test, merge, report, matrix];

@@ -4,6 +4,7 @@
 import type { BackendKind, RunningLab } from '../backend/types';
 import { ADAPTER_PROTOCOL, EXTERNAL_PREFIX, externalUnavailable, openExternal } from './external';
 import { ipvsDriver } from './ipvs';
+import { keepalivedDriver } from './keepalived';
 import { nftablesDriver } from './nftables';
 import type { LabModel, ServiceModel } from '../topology/model';
 import type { DirectorDriver } from './types';
@@ -13,6 +14,8 @@ export interface DirectorDriverDefinition {
   name: string;
   /** One line for --help and the matrix. */
   summary: string;
+  /** Host programs the vm backend copies into the guests of a run against this driver (beyond the default image). */
+  guestTools?: string[];
   /** Why it cannot direct a lab on this backend of this host (undefined when it can). */
   unavailable(backend: BackendKind): string | undefined;
   /** Why it cannot program `service` of director `node`, known from the model before any lab is up (see DirectorDriver.unsupported). */
@@ -21,7 +24,7 @@ export interface DirectorDriverDefinition {
   open(lab: RunningLab, node: string): Promise<DirectorDriver>;
 }
 
-const DRIVERS: DirectorDriverDefinition[] = [ipvsDriver, nftablesDriver];
+const DRIVERS: DirectorDriverDefinition[] = [ipvsDriver, nftablesDriver, keepalivedDriver];
 
 /** Registered driver names, in registration order. */
 export const DIRECTOR_NAMES: readonly string[] = DRIVERS.map((d) => d.name);

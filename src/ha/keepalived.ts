@@ -2,7 +2,7 @@
 // instance holding every VIP of the group on the VRRP segment, the IPVS sync daemon following the VRRP
 // state (master sends, backups receive), and one virtual_server per service with its real servers and
 // health check. keepalived programs IPVS itself (lvs_flush: it starts from an empty table).
-import type { HaDirectorModel, HaModel, LabModel, ServiceModel } from '../topology/model';
+import type { HaDirectorModel, HaModel, HealthCheckModel, LabModel, RealServerModel, ServiceModel } from '../topology/model';
 
 export const VRRP_INSTANCE = 'VSLAB_HA';
 
@@ -63,27 +63,58 @@ export function keepalivedConfig(lab: LabModel, director: string, opts: Keepaliv
   out.push('}');
   for (const s of groupServices(lab)) {
     if (!s.vip) continue;
-    const hc = ha.healthChecks[s.name];
-    out.push('');
-    out.push(`virtual_server ${s.vip} ${s.port} {`);
-    out.push(`  delay_loop ${seconds(hc?.intervalS ?? 60)}`);
-    out.push(`  lb_algo ${s.scheduler}`);
-    const kinds = new Set(s.realServers.map((r) => KIND[r.method]));
-    if (kinds.size !== 1) throw new Error(`service ${s.name}: keepalived gives one forwarding method per virtual server, this one mixes ${[...kinds].join(', ')}`);
-    out.push(`  lb_kind ${[...kinds][0]}`);
-    out.push(`  protocol ${s.protocol.toUpperCase()}`);
-    if (s.persistence) out.push(`  persistence_timeout ${s.persistence.timeout}`);
-    for (const r of s.realServers) {
-      out.push(`  real_server ${r.addr} ${r.port} {`);
-      out.push(`    weight ${r.weight}`);
-      if (hc && opts.blindChecks) {
-        out.push('    MISC_CHECK {', '      misc_path "/bin/true"', '    }');
-      } else if (hc) {
-        out.push('    TCP_CHECK {', `      connect_timeout ${seconds(hc.timeoutS)}`, `      retry ${hc.retries}`, `      delay_before_retry ${seconds(hc.intervalS)}`, '    }');
-      }
-      out.push('  }');
-    }
-    out.push('}');
+    out.push('', ...virtualServerBlock(s, ha.healthChecks[s.name], opts));
   }
   return out.join('\n') + '\n';
+}
+
+/** keepalived's `lvs_method` value of a real server (a tunnel with its type, GUE port and checksum option). */
+function lvsMethod(r: RealServerModel): string {
+  if (r.method !== 'tun' || !r.tunnel || (r.tunnel.type === 'ipip' && !r.tunnel.flags.length)) return KIND[r.method];
+  const t = r.tunnel;
+  const csum = t.flags.map((f) => f.replace(/^tun-/, ''));
+  return ['TUN', 'type', t.type, ...(t.type === 'gue' ? ['port', String(t.port)] : []), ...csum].join(' ');
+}
+
+/**
+ * One service as a keepalived.conf `virtual_server` block (lines): the HA group's and the keepalived
+ * director driver's (src/director/keepalived.ts). Health check `hc` when the topology asks for one,
+ * otherwise none (keepalived then keeps every real server in). Settings the model does not use are not written.
+ */
+export function virtualServerBlock(s: ServiceModel, hc: HealthCheckModel | undefined, opts: Pick<KeepalivedOptions, 'blindChecks'> = {}): string[] {
+  const out: string[] = [];
+  const head = s.vip ? `${s.vip} ${s.port}` : `fwmark ${s.fwmark}`;
+  out.push(`virtual_server ${head} {`);
+  out.push(`  delay_loop ${seconds(hc?.intervalS ?? 60)}`);
+  out.push(`  lb_algo ${s.scheduler}`);
+  for (const f of s.flags) out.push(`  ${f}`);
+  if (s.onePacket) out.push('  ops');
+  // One forwarding method per virtual server; a real server of another (or a tunnel type other than plain
+  // IPIP) says its own lvs_method.
+  const kind = s.realServers.length ? KIND[s.realServers[0].method] : 'NAT';
+  out.push(`  lb_kind ${kind}`);
+  // A fwmark service has no protocol (keepalived warns and ignores one), only a family.
+  if (s.vip) out.push(`  protocol ${s.protocol.toUpperCase()}`);
+  else out.push(`  ip_family ${s.family === 6 ? 'inet6' : 'inet'}`);
+  if (s.persistence) {
+    out.push(`  persistence_timeout ${s.persistence.timeout}`);
+    const dflt = s.family === 6 ? '128' : '255.255.255.255';
+    if (s.persistence.netmask && s.persistence.netmask !== dflt) out.push(`  persistence_granularity ${s.persistence.netmask}`);
+  }
+  for (const r of s.realServers) {
+    out.push(`  real_server ${r.addr}${s.vip || r.port ? ` ${r.port}` : ''} {`);
+    out.push(`    weight ${r.weight}`);
+    const m = lvsMethod(r);
+    if (m !== kind) out.push(`    lvs_method ${m}`);
+    if (r.upper) out.push(`    uthreshold ${r.upper}`);
+    if (r.lower) out.push(`    lthreshold ${r.lower}`);
+    if (hc && opts.blindChecks) {
+      out.push('    MISC_CHECK {', '      misc_path "/bin/true"', '    }');
+    } else if (hc) {
+      out.push('    TCP_CHECK {', `      connect_timeout ${seconds(hc.timeoutS)}`, `      retry ${hc.retries}`, `      delay_before_retry ${seconds(hc.intervalS)}`, '    }');
+    }
+    out.push('  }');
+  }
+  out.push('}');
+  return out;
 }

@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { BackendKind } from '../backend/types';
 import { isDirectorName, type DirectorKind } from '../director/program';
+import { directorDriver } from '../director/registry';
 import { runEnvToProcessEnv } from './env';
 import { buildResults, type PwReport, type RunResults, type Shard } from './results';
 import { loadStatements, specFileForSuite, type Statement } from './spec';
@@ -66,12 +67,15 @@ interface SuiteTraits {
   backends: BackendKind[];
   /** Why a director or backend outside the lists cannot run it. */
   limits: string;
-  /** Host programs its labs run in the VM beyond the default guest image (they are copied into the run's VMs). */
-  guestTools?: string[];
+  /**
+   * Host programs its labs run in the VM beyond the default guest image (they are copied into the run's
+   * VMs); "director": those the director driver under test declares (keepalived for --director keepalived).
+   */
+  guestTools?: string[] | 'director';
 }
 
 export const SUITE_TRAITS: Record<string, SuiteTraits> = {
-  forwarding: { runVms: true, faults: true, directors: 'any', backends: ['vm', 'netns', 'docker'], limits: 'the forwarding labs run on namespaces, in containers or in a VM' },
+  forwarding: { runVms: true, faults: true, directors: 'any', backends: ['vm', 'netns', 'docker'], guestTools: 'director', limits: 'the forwarding labs run on namespaces, in containers or in a VM' },
   ha: {
     runVms: true, faults: true, directors: ['ipvs'], backends: ['vm'], guestTools: ['keepalived'],
     limits: 'kernel IPVS and its sync daemon per namespace, and keepalived, run in the VM (the host kernel has no IPVS)',
@@ -93,6 +97,14 @@ export function checkSuiteOptions(paths: string[], opts: Pick<RunOptions, 'direc
       throw new RunError(`suites/${suite} takes no --fault: the faulty directors sabotage forwarding; the scheduler suites are checked against wrong models instead (tests/schedsuite/mutants.spec.ts)`);
     }
   }
+}
+
+/** The host programs to copy into the run's guests: what the suites ask for, and the director driver's own where a suite says "director". */
+export function suiteGuestTools(paths: string[], director: DirectorKind): string[] {
+  return [...new Set(suitesOf(paths).flatMap((sx) => {
+    const g = SUITE_TRAITS[sx].guestTools ?? [];
+    return g === 'director' ? (director === 'none' ? [] : directorDriver(director).guestTools ?? []) : g;
+  }))];
 }
 
 /** The suite names of the paths (suites/<name>/...). */
@@ -157,7 +169,7 @@ export async function runSuite(opts: RunOptions): Promise<RunResults> {
   let vmsFile: string | undefined;
   if (opts.backend === 'vm' && suitesOf(paths).some((sx) => SUITE_TRAITS[sx].runVms)) {
     opts.log?.(`booting ${opts.workers ?? 1} VM(s) for the run\n`);
-    const guestTools = [...new Set(suitesOf(paths).flatMap((sx) => SUITE_TRAITS[sx].guestTools ?? []))];
+    const guestTools = suiteGuestTools(paths, opts.director);
     vms = await bootRunVms({ count: opts.workers ?? 1, kernel: opts.kernel, modules: opts.modules, dir: path.join(out, '.vms'), guestTools });
     vmsFile = path.join(out, '.vms', RUN_VMS_FILE);
     fs.writeFileSync(vmsFile, JSON.stringify(vms, null, 2));

@@ -114,3 +114,32 @@ test('a lying adapter (reads back what it was asked, programs rport + 1) is caug
     fs.rmSync(out, { recursive: true, force: true });
   }
 });
+
+test('a malformed and a hanging adapter stop a suite run with an error naming the adapter and the verb', async () => {
+  test.setTimeout(900_000);
+  test.skip(process.getuid?.() !== 0, 'needs root for the network namespaces of a lab');
+  const cli = path.join(__dirname, '..', '..', 'bin', 'vslab.js');
+  const cases = [
+    { adapter: path.join(__dirname, 'fixtures', 'adapters', 'malformed-apply'), message: /verb apply: malformed reply: \/changes must be integer/ },
+    { adapter: path.join(__dirname, 'fixtures', 'adapters', 'hanging-apply'), message: /verb apply: no answer within 3 s \(killed\)/ },
+  ];
+  for (const c of cases) {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vslab-bad-adapter-'));
+    try {
+      const t0 = Date.now();
+      const run = spawnSync(process.execPath, [cli, 'test', 'suites/forwarding/nat.spec.ts', '--director', `external:${c.adapter}`, '--backend', 'netns', '--workers', '1',
+        '--grep', 'tcp4: handshake and data on every hop, port mapped', '--out', out, '--json'],
+      { encoding: 'utf8', cwd: path.join(__dirname, '..', '..'), timeout: 420_000, env: { ...process.env, VSLAB_ADAPTER_TIMEOUT_MS: '3000' } });
+      expect(run.status, run.stderr.slice(-2000)).toBe(1);
+      const r = JSON.parse(run.stdout) as RunResults;
+      const t = r.tests.find((x) => x.id === 'forwarding.nat.tcp4-handshake-and-data-on-every-hop-port-mapped')!;
+      expect(t.status).toBe('failed');
+      expect(t.reason).toContain(`adapter ${c.adapter}, verb apply:`);
+      expect(t.reason).toMatch(c.message);
+      expect(t.reason).not.toMatch(/\n\s+at /);
+      test.info().annotations.push({ type: 'note', description: `${path.basename(c.adapter)}: ${((Date.now() - t0) / 1000).toFixed(0)} s, "${t.reason}"` });
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  }
+});
