@@ -3,6 +3,7 @@
 // --director NAME` accept any name here ("none" is `vslab up`'s "leave the director unprogrammed").
 import type { BackendKind, RunningLab } from '../backend/types';
 import { ADAPTER_PROTOCOL, EXTERNAL_PREFIX, externalUnavailable, openExternal } from './external';
+import { haproxyDriver } from './haproxy';
 import { ipvsDriver } from './ipvs';
 import { nftablesDriver } from './nftables';
 import type { LabModel, ServiceModel } from '../topology/model';
@@ -21,7 +22,7 @@ export interface DirectorDriverDefinition {
   open(lab: RunningLab, node: string): Promise<DirectorDriver>;
 }
 
-const DRIVERS: DirectorDriverDefinition[] = [ipvsDriver, nftablesDriver];
+const DRIVERS: DirectorDriverDefinition[] = [ipvsDriver, nftablesDriver, haproxyDriver];
 
 /** Registered driver names, in registration order. */
 export const DIRECTOR_NAMES: readonly string[] = DRIVERS.map((d) => d.name);

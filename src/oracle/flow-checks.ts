@@ -2,7 +2,7 @@
 import type { DecodedPacket } from '../packet/layers';
 import type { LabModel } from '../topology/model';
 import { absentChecks, KINDS, originPackets, seededChecks, skeletonCheck, type OracleCheck, type PacketKind } from './expect';
-import { oracleFor } from './methods';
+import { oracleFor, proxyLegs } from './methods';
 import type { Flow, FlowPlan, PlanOptions } from './types';
 
 export function planFlow(lab: LabModel, flow: Flow, opts?: PlanOptions): FlowPlan {
@@ -36,7 +36,9 @@ export function exchangeChecks(lab: LabModel, flow: Flow, packets: DecodedPacket
   const out: OracleCheck[] = [];
   for (const [dir, kind] of kinds) for (const hop of plan[dir]) out.push(skeletonCheck(plan, hop, kind, prefix));
   if (!opts.skeletonOnly) {
-    for (const dir of ['c2s', 's2c'] as const) out.push(...seededChecks(plan, dir, originPackets(plan, dir, packets), { idPrefix: prefix, guePort: opts.guePort }));
+    // A proxy's two connections each carry their own packets; nothing is carried from one to the other.
+    const legs: Array<[FlowPlan, string]> = plan.method === 'proxy' ? Object.entries(proxyLegs(plan)).map(([k, p]) => [p, `${prefix}${k}.`]) : [[plan, prefix]];
+    for (const [p, pre] of legs) for (const dir of ['c2s', 's2c'] as const) out.push(...seededChecks(p, dir, originPackets(p, dir, packets), { idPrefix: pre, guePort: opts.guePort }));
   }
   out.push(...absentChecks(plan, prefix));
   return out;

@@ -14,6 +14,11 @@ export interface Flow {
   clientPort: number;
   /** Node of the real server that served it (the scheduler's choice, as the real server told the client). */
   realServer: string;
+  /**
+   * Method proxy: the server leg's source as the real server saw it (the proxy's address and port, or the
+   * client's for a transparent proxy). A proxy picks its own source port, so only the far end can say.
+   */
+  leg?: { addr: string; port: number };
 }
 
 /** Where a stage of the path sits relative to the director: fields change meaning with it. */
@@ -89,7 +94,7 @@ export interface FlowPlan {
   vport: number;
   rip: string;
   rport: number;
-  /** Full-NAT: the director local address and port the real server sees. */
+  /** Full-NAT: the director local address and port the real server sees; proxy: the server leg's source. */
   local?: { addr: string; port: number };
   /** The director's interface the client's packets arrive on, and the one it sends to the real server from. */
   directorIngress: string;

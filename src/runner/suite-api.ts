@@ -218,7 +218,10 @@ export class Traffic {
         const entry = table.find((e) => e.client.addr === src && e.client.port === c.sport && e.virtual.port === service.port && !e.template);
         rs = entry ? service.realServers.find((r) => r.addr === entry.realServer.addr)?.node ?? null : null;
       }
-      if (rs && src && c.sport) flows.push({ service: service.name, client, clientAddr: src, clientPort: c.sport, realServer: rs, answered: c.outcome === 'answered' });
+      // A proxy's server leg starts at a port the proxy picked: the real server's identity line says which.
+      const proxied = rs && service.realServers.find((r) => r.node === rs)?.method === 'proxy';
+      const leg = proxied && c.peer && c.pport ? { leg: { addr: c.peer, port: c.pport } } : {};
+      if (rs && src && c.sport) flows.push({ service: service.name, client, clientAddr: src, clientPort: c.sport, realServer: rs, answered: c.outcome === 'answered', ...leg });
     }
     const run: TrafficRun = { service, client, report, conns: report.conns, flows };
     this.runs.push(run);
