@@ -6,6 +6,7 @@ import { ADAPTER_PROTOCOL, EXTERNAL_PREFIX, externalUnavailable, openExternal } 
 import { haproxyDriver } from './haproxy';
 import { ipvsDriver } from './ipvs';
 import { nftablesDriver } from './nftables';
+import { nginxDriver } from './nginx';
 import type { LabModel, ServiceModel } from '../topology/model';
 import type { DirectorDriver } from './types';
 
@@ -22,7 +23,7 @@ export interface DirectorDriverDefinition {
   open(lab: RunningLab, node: string): Promise<DirectorDriver>;
 }
 
-const DRIVERS: DirectorDriverDefinition[] = [ipvsDriver, nftablesDriver, haproxyDriver];
+const DRIVERS: DirectorDriverDefinition[] = [ipvsDriver, nftablesDriver, haproxyDriver, nginxDriver];
 
 /** Registered driver names, in registration order. */
 export const DIRECTOR_NAMES: readonly string[] = DRIVERS.map((d) => d.name);
