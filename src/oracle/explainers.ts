@@ -16,7 +16,7 @@ export function flowExplainers(lab: LabModel, flows: Flow[], packets: DecodedPac
   const out: Explainer[] = [];
   const seen = new Set<string>();
   for (const flow of flows) {
-    const key = `${flow.service} ${flow.client} ${flow.clientAddr} ${flow.clientPort} ${flow.realServer}`;
+    const key = `${flow.service} ${flow.client} ${flow.clientAddr} ${flow.clientPort} ${flow.realServer}${flow.leg ? ` ${flow.leg.addr} ${flow.leg.port}` : ''}`;
     if (seen.has(key)) continue;
     seen.add(key);
     const k = seen.size - 1;

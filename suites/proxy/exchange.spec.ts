@@ -3,12 +3,10 @@
 // each leg's packets carried onto every later hop, nothing of the client on a real server's links, and every
 // packet captured accounted for.
 import { test, statements } from '../fixtures';
+import { PROXY_EXCHANGE } from './common';
 import { LABS } from './labs';
 
 test.use({ suiteLab: LABS.proxy });
-
-/** What an exchange through a proxy checks on every hop (plus packet accounting). */
-export const PROXY_EXCHANGE = ['PROXY-001', 'PROXY-002', 'PROXY-007', 'PROXY-009', 'FWD-COM-001', 'FWD-COM-009'];
 
 for (const c of [{ service: 'tcp4', family: 4 }, { service: 'tcp6', family: 6 }] as const) {
   test(`${c.service}: both connections on every hop, both directions`, statements(...PROXY_EXCHANGE), async ({ requires, traffic, expectFlow }) => {
