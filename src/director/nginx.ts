@@ -33,7 +33,7 @@ export function nginxDeclines(_model: LabModel, _node: string, s: ServiceModel):
 }
 
 /** The nginx configuration for `services` (pure). */
-export function nginxConfig(services: ServiceModel[], dir: string, streamModule = STREAM_MODULE): string {
+export function nginxConfig(services: ServiceModel[], dir: string, streamModule = STREAM_MODULE, halfClose = true): string {
   const out = [
     '# written by vslab (src/director/nginx.ts)',
     `load_module ${streamModule};`, 'daemon off;', 'worker_processes 1;', `pid ${dir}/nginx.pid;`, 'error_log stderr notice;',
@@ -45,7 +45,9 @@ export function nginxConfig(services: ServiceModel[], dir: string, streamModule 
     out.push(`  upstream ${name} {`);
     if (NGINX_SCHEDULERS[s.scheduler]) out.push(`    ${NGINX_SCHEDULERS[s.scheduler]};`);
     for (const r of s.realServers) out.push(`    server ${hostPort(r.addr, r.port)} weight=${r.weight};`);
-    out.push('  }', '  server {', `    listen ${hostPort(s.vip!, s.port)}${s.family === 6 ? ' ipv6only=on' : ''};`, `    proxy_pass ${name};`, '  }');
+    // proxy_half_close (off by default): without it nginx closes the server leg as soon as the real server
+    // sends its FIN, before the client has closed (measured: PROXY-004 fails, docs/proxy.md).
+    out.push('  }', '  server {', `    listen ${hostPort(s.vip!, s.port)}${s.family === 6 ? ' ipv6only=on' : ''};`, `    proxy_pass ${name};`, `    proxy_half_close ${halfClose ? 'on' : 'off'};`, '  }');
   }
   out.push('}', '');
   return out.join('\n');
