@@ -211,7 +211,10 @@ export class Traffic {
     const flows: TrafficRun['flows'] = [];
     const clientAddr = (c: ClientConnEvent) => c.src ?? this.clientAddress(client, service.family);
     for (const c of report.conns) {
-      let rs = c.outcome === 'answered' ? c.server : null;
+      // A proxy's real server that sent its identity line did serve the connection, even if the rest of the
+      // answer stalled on the way (the proxy suite then judges the streams): its server leg is known.
+      const proxiedService = service.realServers.every((r) => r.method === 'proxy');
+      let rs = c.outcome === 'answered' || (proxiedService && c.peer) ? c.server : null;
       const src = clientAddr(c);
       if (!rs && src && c.sport) {
         table ??= await this.prepared.directors.get(service.director)?.connections().catch(() => []) ?? [];
