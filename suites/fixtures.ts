@@ -60,9 +60,12 @@ export type FlowTarget = TrafficRun | (Flow & { answered?: boolean }) | Array<Tr
 export interface ExpectFlow {
   /** Every hop of each flow, both directions (skeleton + seeded + absent checks). */
   (target: FlowTarget): Promise<void>;
-  /** Any checks built by the caller (ICMP, path MTU, director state...), evaluated and recorded the same way. */
-  /** `flows`: more flows whose packets the test expects (beyond its traffic runs'), for the packet accounting. */
-  checks(build: (captured: CapturedTest) => OracleCheck[] | Promise<OracleCheck[]>, flows?: Flow[]): Promise<void>;
+  /**
+   * Any checks built by the caller (ICMP, path MTU, director state...), evaluated and recorded the same way.
+   * `flows`: flows besides the traffic runs' whose packets the accounting takes as explained (e.g. a
+   * proxy's server legs to a real server that refused them, known only from the capture).
+   */
+  checks(build: (captured: CapturedTest) => OracleCheck[] | Promise<OracleCheck[]>, flows?: Flow[] | ((captured: CapturedTest) => Flow[])): Promise<void>;
 }
 
 /** What a test needs of the director under test; anything missing makes the test not applicable, with the reason. */
@@ -215,9 +218,10 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
   },
   traffic: async ({ prepared, ports }, use) => use(new Traffic(prepared, ports, notApplicable)),
   expectFlow: async ({ prepared, capture, record, traffic, capabilities }, use, info) => {
-    const evaluate = async (build: (c: CapturedTest) => OracleCheck[] | Promise<OracleCheck[]>, flows: Flow[] = []) => {
+    const evaluate = async (build: (c: CapturedTest) => OracleCheck[] | Promise<OracleCheck[]>, flowsOf: Flow[] | ((c: CapturedTest) => Flow[]) = []) => {
       const captured = await capture.finish();
       const checks = await build(captured);
+      const flows = typeof flowsOf === 'function' ? flowsOf(captured) : flowsOf;
       // Every packet of the capture is accounted for: the flows of every traffic run of the test explain theirs.
       const allFlows: Flow[] = [...traffic.runs.flatMap((r) => r.flows), ...flows];
       // Connections the client gave up on and nothing named a real server for: where the wire shows them going.

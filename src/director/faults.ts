@@ -548,6 +548,22 @@ export const FAULTS: FaultDefinition[] = [
       return netdevTable(d.node.name, [...d.clientSide].map((dev) => ({ hook: 'egress' as const, dev, rules: rules.map((r) => r.replace('"DEV"', `"${dev}"`)) })), 'stray segment after close');
     }),
   },
+  {
+    name: 'proxy-corrupts-reply',
+    summary: 'a proxy that relays the real server\'s reply with one byte changed in every full-size segment',
+    how: 'netdev egress on the client-side interface: in TCP segments from a VIP longer than 1200 bytes, the byte 1000 bytes past the TCP header\'s 32 bytes (the client\'s timestamps option) is set to "X" (nft keeps the TCP checksum correct)',
+    targets: ['PROXY-003'],
+    suiteFiles: ['streams'],
+    ...perDirector(['proxy'], (d) => {
+      const rules: string[] = [];
+      for (const fam of [4, 6] as Family[]) {
+        const ipk = fam === 4 ? 'ip' : 'ip6';
+        const vips = vipsOf(d.services.filter((s) => s.protocol === 'tcp'), fam);
+        if (vips.length) rules.push(`${ipk} saddr ${set(vips)} meta l4proto tcp meta length > 1200 @th,${(32 + 1000) * 8},8 set 0x58`);
+      }
+      return netdevTable(d.node.name, [...d.clientSide].map((dev) => ({ hook: 'egress' as const, dev, rules })), 'a byte of each long segment to the client changed');
+    }),
+  },
 ];
 
 // The HA suite's faults (src/ha/faults.ts) are listed and applied like the forwarding ones.

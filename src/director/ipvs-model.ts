@@ -59,12 +59,17 @@ export function destId(addr: string, port: number): string {
   return a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`;
 }
 
-const methodToForward: Record<ForwardingMethod, Exclude<ForwardMethod, 'bypass' | 'local'>> = {
+const methodToForward: Record<Exclude<ForwardingMethod, 'proxy'>, Exclude<ForwardMethod, 'bypass' | 'local'>> = {
   nat: 'masq',
   fullnat: 'masq',
   dr: 'route',
   tun: 'tunnel',
 };
+
+/** IPVS forwards packets; a proxy service is declined before it gets here (ipvs.ts declines). */
+function ipvsCannotProxy(): never {
+  throw new Error('kernel IPVS forwards packets: it cannot be a proxy (method proxy)');
+}
 
 export function serviceSpecOf(s: ServiceModel): ServiceSpec {
   let flags = 0;
@@ -99,7 +104,7 @@ export function destinationSpecOf(r: RealServerModel): DestinationSpec {
     address: canonicalAddress(r.addr),
     port: r.port,
     family: r.family,
-    forward: methodToForward[r.method],
+    forward: methodToForward[r.method === 'proxy' ? ipvsCannotProxy() : r.method],
     weight: r.weight,
     upperThreshold: r.upper,
     lowerThreshold: r.lower,

@@ -63,6 +63,10 @@ export class IpvsDirector implements DirectorDriver {
     return this.host.name;
   }
 
+  unsupported(s: ServiceModel): string | undefined {
+    return ipvsDeclines(s);
+  }
+
   /** `lab`: the director's node and model, for the host settings Full-NAT needs (see above). */
   static async open(host: DirectorHost, lab?: IpvsLabContext): Promise<IpvsDirector> {
     const client = await IpvsClient.open(host.netlink(NETLINK_GENERIC), { readFile: (p) => host.readFile(p) });
@@ -365,5 +369,11 @@ export const ipvsDriver: DirectorDriverDefinition = {
   unavailable: (backend) => (backend !== 'vm' && !hostHasIpvs()
     ? `this host kernel has no IPVS, and --backend ${backend} runs on the host kernel: use --backend vm`
     : undefined),
+  declines: (_model, _node, s) => ipvsDeclines(s),
   open: (lab, node) => IpvsDirector.open(directorHost(lab.node(node)), { node: lab.node(node), model: lab.model }),
 };
+
+/** Kernel IPVS rewrites and forwards packets: a proxy (two TCP connections) is another kind of implementation. */
+export function ipvsDeclines(s: ServiceModel): string | undefined {
+  return s.realServers.some((r) => r.method === 'proxy') ? 'method proxy: kernel IPVS forwards packets, it does not end the client\'s connection and open its own (use --director haproxy or nginx)' : undefined;
+}

@@ -3,9 +3,11 @@
 // --director NAME` accept any name here ("none" is `vslab up`'s "leave the director unprogrammed").
 import type { BackendKind, RunningLab } from '../backend/types';
 import { ADAPTER_PROTOCOL, EXTERNAL_PREFIX, externalUnavailable, openExternal } from './external';
+import { haproxyDriver } from './haproxy';
 import { ipvsDriver } from './ipvs';
 import { keepalivedDriver } from './keepalived';
 import { nftablesDriver } from './nftables';
+import { nginxDriver } from './nginx';
 import type { LabModel, ServiceModel } from '../topology/model';
 import type { DirectorDriver } from './types';
 
@@ -24,7 +26,7 @@ export interface DirectorDriverDefinition {
   open(lab: RunningLab, node: string): Promise<DirectorDriver>;
 }
 
-const DRIVERS: DirectorDriverDefinition[] = [ipvsDriver, nftablesDriver, keepalivedDriver];
+const DRIVERS: DirectorDriverDefinition[] = [ipvsDriver, nftablesDriver, keepalivedDriver, haproxyDriver, nginxDriver];
 
 /** Registered driver names, in registration order. */
 export const DIRECTOR_NAMES: readonly string[] = DRIVERS.map((d) => d.name);

@@ -208,7 +208,7 @@ export class HaGroup {
     const cmds: string[] = [];
     for (const s of groupServices(this.lab.model)) {
       const r = s.realServers.find((x: RealServerModel) => x.node === rs);
-      if (!r || !s.vip) continue;
+      if (!r || !s.vip || r.method === 'proxy') continue;
       const fam = s.family === 6 ? `[${s.vip}]:${s.port}` : `${s.vip}:${s.port}`;
       const rip = r.family === 6 ? `[${r.addr}]:${r.port}` : `${r.addr}:${r.port}`;
       const flag = { dr: '-g', tun: '-i', nat: '-m', fullnat: '-m' }[r.method];

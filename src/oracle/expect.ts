@@ -48,6 +48,13 @@ const ENCAP_IPPROTO = { 4: 4, 6: 41 } as const;
 
 /** Which statement each field of a hop answers to, by method, direction and stage. */
 export function fieldStatements(plan: FlowPlan, hop: HopHeaders): FieldStatements {
+  if (plan.method === 'proxy') {
+    // Two connections: the client leg answers to PROXY-001, the server leg to PROXY-002; each hop's frame and
+    // header well-formedness (MACs, TTL of an originated packet, checksums) to PROXY-009.
+    const clientLeg = hop.direction === 'c2s' ? hop.ip.dst === plan.vip : hop.ip.src === plan.vip;
+    const leg = clientLeg ? 'PROXY-001' : 'PROXY-002';
+    return { missing: leg, fields: { 'eth.src': 'PROXY-009', 'eth.dst': 'PROXY-009', 'ip.ttl': 'PROXY-009', '*.checksumOk': 'PROXY-009', 'ip.src': leg, 'ip.dst': leg, 'l4.sport': leg, 'l4.dport': leg }, other: leg };
+  }
   const common = { 'eth.src': 'FWD-COM-004', 'eth.dst': 'FWD-COM-004', 'ip.ttl': 'FWD-COM-002', '*.checksumOk': 'FWD-COM-003' };
   if (hop.stage === 'to-director') return { missing: 'FWD-COM-001', fields: {}, other: 'FWD-COM-001' };
   if (hop.stage === 'bypass') return { missing: plan.method === 'dr' ? 'FWD-DR-002' : 'FWD-TUN-003', fields: {}, other: 'FWD-COM-001' };

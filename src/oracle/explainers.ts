@@ -8,6 +8,7 @@ import type { LabModel } from '../topology/model';
 import type { Explainer } from './accounting';
 import { originPackets, seededChecks } from './expect';
 import { planFlow } from './flow-checks';
+import { proxyLegs } from './methods';
 import { linkName, nodeOf, routedPath } from './route';
 import type { Flow, FlowPlan } from './types';
 
@@ -15,28 +16,30 @@ export function flowExplainers(lab: LabModel, flows: Flow[], packets: DecodedPac
   const out: Explainer[] = [];
   const seen = new Set<string>();
   for (const flow of flows) {
-    const key = `${flow.service} ${flow.client} ${flow.clientAddr} ${flow.clientPort} ${flow.realServer} ${flow.director ?? ''}`;
+    const key = `${flow.service} ${flow.client} ${flow.clientAddr} ${flow.clientPort} ${flow.realServer} ${flow.director ?? ''}${flow.leg ? ` ${flow.leg.addr} ${flow.leg.port}` : ''}`;
     if (seen.has(key)) continue;
     seen.add(key);
     const k = seen.size - 1;
-    const plan = planFlow(lab, flow);
-    for (const dir of ['c2s', 's2c'] as const) {
+    const whole = planFlow(lab, flow);
+    // A proxy's two connections are explained each from its own originators (the director originates two of the four directions).
+    const legs = whole.method === 'proxy' ? Object.entries(proxyLegs(whole)).map(([n, p]) => [p, `${n}.`] as const) : [[whole, ''] as const];
+    for (const [plan, leg] of legs) for (const dir of ['c2s', 's2c'] as const) {
       const first = plan[dir].find((h) => h.wire === 0 && h.end === 'tx');
       if (first) {
         out.push({
           once: false,
           expectation: {
-            id: `x${k}.${dir}.sent@${first.link}`, link: first.link, description: `what ${dir === 'c2s' ? flow.client : flow.realServer} sends in flow ${k}`,
+            id: `x${k}.${leg}${dir}.sent@${first.link}`, link: first.link, description: `what ${first.link.split(':')[0]} sends in flow ${k}${leg ? ` (${leg.slice(0, -1)} leg)` : ''}`,
             layers: [{ type: 'eth' }, { type: first.ip.family === 4 ? 'ipv4' : 'ipv6', src: first.ip.src, dst: first.ip.dst }, { type: first.l4.proto === 'udp' ? 'udp' : 'tcp', sport: first.l4.sport, dport: first.l4.dport }],
           },
         });
       }
-      for (const c of seededChecks(plan, dir, originPackets(plan, dir, packets), { idPrefix: `x${k}.`, guePort: opts.guePort })) {
+      for (const c of seededChecks(plan, dir, originPackets(plan, dir, packets), { idPrefix: `x${k}.${leg}`, guePort: opts.guePort })) {
         out.push({ expectation: c.expectation, once: true, ...(c.origin !== undefined ? { origin: c.origin } : {}) });
       }
-      out.push(...endpointErrorExplainers(plan, dir, `x${k}.`));
+      out.push(...endpointErrorExplainers(plan, dir, `x${k}.${leg}`));
     }
-    out.push(...pathMtuExplainers(lab, plan, `x${k}.`));
+    out.push(...pathMtuExplainers(lab, whole, `x${k}.`));
   }
   return out;
 }

@@ -2,7 +2,8 @@
 import type { DecodedPacket } from '../packet/layers';
 import type { LabModel } from '../topology/model';
 import { absentChecks, KINDS, originPackets, seededChecks, skeletonCheck, type OracleCheck, type PacketKind } from './expect';
-import { oracleFor } from './methods';
+import type { HopHeaders } from './types';
+import { oracleFor, proxyLegs } from './methods';
 import type { Flow, FlowPlan, PlanOptions } from './types';
 
 export function planFlow(lab: LabModel, flow: Flow, opts?: PlanOptions): FlowPlan {
@@ -34,11 +35,31 @@ export function exchangeChecks(lab: LabModel, flow: Flow, packets: DecodedPacket
     ? [['c2s', KINDS.syn], ['s2c', KINDS.synAck], ['c2s', KINDS.data], ['s2c', KINDS.data]]
     : [['c2s', KINDS.udp], ['s2c', KINDS.udp]];
   const out: OracleCheck[] = [];
-  for (const [dir, kind] of kinds) for (const hop of plan[dir]) out.push(skeletonCheck(plan, hop, kind, prefix));
+  for (const [dir, kind] of kinds) for (const hop of plan[dir]) out.push(skeletonCheck(plan, hop, plan.method === 'proxy' ? proxyKind(hop, kind, packets) : kind, prefix));
   if (!opts.skeletonOnly) {
-    for (const dir of ['c2s', 's2c'] as const) out.push(...seededChecks(plan, dir, originPackets(plan, dir, packets), { idPrefix: prefix, guePort: opts.guePort }));
+    // A proxy's two connections each carry their own packets; nothing is carried from one to the other.
+    const legs: Array<[FlowPlan, string]> = plan.method === 'proxy' ? Object.entries(proxyLegs(plan)).map(([k, p]) => [p, `${prefix}${k}.`]) : [[plan, prefix]];
+    for (const [p, pre] of legs) for (const dir of ['c2s', 's2c'] as const) out.push(...seededChecks(p, dir, originPackets(p, dir, packets), { idPrefix: pre, guePort: opts.guePort }));
   }
   out.push(...absentChecks(plan, prefix));
   return out;
 }
 
+
+/**
+ * A proxy writes the data it relays with its own segmentation and flags: the last bytes may go out with its
+ * FIN (FPA). The data skeleton of a proxy hop takes the flags of the first segment with payload seen there
+ * (any with ACK set); the bytes themselves are judged by streamChecks (src/oracle/proxy.ts).
+ */
+function proxyKind(hop: HopHeaders, kind: PacketKind, packets: DecodedPacket[]): PacketKind {
+  if (kind !== KINDS.data) return kind;
+  for (const p of packets) {
+    if (p.link !== hop.link) continue;
+    const ip = p.layers.find((l) => (l.type === 'ipv4' || l.type === 'ipv6') && !l.quoted) as { src: string; dst: string } | undefined;
+    const t = p.layers.find((l) => l.type === 'tcp' && !l.quoted);
+    if (!ip || !t || t.type !== 'tcp' || ip.src !== hop.ip.src || ip.dst !== hop.ip.dst || t.sport !== hop.l4.sport || t.dport !== hop.l4.dport) continue;
+    if (!p.layers.some((l) => l.type === 'payload' && l.len > 0)) continue;
+    return t.flags.includes('A') && !t.flags.includes('S') && !t.flags.includes('R') ? { ...kind, flags: t.flags } : kind;
+  }
+  return kind;
+}

@@ -19,6 +19,11 @@ export interface Flow {
    * moment (it holds the VIP on the group's segment). Must be a director of the group.
    */
   director?: string;
+  /**
+   * Method proxy: the server leg's source as the real server saw it (the proxy's address and port, or the
+   * client's for a transparent proxy). A proxy picks its own source port, so only the far end can say.
+   */
+  leg?: { addr: string; port: number };
 }
 
 /** Where a stage of the path sits relative to the director: fields change meaning with it. */
@@ -94,7 +99,7 @@ export interface FlowPlan {
   vport: number;
   rip: string;
   rport: number;
-  /** Full-NAT: the director local address and port the real server sees. */
+  /** Full-NAT: the director local address and port the real server sees; proxy: the server leg's source. */
   local?: { addr: string; port: number };
   /** The director's interface the client's packets arrive on, and the one it sends to the real server from. */
   directorIngress: string;

@@ -186,7 +186,7 @@ export function diffPacket(expected: ExpectedLayer[], seen: DecodedPacket, ignor
   return { mismatches, layers };
 }
 
-function tsCompare(a: string, b: string): number {
+export function tsCompare(a: string, b: string): number {
   const [as, an = '0'] = a.split('.');
   const [bs, bn = '0'] = b.split('.');
   if (as !== bs) return Number(as) - Number(bs);

@@ -80,6 +80,10 @@ export const SUITE_TRAITS: Record<string, SuiteTraits> = {
     runVms: true, faults: true, directors: ['ipvs'], backends: ['vm'], guestTools: ['keepalived'],
     limits: 'kernel IPVS and its sync daemon per namespace, and keepalived, run in the VM (the host kernel has no IPVS)',
   },
+  proxy: {
+    runVms: false, faults: true, directors: ['haproxy', 'nginx'], backends: ['netns'],
+    limits: 'the proxies (haproxy, nginx) run in a network namespace of this host (docs/proxy.md)',
+  },
   schedulers: {
     runVms: false, faults: false, directors: ['ipvs'], backends: ['vm'],
     limits: 'the scenario replayer drives kernel IPVS in a VM of its own (src/suites/schedulers/lab.ts); other directors are checked statistically (docs/schedulers.md)',

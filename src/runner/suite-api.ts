@@ -240,14 +240,20 @@ export class Traffic {
     const flows: TrafficRun['flows'] = [];
     const clientAddr = (c: ClientConnEvent) => c.src ?? this.clientAddress(client, service.family);
     for (const c of report.conns) {
-      let rs = c.outcome === 'answered' ? c.server : null;
+      // A proxy's real server that sent its identity line did serve the connection, even if the rest of the
+      // answer stalled on the way (the proxy suite then judges the streams): its server leg is known.
+      const proxiedService = service.realServers.every((r) => r.method === 'proxy');
+      let rs = c.outcome === 'answered' || (proxiedService && c.peer) ? c.server : null;
       const src = clientAddr(c);
       if (!rs && src && c.sport) {
         table ??= await this.prepared.directors.get(opts.director ?? service.director)?.connections().catch(() => []) ?? [];
         const entry = table.find((e) => e.client.addr === src && e.client.port === c.sport && e.virtual.port === service.port && !e.template);
         rs = entry ? service.realServers.find((r) => r.addr === entry.realServer.addr)?.node ?? null : null;
       }
-      if (rs && src && c.sport) flows.push({ service: service.name, client, clientAddr: src, clientPort: c.sport, realServer: rs, answered: c.outcome === 'answered', ...(opts.director ? { director: opts.director } : {}) });
+      // A proxy's server leg starts at a port the proxy picked: the real server's identity line says which.
+      const proxied = rs && service.realServers.find((r) => r.node === rs)?.method === 'proxy';
+      const leg = proxied && c.peer && c.pport ? { leg: { addr: c.peer, port: c.pport } } : {};
+      if (rs && src && c.sport) flows.push({ service: service.name, client, clientAddr: src, clientPort: c.sport, realServer: rs, answered: c.outcome === 'answered', ...(opts.director ? { director: opts.director } : {}), ...leg });
     }
     const run: TrafficRun = { service, client, report, conns: report.conns, flows };
     this.runs.push(run);

@@ -3,7 +3,8 @@
 
 export type Role = 'client' | 'director' | 'real-server' | 'router';
 export type Protocol = 'tcp' | 'udp' | 'sctp';
-export type ForwardingMethod = 'nat' | 'dr' | 'tun' | 'fullnat';
+/** proxy: a userspace proxy (haproxy, nginx) ends the client's TCP connection and opens its own to the real server (docs/proxy.md). */
+export type ForwardingMethod = 'nat' | 'dr' | 'tun' | 'fullnat' | 'proxy';
 export type TunnelType = 'ipip' | 'gue' | 'gre';
 export type Family = 4 | 6;
 

@@ -11,7 +11,7 @@ export const ACCOUNTED = ['FWD-COM-001', 'FWD-COM-009'];
 const COMMON = ['FWD-COM-001', 'FWD-COM-002', 'FWD-COM-003', 'FWD-COM-004', 'FWD-COM-005', 'FWD-COM-006', 'FWD-COM-009'];
 
 /** What an exchange on every hop checks, per method. */
-export const EXCHANGE: Record<ForwardingMethod, string[]> = {
+export const EXCHANGE: Record<Exclude<ForwardingMethod, 'proxy'>, string[]> = {
   nat: [...COMMON, 'FWD-NAT-001', 'FWD-NAT-002', 'FWD-NAT-003', 'FWD-NAT-004'],
   dr: [...COMMON, 'FWD-DR-001', 'FWD-DR-002'],
   tun: [...COMMON, 'FWD-TUN-001', 'FWD-TUN-002', 'FWD-TUN-003'],

@@ -12,7 +12,12 @@ import { loadTopologyFile } from '../../src/topology/load';
 import type { LabModel } from '../../src/topology/model';
 
 const TOPO = path.join(__dirname, '..', '..', 'suites', 'forwarding', 'topologies');
-const LABS: Record<string, LabModel> = Object.fromEntries(['nat', 'dr', 'tun', 'fullnat'].map((m) => [m, loadTopologyFile(path.join(TOPO, `${m}.yaml`))]));
+const LABS: Record<string, LabModel> = {
+  ...Object.fromEntries(['nat', 'dr', 'tun', 'fullnat'].map((m) => [m, loadTopologyFile(path.join(TOPO, `${m}.yaml`))])),
+  // The proxy suite's faults (method proxy) sabotage its lab and target spec/proxy.yaml.
+  proxy: loadTopologyFile(path.join(__dirname, '..', '..', 'suites', 'proxy', 'topologies', 'proxy.yaml')),
+};
+const PROXY_SPEC = loadStatements(path.join(__dirname, '..', '..', 'spec', 'proxy.yaml'));
 const SPEC = loadStatements(path.join(__dirname, '..', '..', 'spec', 'forwarding.yaml'));
 // The HA suite's faults (src/ha/faults.ts) sabotage its lab and target its statements.
 const HA_LAB = loadTopologyFile(path.join(__dirname, '..', '..', 'suites', 'ha', 'topologies', 'ha-dr.yaml'));
@@ -30,7 +35,7 @@ test('every fault sabotages the labs of the methods it names, and only those', (
 });
 
 test('faults target existing statements, and every statement is the target of some fault', () => {
-  const ids = new Set([...SPEC.statements, ...HA_SPEC.statements].map((s) => s.id));
+  const ids = new Set([...SPEC.statements, ...HA_SPEC.statements, ...PROXY_SPEC.statements].map((s) => s.id));
   for (const f of listFaults()) for (const t of f.targets) expect(ids.has(t), `${f.name} targets ${t}`).toBe(true);
   const targeted = new Set(listFaults().flatMap((f) => f.targets));
   const untargeted = SPEC.statements.map((s) => s.id).filter((id) => !targeted.has(id));

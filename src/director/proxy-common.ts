@@ -1,0 +1,160 @@
+// What the proxy drivers (haproxy.ts, nginx.ts) share: which services a proxy can take, the proxy process
+// in the director node (config file in the node's work directory, started with node.spawn, stopped by the
+// driver), the listening sockets read back from the node's kernel (`ss`), the capabilities that make every
+// packet-forwarding test not applicable, and the health-check background class.
+import * as fs from 'fs';
+import * as path from 'path';
+import type { BackendKind, LabNode, NodeProcess } from '../backend/types';
+import { canonical } from '../topology/addr';
+import type { LabModel, ServiceModel } from '../topology/model';
+import type { BackgroundClass } from '../oracle/accounting';
+import type { ExpectedLayer } from '../packet/expect';
+import type { DirectorCapabilities } from './types';
+
+/** Why a proxy driver cannot take `s` (undefined when it can). `schedulers`: model scheduler -> the proxy's name. */
+export function proxyDeclines(impl: string, schedulers: Record<string, string>, s: ServiceModel): string | undefined {
+  const methods = [...new Set(s.realServers.map((r) => r.method))];
+  if (methods.some((m) => m !== 'proxy')) return `method ${methods.filter((m) => m !== 'proxy').join('/')}: ${impl} is a proxy (two TCP connections); it forwards no packets, so it has only method proxy`;
+  if (s.protocol !== 'tcp') return `protocol ${s.protocol}: the ${impl} driver proxies tcp (mode tcp / stream over TCP)`;
+  if (!s.vip || s.fwmark !== undefined) return `fwmark services: a proxy listens on VIP:port`;
+  if (!schedulers[s.scheduler]) return `scheduler ${s.scheduler}: ${impl} has ${Object.entries(schedulers).map(([m, p]) => `${p} (≈ ${m})`).join(', ')}`;
+  if (s.flags.length) return `scheduler flags ${s.flags.join(', ')}: not expressed by the ${impl} driver`;
+  if (s.persistence) return `persistence: not expressed by the ${impl} driver (stick tables / sticky are not mapped)`;
+  if (s.onePacket) return 'one-packet scheduling: a proxy has connections, not packets';
+  if (s.realServers.some((r) => r.weight === 0)) return `a real server of weight 0: the ${impl} driver does not map quiescing`;
+  if (s.realServers.some((r) => r.family !== s.family)) return 'real servers of another address family than the service';
+  return undefined;
+}
+
+/** Capabilities of a proxy: method proxy only; none of the packet-forwarding features. */
+export function proxyCapabilities(kind: string, implementation: string, schedulers: string[], extra: Partial<DirectorCapabilities>): DirectorCapabilities {
+  return {
+    kind, implementation, protocols: ['tcp'], families: [4, 6], methods: ['proxy'], schedulers, schedulerFlags: [],
+    tunnelTypes: [], tunnelFlags: [], mixedFamilyTunnels: false, persistence: false, persistenceEngines: [], onePacket: false,
+    fwmark: false, thresholds: false, weightZero: false, stats: false, rates: false, connections: false, ...extra,
+  };
+}
+
+/**
+ * Health checks: off unless VSLAB_PROXY_CHECK_MS names an interval (100..60000 ms). When on, the probes
+ * are TCP connections from a director address to every real server's port, a background class the packet
+ * accounting counts (the flows' own server legs are explained first).
+ */
+export function healthCheckInterval(): number | undefined {
+  const v = process.env.VSLAB_PROXY_CHECK_MS;
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 100 || n > 60_000) throw new Error(`VSLAB_PROXY_CHECK_MS=${JSON.stringify(v)}: must be an interval in ms, 100..60000`);
+  return n;
+}
+
+export function healthCheckClass(model: LabModel, node: string, declaredBy: string): BackgroundClass {
+  const me = model.nodes.find((n) => n.name === node);
+  const mine = (me?.interfaces ?? []).flatMap((i) => [i.ipv4?.addr, i.ipv6?.addr]).filter((a): a is string => !!a);
+  const patterns: ExpectedLayer[][] = [];
+  for (const s of model.services.filter((x) => x.director === node)) {
+    for (const r of s.realServers) {
+      for (const a of mine.filter((x) => x.includes(':') === r.addr.includes(':'))) {
+        const ip = r.family === 4 ? 'ipv4' : 'ipv6';
+        patterns.push([{ type: 'eth' }, { type: ip, src: a, dst: r.addr }, { type: 'tcp', dport: r.port }]);
+        patterns.push([{ type: 'eth' }, { type: ip, src: r.addr, dst: a }, { type: 'tcp', sport: r.port }]);
+      }
+    }
+  }
+  return { name: 'health-check', why: 'TCP connect health checks from the proxy to each real server port (VSLAB_PROXY_CHECK_MS)', declaredBy, patterns };
+}
+
+/** Proxy names carry the service key: "<proto>_<vip>_<port>" (haproxy and nginx accept these characters). */
+export function proxyName(s: { protocol: string; vip?: string; port: number }): string {
+  return `${s.protocol}_${canonical(s.vip!)}_${s.port}`;
+}
+
+export function parseProxyName(name: string): { protocol: string; vip: string; port: number } | undefined {
+  const m = /^(tcp|udp)_(.+)_(\d+)$/.exec(name);
+  return m ? { protocol: m[1], vip: canonical(m[2]), port: Number(m[3]) } : undefined;
+}
+
+export const hostPort = (addr: string, port: number): string => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
+
+/** TCP sockets listening in the node, read from its kernel (`ss -ltnH`): "addr port" keys. */
+export async function listeningSockets(n: LabNode): Promise<Set<string>> {
+  const r = await n.exec(['ss', '-ltnH'], { timeoutMs: 30_000 });
+  if (r.code !== 0) throw new Error(`ss -ltnH in ${n.name} exited with ${r.code}: ${r.stderr.trim()}`);
+  const out = new Set<string>();
+  for (const line of r.stdout.split('\n')) {
+    const w = line.trim().split(/\s+/);
+    if (w.length < 4) continue;
+    const local = w[3];
+    const i = local.lastIndexOf(':');
+    const addr = local.slice(0, i).replace(/^\[|\]$/g, '').replace(/%.*$/, '');
+    out.add(`${addr === '*' ? '*' : canonical(addr)} ${local.slice(i + 1)}`);
+  }
+  return out;
+}
+
+/** One proxy process in a node: its config written into the node, started in the foreground, stopped on demand. */
+export class ProxyProcess {
+  private proc?: NodeProcess;
+  private log = '';
+
+  constructor(private readonly n: LabNode, readonly program: string, readonly dir: string) {}
+
+  get configFile(): string {
+    return `${this.dir}/${this.program}.conf`;
+  }
+
+  async writeConfig(text: string): Promise<void> {
+    const r = await this.n.exec(['sh', '-c', `mkdir -p "$1" && cat > "$1/$2"`, 'sh', this.dir, `${this.program}.conf`], { input: text, timeoutMs: 30_000 });
+    if (r.code !== 0) throw new Error(`writing ${this.configFile} in ${this.n.name}: ${r.stderr.trim() || `exit ${r.code}`}`);
+  }
+
+  /** Starts argv (the program in the foreground); waits until `ready` says so or the program exits. */
+  async start(argv: string[], ready: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+    await this.stop();
+    this.log = '';
+    const p = this.n.spawn(argv);
+    this.proc = p;
+    const keep = (d: Buffer) => { if (this.log.length < 16_384) this.log += d.toString(); };
+    p.stdout.on('data', keep);
+    p.stderr.on('data', keep);
+    let exited: { code: number | null } | undefined;
+    void p.wait().then((x) => { exited = x; });
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (exited) throw new Error(`${this.program} in ${this.n.name} exited with ${exited.code} at start: ${this.log.trim() || '(no output)'}`);
+      if (await ready()) return;
+      if (Date.now() > deadline) {
+        await this.stop();
+        throw new Error(`${this.program} in ${this.n.name} was not ready within ${timeoutMs} ms: ${this.log.trim() || '(no output)'}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  get running(): boolean {
+    return !!this.proc;
+  }
+
+  output(): string {
+    return this.log;
+  }
+
+  async stop(): Promise<void> {
+    const p = this.proc;
+    if (!p) return;
+    this.proc = undefined;
+    p.kill('SIGTERM');
+    const t = setTimeout(() => p.kill('SIGKILL'), 5000);
+    await p.wait();
+    clearTimeout(t);
+  }
+}
+
+/** Why a proxy program cannot run on `backend` here: netns runs it from this host, docker from the director image (it has both), the VM guest has neither. */
+export function proxyUnavailable(program: string, backend: BackendKind): string | undefined {
+  if (backend === 'vm') return `${program} is not in the VM guest image (the proxies run on the host kernel: use --backend netns or docker)`;
+  if (backend === 'docker') return undefined;
+  const dirs = (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin']);
+  if (!dirs.some((d) => d && fs.existsSync(path.join(d, program)))) return `${program} is not installed on this host (apt-get install ${program === 'nginx' ? 'nginx-light libnginx-mod-stream' : program})`;
+  return undefined;
+}
