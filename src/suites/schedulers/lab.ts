@@ -68,9 +68,9 @@ export function replayTopology(servers: number, name = 'schedreplay'): string {
 let labCounter = 0;
 
 /**
- * A node of a sibling lab: every program it runs gets a lower CPU priority in the guest (renice 10), so
+ * A node of a sibling lab: every program it runs gets a lower CPU priority in the guest (renice 5), so
  * the test running in the foreground keeps the guest's vCPU when a sibling's scenario has work to do
- * (its flows' 3 s timeouts then hold in the foreground) and the sibling still gets about a tenth of it.
+ * (its flows' 3 s timeouts then hold in the foreground) and the sibling still gets about a quarter of it when both want it.
  */
 class LowPriorityNode extends VmNode {
   override exec(argv: string[], opts?: ExecOptions): Promise<ExecResult> {
@@ -82,9 +82,9 @@ class LowPriorityNode extends VmNode {
   }
 }
 
-/** `sh -c 'renice …; exec "$@"'`: the program keeps the pid (signals reach it), at nice 10. */
+/** `sh -c 'renice …; exec "$@"'`: the program keeps the pid (signals reach it), at nice 5. */
 function lowPriority(argv: string[]): string[] {
-  return ['sh', '-c', 'renice -n 10 -p $$ >/dev/null && exec "$@"', 'sh', ...argv];
+  return ['sh', '-c', 'renice -n 5 -p $$ >/dev/null && exec "$@"', 'sh', ...argv];
 }
 
 /** A long-lived responder on one real-server node, listening on a set of ports. */

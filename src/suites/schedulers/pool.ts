@@ -8,7 +8,7 @@
 // alone (replayScenario, same checks); only where and when it runs changes. The replayer builds the model
 // with the real timing of each flow (the timed scenario), so a scenario slowed by its neighbours is still
 // compared connection by connection.
-import type { Scenario } from '../../models/scenario';
+import { resolveScenario, runScenario, type Scenario } from '../../models/scenario';
 import type { ReplayLab } from './lab';
 import { replayScenario, type ReplayResult } from './replay';
 
@@ -93,6 +93,23 @@ export function planLanes<T extends PoolScenario>(items: T[], lanes: number): T[
  */
 export const MAX_BACKGROUND_FLOWS = 200;
 
+/**
+ * A flow of a background scenario waits this long for its answer (the replayer's default is 3 s): its
+ * programs run at a lower priority, and an answer that comes late is the same answer (the model is run
+ * with the real timing). A flow nobody answers costs the whole of it, so a scenario where the model
+ * gives some flow no server keeps the default (`backgroundFlowTimeout`).
+ */
+export const BACKGROUND_FLOW_TIMEOUT_MS = 10_000;
+
+/** The flow timeout of a scenario run on a sibling: longer, unless the model predicts unanswered flows. */
+export function backgroundFlowTimeout(sc: Scenario): number | undefined {
+  try {
+    return runScenario(resolveScenario(sc)).assignments.some((a) => a === null) ? undefined : BACKGROUND_FLOW_TIMEOUT_MS;
+  } catch {
+    return undefined; // the replay reports what is wrong with the scenario
+  }
+}
+
 export class ScenarioPool {
   private readonly started = new Map<string, Promise<PoolOutcome>>();
   private readonly idle: ReplayLab[] = [];
@@ -167,7 +184,7 @@ export class ScenarioPool {
         }
         this.siblings.push(lab);
       }
-      const out = await replayOn(this.replay, lab, s, true, (line) => {
+      const out = await replayOn(this.replay, lab, s, true, { flowTimeoutMs: backgroundFlowTimeout(s.scenario) }, (line) => {
         if (/: before flow \d+: wait /.test(line)) release();
       });
       // A sibling whose scenario ended in an error may hold its leftovers: it is not reused.
@@ -194,10 +211,10 @@ class SiblingUnavailable extends Error {
   }
 }
 
-async function replayOn(replay: typeof replayScenario, lab: ReplayLab, s: PoolScenario, background: boolean, onLog?: (line: string) => void): Promise<PoolOutcome> {
+async function replayOn(replay: typeof replayScenario, lab: ReplayLab, s: PoolScenario, background: boolean, opts: { flowTimeoutMs?: number } = {}, onLog?: (line: string) => void): Promise<PoolOutcome> {
   const log: string[] = [];
   try {
-    const result = await replay(lab, s.scenario, { log: (l) => { log.push(l); onLog?.(l); } });
+    const result = await replay(lab, s.scenario, { ...opts, log: (l) => { log.push(l); onLog?.(l); } });
     return { result, log, lab: lab.name, background, waitedMs: 0 };
   } catch (error) {
     return { error, log, lab: lab.name, background, waitedMs: 0 };
