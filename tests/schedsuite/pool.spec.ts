@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Scenario } from '../../src/models/scenario';
 import type { ReplayLab } from '../../src/suites/schedulers/lab';
-import { planLanes, scenarioWaitSeconds, ScenarioPool, serverNodesNeeded, type PoolScenario } from '../../src/suites/schedulers/pool';
+import { BACKGROUND_FLOW_TIMEOUT_MS, backgroundFlowTimeout, planLanes, scenarioWaitSeconds, ScenarioPool, serverNodesNeeded, type PoolScenario } from '../../src/suites/schedulers/pool';
 import type { ReplayResult } from '../../src/suites/schedulers/replay';
 
 const SCENARIOS = path.join(__dirname, '..', '..', 'suites', 'schedulers', 'scenarios');
@@ -43,6 +43,13 @@ test.describe('lanes', () => {
     // balanced on flows: neither lane has more than 60 % of them
     const flows = two.map((l) => l.reduce((n, s) => n + s.scenario.flows.reduce((k, f) => k + ('generate' in f ? f.generate.count : 1), 0), 0));
     expect(Math.max(...flows) / (flows[0] + flows[1])).toBeLessThan(0.6);
+  });
+
+  test('background flows wait longer, except in scenarios where the model leaves flows unanswered', () => {
+    const byName = new Map(shipped().map((s) => [s.name, s.scenario]));
+    expect(backgroundFlowTimeout(byName.get('rr-udp-persistence-unassured')!)).toBe(BACKGROUND_FLOW_TIMEOUT_MS);
+    expect(backgroundFlowTimeout(byName.get('dh-quiesce')!)).toBeUndefined(); // weight-0 destinations get nothing
+    expect(backgroundFlowTimeout(byName.get('rr-removed-server-drops')!)).toBeUndefined();
   });
 
   test('server nodes a scenario needs count servers added by events', () => {
@@ -100,6 +107,8 @@ test.describe('scenario pool (stand-ins, no VM)', () => {
     const running = { now: 0, max: 0 };
     const pool = new ScenarioPool(fakeLab('w0', made), { slots: 3, name: 'w0', replay: fakeReplay(trace, running) as never });
     const lane = [sc('busy1', 0), sc('busy2', 0), sc('wait5', 5), sc('wait4', 4), sc('wait3', 3), sc('big', 2, 2, 9)];
+    // the model (run for each background scenario's flow timeout) compiles its schema once: not timed here
+    expect(backgroundFlowTimeout(lane[2].scenario)).toBe(BACKGROUND_FLOW_TIMEOUT_MS);
     const t0 = Date.now();
     const outs = [];
     for (let i = 0; i < lane.length; i++) outs.push(await pool.run(lane[i], lane.slice(i + 1)));
