@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   process.env.VSLAB_VM_NAME_PREFIX ||= 'vslabss-bench-';
   const grep = arg('grep');
   const workers = Number(arg('workers') ?? 2);
-  const slots = Number(arg('slots') ?? 6);
+  const slots = Number(arg('slots') ?? 3);
   const kernel = arg('kernel');
   const variants = [{ label: 'old (1 slot)', slots: 1 }, { label: `new (${slots} slots)`, slots }];
   if (arg('order') === 'new-first') variants.reverse();

@@ -5,7 +5,7 @@
 //   VSLAB_KERNEL=backports   guest kernel for every worker (default: bookworm, 6.1); `vslab test --kernel`
 //                            (VSLAB_TEST_KERNEL, with --modules as VSLAB_TEST_MODULES) takes precedence
 //   VSLAB_REPLAY_SERVERS=N   real-server nodes per lab (default 20, the largest shipped scenario)
-//   VSLAB_REPLAY_SLOTS=N     replay labs per VM for the exact suite (default 6: the worker's own and 5
+//   VSLAB_REPLAY_SLOTS=N     replay labs per VM for the exact suite (default 3: the worker's own and 2
 //                            siblings where scenarios with waits run ahead of their tests; 1 = none)
 import { test as base } from '@playwright/test';
 import * as fs from 'fs';
@@ -50,10 +50,10 @@ export function scenarioTimeoutMs(sc: Scenario): number {
   return 180_000 + waitSeconds(sc) * 1000 * 1.2 + flowCount(sc) * 300;
 }
 
-/** Replay labs per VM (VSLAB_REPLAY_SLOTS, default 6); bad values are refused, naming the variable. */
+/** Replay labs per VM (VSLAB_REPLAY_SLOTS, default 3); bad values are refused, naming the variable. */
 export function replaySlots(): number {
   const v = process.env.VSLAB_REPLAY_SLOTS;
-  if (v === undefined || v === '') return 6;
+  if (v === undefined || v === '') return 3;
   const n = Number(v);
   if (!(Number.isInteger(n) && n >= 1 && n <= 16)) throw new Error(`VSLAB_REPLAY_SLOTS=${v}: expected a whole number from 1 to 16`);
   return n;
