@@ -5,11 +5,15 @@
 //   VSLAB_KERNEL=backports   guest kernel for every worker (default: bookworm, 6.1); `vslab test --kernel`
 //                            (VSLAB_TEST_KERNEL, with --modules as VSLAB_TEST_MODULES) takes precedence
 //   VSLAB_REPLAY_SERVERS=N   real-server nodes per lab (default 20, the largest shipped scenario)
+//   VSLAB_REPLAY_SLOTS=N     replay labs per VM for the exact suite (default 3: the worker's own and 2
+//                            siblings where scenarios with waits run ahead of their tests; 1 = none)
 import { test as base } from '@playwright/test';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Scenario } from '../../src/models/scenario';
 import { ReplayLab } from '../../src/suites/schedulers/lab';
+import { ScenarioPool } from '../../src/suites/schedulers/pool';
+export { planLanes } from '../../src/suites/schedulers/pool';
 
 export const SCENARIO_DIR = path.join(__dirname, 'scenarios');
 
@@ -46,7 +50,16 @@ export function scenarioTimeoutMs(sc: Scenario): number {
   return 180_000 + waitSeconds(sc) * 1000 * 1.2 + flowCount(sc) * 300;
 }
 
-export const test = base.extend<object, { replayLab: ReplayLab; labKernel: string | undefined }>({
+/** Replay labs per VM (VSLAB_REPLAY_SLOTS, default 3); bad values are refused, naming the variable. */
+export function replaySlots(): number {
+  const v = process.env.VSLAB_REPLAY_SLOTS;
+  if (v === undefined || v === '') return 3;
+  const n = Number(v);
+  if (!(Number.isInteger(n) && n >= 1 && n <= 16)) throw new Error(`VSLAB_REPLAY_SLOTS=${v}: expected a whole number from 1 to 16`);
+  return n;
+}
+
+export const test = base.extend<object, { replayLab: ReplayLab; replayPool: ScenarioPool; labKernel: string | undefined }>({
   /** The guest kernel of this worker's lab (test.use({ labKernel: 'backports' }) in a describe). */
   labKernel: [process.env.VSLAB_TEST_KERNEL || process.env.VSLAB_KERNEL || undefined, { scope: 'worker', option: true }],
   replayLab: [
@@ -56,6 +69,8 @@ export const test = base.extend<object, { replayLab: ReplayLab; labKernel: strin
         modules: process.env.VSLAB_TEST_MODULES || undefined,
         servers: Number(process.env.VSLAB_REPLAY_SERVERS || 20),
         name: `ss-${process.pid}-w${workerInfo.workerIndex}`,
+        // Sibling labs (the pool) run their own responders and flow drivers in the same guest.
+        memoryMiB: replaySlots() > 1 ? 1536 : undefined,
       });
       try {
         await use(lab);
@@ -64,6 +79,18 @@ export const test = base.extend<object, { replayLab: ReplayLab; labKernel: strin
       }
     },
     { scope: 'worker', timeout: 300_000 },
+  ],
+  /** The worker's lab plus sibling labs in its VM, for the exact suite (src/suites/schedulers/pool.ts). */
+  replayPool: [
+    async ({ replayLab }, use) => {
+      const pool = new ScenarioPool(replayLab, { slots: replaySlots(), name: replayLab.name });
+      try {
+        await use(pool);
+      } finally {
+        await pool.close();
+      }
+    },
+    { scope: 'worker', timeout: 120_000 },
   ],
 });
 

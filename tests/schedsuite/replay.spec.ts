@@ -55,3 +55,33 @@ test.describe('replayed scenarios agree with the model on the kernel', () => {
     expect(await replayLab().ipvs.connections()).toEqual([]);
   });
 });
+
+test.describe('a sibling replay lab in the same VM (the exact suite runs waiting scenarios there)', () => {
+  test('two scenarios at once, one per lab: both agree with the model, neither sees the other, the sibling runs at nice 5', async () => {
+    test.setTimeout(VM_TEST_TIMEOUT);
+    const primary = replayLab();
+    const sibling = await primary.sibling(`${primary.name}-b1`, 4);
+    try {
+      expect(sibling.lab.guest).toBe(primary.lab.guest);
+      // the sibling sleeps 15 s with tcpfin 10 while the primary replays 300 flows
+      const t0 = Date.now();
+      const [waiting, busy] = await Promise.all([replayScenario(sibling, loadScenario('lc-quiesce-and-expire')), replayScenario(primary, loadScenario('mh-port'))]);
+      expect(waiting.ok, formatReplay(waiting)).toBe(true);
+      expect(busy.ok, formatReplay(busy)).toBe(true);
+      // they ran at the same time: the wall time is well under the two replays' durations added up
+      expect(Date.now() - t0).toBeLessThan((waiting.durationMs + busy.durationMs) * 0.9);
+      // each lab has its own IPVS: the primary keeps the default timeouts, both tables are empty again
+      expect(await primary.ipvs.getTimeouts()).toEqual({ tcp: 900, tcpFin: 120, udp: 300 });
+      expect(await sibling.ipvs.getTimeouts()).toEqual({ tcp: 900, tcpFin: 120, udp: 300 });
+      expect(await sibling.ipvs.listServices()).toEqual([]);
+      expect(await primary.ipvs.connections()).toEqual([]);
+      // programs in the sibling's nodes run at nice 5, the primary's at 0
+      expect((await sibling.sh('client', 'cut -d" " -f19 /proc/self/stat')).trim()).toBe('5');
+      expect((await primary.sh('client', 'cut -d" " -f19 /proc/self/stat')).trim()).toBe('0');
+    } finally {
+      await sibling.down();
+    }
+    // the VM still serves the primary
+    expect((await primary.sh('director', 'echo ok')).trim()).toBe('ok');
+  });
+});

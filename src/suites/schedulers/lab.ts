@@ -16,7 +16,8 @@
 import { IpvsDirector } from '../../director/ipvs';
 import { directorHost, type DirectorHost } from '../../director/host';
 import type { IpvsClient } from '../../netlink/ipvs';
-import { upVmLab, type VmLab, type VmNode } from '../../backend/vm';
+import { realisePlanInGuest, upVmLab, VmLab, VmNode } from '../../backend/vm';
+import type { ExecOptions, ExecResult, NodeProcess, SpawnOptions } from '../../backend/types';
 import { loadTopologyText } from '../../topology/load';
 import { startResponder, type ResponderHandle } from '../../traffic';
 import { DriverClient } from './driver-client';
@@ -36,6 +37,8 @@ export interface ReplayLabOptions {
   modules?: string;
   /** The lab's name (default ss-<pid>-<n>); VMs are named with $VSLAB_VM_NAME_PREFIX. */
   name?: string;
+  /** Guest memory in MiB (default 512; more when sibling labs share the guest, see `sibling`). */
+  memoryMiB?: number;
   progress?: (msg: string) => void;
 }
 
@@ -64,6 +67,26 @@ export function replayTopology(servers: number, name = 'schedreplay'): string {
 
 let labCounter = 0;
 
+/**
+ * A node of a sibling lab: every program it runs gets a lower CPU priority in the guest (renice 5), so
+ * the test running in the foreground keeps the guest's vCPU when a sibling's scenario has work to do
+ * (its flows' 3 s timeouts then hold in the foreground) and the sibling still gets about a quarter of it when both want it.
+ */
+class LowPriorityNode extends VmNode {
+  override exec(argv: string[], opts?: ExecOptions): Promise<ExecResult> {
+    return super.exec(lowPriority(argv), opts);
+  }
+
+  override spawn(argv: string[], opts?: SpawnOptions): NodeProcess {
+    return super.spawn(lowPriority(argv), opts);
+  }
+}
+
+/** `sh -c 'renice …; exec "$@"'`: the program keeps the pid (signals reach it), at nice 5. */
+function lowPriority(argv: string[]): string[] {
+  return ['sh', '-c', 'renice -n 5 -p $$ >/dev/null && exec "$@"', 'sh', ...argv];
+}
+
 /** A long-lived responder on one real-server node, listening on a set of ports. */
 interface ServerResponder {
   handle: ResponderHandle;
@@ -73,6 +96,7 @@ interface ServerResponder {
 
 export class ReplayLab {
   private readonly responders = new Map<string, ServerResponder>();
+  private readonly lowPriorityNodes = new Map<string, VmNode>();
   private driverClient: DriverClient | null = null;
   private kernelRelease = '';
   private schedulerList: Promise<string[]> | undefined;
@@ -82,6 +106,8 @@ export class ReplayLab {
     readonly serverNodes: string[],
     private readonly host: DirectorHost,
     readonly director: IpvsDirector,
+    /** False for a sibling lab: the VM belongs to the lab it was built beside. */
+    private readonly ownsGuest = true,
   ) {}
 
   /** Boots the VM and builds the lab (about 5-10 s on an idle machine, more under load). */
@@ -89,17 +115,41 @@ export class ReplayLab {
     const servers = opts.servers ?? DEFAULT_SERVER_NODES;
     const name = opts.name ?? `ss-${process.pid}-${++labCounter}`;
     const model = loadTopologyText(replayTopology(servers, name), `<replay lab ${name}>`);
-    const lab = await upVmLab(model, { name, ephemeral: true, kernel: opts.kernel, modules: opts.modules, progress: opts.progress, boot: { bootTimeoutMs: 150_000 } });
+    const lab = await upVmLab(model, { name, ephemeral: true, kernel: opts.kernel, modules: opts.modules, memoryMiB: opts.memoryMiB, progress: opts.progress, boot: { bootTimeoutMs: 150_000 } });
     try {
-      const host = directorHost(lab.node('director'));
-      const director = await IpvsDirector.open(host);
-      const rl = new ReplayLab(lab, model.nodes.filter((n) => n.role === 'real-server').map((n) => n.name), host, director);
-      rl.kernelRelease = (await lab.node('director').exec(['cat', '/proc/sys/kernel/osrelease'])).stdout.trim();
-      return rl;
+      return await ReplayLab.open(lab, model, true);
     } catch (e) {
       await lab.down().catch(() => undefined);
       throw e;
     }
+  }
+
+  private static async open(lab: VmLab, model: VmLab['model'], ownsGuest: boolean): Promise<ReplayLab> {
+    const host = directorHost(lab.node('director'));
+    try {
+      const director = await IpvsDirector.open(host);
+      const rl = new ReplayLab(lab, model.nodes.filter((n) => n.role === 'real-server').map((n) => n.name), host, director, ownsGuest);
+      rl.kernelRelease = (await lab.node('director').exec(['cat', '/proc/sys/kernel/osrelease'])).stdout.trim();
+      return rl;
+    } catch (e) {
+      host.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Another replay lab in this lab's VM: its own namespaces (client, director, servers, LAN), so its own
+   * IPVS table, timeouts and net.ipv4.vs sysctls (all per network namespace), and its own responders and
+   * flow driver. Scenarios in sibling labs run at the same time without seeing each other: a scenario that
+   * sleeps (a `wait` event, a timeout to expire) costs wall time, not the guest's CPU, so others run
+   * meanwhile. The sibling lives as long as the VM (it is not registered as a lab of its own); `down()`
+   * on it stops its tools only.
+   */
+  async sibling(name: string, servers = this.serverNodes.length): Promise<ReplayLab> {
+    const model = loadTopologyText(replayTopology(servers, name), `<replay lab ${name}>`);
+    const t0 = Date.now();
+    await realisePlanInGuest(this.lab.guest, model, name);
+    return ReplayLab.open(new VmLab(name, model, Date.now() - t0, this.lab.guest), model, false);
   }
 
   get name(): string {
@@ -116,7 +166,11 @@ export class ReplayLab {
   }
 
   node(name: string): VmNode {
-    return this.lab.node(name);
+    const n = this.lab.node(name);
+    if (this.ownsGuest) return n;
+    let low = this.lowPriorityNodes.get(name);
+    if (!low) this.lowPriorityNodes.set(name, (low = new LowPriorityNode(n.name, n.ns, n.guest)));
+    return low;
   }
 
   /** The LAN address of a node (IPv4 or IPv6), a next hop for scenario routes. */
@@ -217,6 +271,6 @@ export class ReplayLab {
     await Promise.race([Promise.all(stops), new Promise((r) => setTimeout(r, 10_000))]);
     this.responders.clear();
     this.host.close();
-    await this.lab.down();
+    if (this.ownsGuest) await this.lab.down();
   }
 }
