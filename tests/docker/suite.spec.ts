@@ -17,7 +17,7 @@ test('vslab test suites/forwarding --backend docker: a NAT test passes through c
     const r = spawnSync(CLI[0], [...CLI.slice(1), 'test', 'suites/forwarding', '--director', 'nftables', '--backend', 'docker', '--workers', '1',
       '--grep', '/nat\\.spec\\.ts tcp6: handshake|tun\\.spec\\.ts ipip-tcp4: handshake', '--out', out, '--json'],
     { encoding: 'utf8', env: { ...process.env, VSLAB_LAB_NAME_PREFIX: 'h13-' } });
-    expect(r.status, r.stderr.slice(-2000)).toBe(0);
+    expect(r.status, `stderr: ${r.stderr.slice(-1500)}\nstdout: ${r.stdout.slice(-1500)}`).toBe(0);
     const res = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
     expect(res.backend).toBe('docker');
     const byId = new Map<string, { status: string; checks: number; reason?: string }>(res.tests.map((t: { id: string }) => [t.id, t]));
