@@ -13,7 +13,7 @@ import type { LabNode } from '../backend/types';
 import { canonical } from '../topology/addr';
 import type { Family, LabModel, ServiceModel } from '../topology/model';
 import { diffServices, serviceKey } from './diff';
-import { hostPort, listeningSockets, proxyCapabilities, proxyDeclines, proxyName, ProxyProcess, proxyUnavailable } from './proxy-common';
+import { hostPort, listeningSockets, proxyCapabilities, proxyDeclines, proxyName, ProxyProcess, proxyUnavailable, refuseForeignOrUnsupported } from './proxy-common';
 import type { DirectorDriverDefinition } from './registry';
 import {
   type ApplyResult, DirectorApplyError, type DirectorCapabilities, type DirectorConnection, type DirectorDifference,
@@ -84,12 +84,7 @@ export class NginxDirector implements DirectorDriver {
   }
 
   async apply(services: ServiceModel[]): Promise<ApplyResult> {
-    const problems = services.flatMap((s) => {
-      if (s.director !== this.node) return [`service ${s.name} is directed by ${s.director}, not ${this.node}`];
-      const why = this.unsupported(s);
-      return why ? [`service ${s.name}: ${why}`] : [];
-    });
-    if (problems.length) throw new DirectorApplyError(this.node, problems);
+    refuseForeignOrUnsupported(this.node, services, (s) => this.unsupported(s));
     const before = this.proc.running ? await this.diff(services) : [{ service: '*', what: 'not running' }];
     const log: string[] = [];
     if (before.length) {

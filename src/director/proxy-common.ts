@@ -9,7 +9,7 @@ import { canonical } from '../topology/addr';
 import type { LabModel, ServiceModel } from '../topology/model';
 import type { BackgroundClass } from '../oracle/accounting';
 import type { ExpectedLayer } from '../packet/expect';
-import type { DirectorCapabilities } from './types';
+import { DirectorApplyError, type DirectorCapabilities } from './types';
 
 /** Why a proxy driver cannot take `s` (undefined when it can). `schedulers`: model scheduler -> the proxy's name. */
 export function proxyDeclines(impl: string, schedulers: Record<string, string>, s: ServiceModel): string | undefined {
@@ -157,4 +157,14 @@ export function proxyUnavailable(program: string, backend: BackendKind): string 
   const dirs = (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin']);
   if (!dirs.some((d) => d && fs.existsSync(path.join(d, program)))) return `${program} is not installed on this host (apt-get install ${program === 'nginx' ? 'nginx-light libnginx-mod-stream' : program})`;
   return undefined;
+}
+
+/** apply()'s first step for a proxy: a service of another director, or one this proxy cannot express, refuses the whole apply. */
+export function refuseForeignOrUnsupported(node: string, services: ServiceModel[], unsupported: (s: ServiceModel) => string | undefined): void {
+  const problems = services.flatMap((s) => {
+    if (s.director !== node) return [`service ${s.name} is directed by ${s.director}, not ${node}`];
+    const why = unsupported(s);
+    return why ? [`service ${s.name}: ${why}`] : [];
+  });
+  if (problems.length) throw new DirectorApplyError(node, problems);
 }
