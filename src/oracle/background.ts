@@ -1,6 +1,6 @@
 // Background classes: packets a lab legitimately carries besides the flows under test. Decided from the
-// captures of a reference run on kernel IPVS (docs/conformance.md, "Every packet is explained"): the lab
-// nodes' address resolution, nothing else. A director implementation that emits more (a health-check
+// captures of reference runs (docs/conformance.md, "Every packet is explained"): the lab nodes' address
+// resolution, and the multicast membership reports their stacks send right after a lab comes up. A director implementation that emits more (a health-check
 // prober, keepalives between directors) declares its own classes in its capabilities
 // (DirectorCapabilities.background); they are counted per class in every test, never silently ignored.
 import type { ExpectedLayer } from '../packet/expect';
@@ -21,6 +21,15 @@ export const BUILTIN_BACKGROUND: BackgroundClass[] = [
     why: 'IPv6 neighbour solicitations and advertisements between lab nodes (address resolution, reachability confirmation)',
     declaredBy: 'vslab',
     patterns: [nd(135), nd(136)],
+  },
+  {
+    name: 'mcast-report',
+    why: 'multicast membership reports of the lab\'s own stacks (IGMPv3 to 224.0.0.22, MLDv2 to ff02::16, hop limit 1): sent, and repeated once within a second, when an interface comes up or an address is added (its solicited-node group), and by the segment\'s bridge for its own snooping groups',
+    declaredBy: 'vslab',
+    patterns: [
+      [{ type: 'eth' }, { type: 'ipv4', proto: 2, dst: '224.0.0.22', ttl: 1 }],
+      [{ type: 'eth' }, { type: 'ipv6', dst: 'ff02::16', hlim: 1 }, { type: 'icmpv6', icmpType: 143, code: 0 }],
+    ],
   },
 ];
 

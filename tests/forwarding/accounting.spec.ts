@@ -85,6 +85,32 @@ test('without its background class, an ARP frame is unexpected', () => {
   expect(a.causes.map((c) => [c.index, c.link, c.kind, c.statement])).toEqual([[w.packets.length - 1, 'director:eth1', 'unprescribed', EXTRA_STATEMENT]]);
 });
 
+// Two frames captured on a docker lab's first test, 40 ms before its SYN (2026-12-03): the segment bridge's
+// IGMPv3 join of 224.0.0.106 (source 0.0.0.0, the bridge's own MAC) and rs1's MLDv2 report of its
+// solicited-node groups after its addresses were added.
+const IGMP_REPORT = '01005e000016a284cb7cb963080046c000280000400001020 3fa00000000e0000016940400002200f99300000001040000 00e000006a';
+const MLD_REPORT = '333300000016025602000201 86dd6000000000380001fe80000000000000005602fffe000201ff020000000000000000000000000016'
+  + '3a000502000001008f006995000000020400 0000ff0200000000000000000001ff0002010400 0000ff0200000000000000000001ff000002';
+const frame = (w: Wire, hex: string, link: string) => {
+  const p = decodeFrame(Buffer.from(hex.replace(/ /g, ''), 'hex'), 1, { payload: true });
+  w.packets.push({ ...p, index: w.packets.length, link, ts: `99.${String(w.packets.length).padStart(9, '0')}` });
+};
+
+test('membership reports of the lab\'s stacks (IGMPv3, MLDv2, hop limit 1) are background; other traffic to their groups is not', () => {
+  const w = new Wire();
+  frame(w, IGMP_REPORT, 'director:eth0');
+  frame(w, MLD_REPORT, 'rs1:eth0');
+  exchange(w);
+  const a = account(w);
+  expect(a.ok).toBe(true);
+  expect(a.counts.background).toEqual({ 'mcast-report': 2 });
+  // A datagram to the reports' group is no report: unexpected.
+  w.add([{ type: 'eth', src: '02:56:02:00:01:01', dst: '01:00:5e:00:00:16' }, { type: 'ipv4', src: '198.18.1.1', dst: '224.0.0.22', ttl: 1, id: 1 }, { type: 'udp', sport: 5000, dport: 5000 }], 'director:eth1');
+  const b = account(w);
+  expect(b.ok).toBe(false);
+  expect(b.causes.map((c) => [c.index, c.link, c.statement])).toEqual([[w.packets.length - 1, 'director:eth1', EXTRA_STATEMENT]]);
+});
+
 test('a segment the director sends twice to the real server: the copy at its egress is the cause; the other end, the D-SACK and its forwarding are consequences', () => {
   const w = new Wire();
   const toRs = (h: HopHeaders) => h.stage === 'from-director';
