@@ -201,6 +201,13 @@ test('the CLI: up --backend docker --json, ls, exec, down; a tunnel lab says it 
     expect(own.status, own.stderr).toBe(7);
     expect(own.stdout).toBe('from stdin\n');
     expect(own.stderr).toBe('to-stderr\n');
+    // The containers run without the daemon's networking (no prestart hook per start) yet have their own namespace
+    // and the /etc/hosts the daemon would have mounted: localhost resolves for images that name it.
+    const hosts = vslab('exec', 'h13-cli', 'rs1', '--', 'cat', '/etc/hosts');
+    expect(hosts.stdout).toMatch(/^127\.0\.0\.1\tlocalhost\n::1\tlocalhost/);
+    const inspect = await docker().getContainer((await labContainers('h13-cli'))[0].Id).inspect();
+    expect((inspect.Config as { NetworkDisabled?: boolean }).NetworkDisabled).toBe(true);
+    expect(fs.readlinkSync(`/proc/${inspect.State.Pid}/ns/net`)).not.toBe(fs.readlinkSync('/proc/self/ns/net'));
     // A program the image lacks (vslab's base has no tcpdump): exit 127 and a message naming the image and program;
     // --host runs the host's program in the node's network namespace.
     const none = vslab('exec', 'h13-cli', 'client1', '--', 'tcpdump', '--version');
