@@ -308,6 +308,42 @@ export function expandGenerated(g: GeneratedFlows['generate'], path: string, err
   return out;
 }
 
+/**
+ * A TCP flow that reuses the connection (client address and port, destination and port) of an earlier flow the
+ * client still holds — no close or release event for it in between — is a client no real stack can be: found
+ * here, before any simulation (on a million flows the model would meet it only when it gets there). Only certain
+ * cases are reported: any event that may end the earlier connection's entry in the model (wait, edit, remove)
+ * stops the search across it; `hold` events change which later flows are held, as in the run.
+ */
+function heldPortReuse(flows: ResolvedFlow[], events: ResolvedEvent[], isFw: boolean, errors: ScenarioError[]): void {
+  if (!flows.some((f) => f.proto === 'tcp')) return;
+  // IPv4 to one VIP and port: the client address and port say it all, as a number; otherwise a text key.
+  const numeric = !isFw && flows.every((f) => f.client.family === 4);
+  const keyOf = (f: ResolvedFlow): number | string => numeric ? f.client.fold * 65536 + f.cport : `${f.proto}|${f.client.text}|${f.cport}|${f.dst.text}|${f.dport}`;
+  const held = new Map<number | string, number>();
+  let holdOverride: boolean | null = null;
+  let ev = 0;
+  for (let i = 0; i < flows.length; i++) {
+    for (; ev < events.length && events[ev].before === i; ev++) {
+      const e = events[ev];
+      if (e.op === 'close') {
+        const k = keyOf(flows[e.flow]);
+        if (held.get(k) === e.flow) held.delete(k);
+      } else if (e.op === 'hold') holdOverride = e.hold;
+      else if (e.op !== 'add') held.clear();
+    }
+    const f = flows[i];
+    if (f.proto !== 'tcp') continue;
+    const k = keyOf(f);
+    const earlier = held.get(k);
+    if (earlier !== undefined) {
+      errors.push(new ScenarioError(f.path, `flow ${i}: client ${f.client.text}:${f.cport} opens a connection while flow ${earlier} on that port is still held (no close or release event between them); a real client cannot reuse an open port`));
+    }
+    if (holdOverride === null || f.explicitHold ? f.hold : holdOverride) held.set(k, i);
+    else held.delete(k);
+  }
+}
+
 /** A set of (u32, u16) pairs with open addressing: a million generated flows without a million boxed keys. */
 class PairSet {
   private readonly a: Int32Array;
@@ -557,6 +593,8 @@ export function resolveScenario(data: unknown): ResolvedScenario {
         events.push({ ...e, path } as ResolvedEvent);
     }
   }
+
+  heldPortReuse(flows, events, isFw, errors);
 
   if (sc.expect !== undefined && sc.expect.length !== flows.length) {
     errors.push(new ScenarioError('$.expect', `has ${sc.expect.length} entries but the scenario has ${flows.length} flows`));

@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { main } from '../../src/cli/main';
+import { resolveScenario } from '../../src/models/scenario';
 import { commands } from '../../src/cli/registry';
 import { CLI } from '../lab/host';
 
@@ -104,4 +105,29 @@ test('predict: a recurring cache warning is printed once with its count; a bad V
   const b = vslab(['predict'], { input: JSON.stringify(bad) });
   expect(b.code).toBe(2);
   expect(b.err.trim().split('\n')).toEqual(['vslab predict: $.service.vip: not an IPv4 or IPv6 address: "localhost"']);
+});
+
+test('predict: a held connection\'s port reused by a later flow is refused before any simulation, with the flow\'s path', () => {
+  const base = { scheduler: 'rr', flags: [], service: { proto: 'tcp', vip: '198.19.0.100', port: 80 }, servers: [{ name: 'rs1', addr: '198.18.1.11', port: 80, weight: 1 }] };
+  const flows = Array.from({ length: 200_000 }, (_, i) => ({ client: `198.18.${(i >> 8) & 255}.${i & 255}`, cport: 1024 + (i >> 16) }));
+  flows.push({ client: '198.18.0.0', cport: 1024 });
+  // Resolving alone (no model run) finds it, naming the flow and the one it collides with.
+  expect(() => resolveScenario({ ...base, flows })).toThrow(/\$\.flows\[200000\]: flow 200000: client 198\.18\.0\.0:1024 opens a connection while flow 0 on that port is still held/);
+  const r = vslab(['predict'], { input: JSON.stringify({ ...base, flows }) });
+  expect(r.code).toBe(2);
+  expect(r.err).toMatch(/^vslab predict: \$\.flows\[200000\]: flow 200000: .* a real client cannot reuse an open port/);
+  // Not reported where it is not certain or not a reuse: a close or release in between, a wait (the entry may go),
+  // an earlier flow that was not held, another port, UDP.
+  const two = [{ client: '198.18.0.2', cport: 40000 }, { client: '198.18.0.2', cport: 40000 }];
+  for (const ok of [
+    { ...base, flows: two, events: [{ before: 1, op: 'close', flow: 0 }] },
+    { ...base, flows: two, events: [{ before: 1, op: 'release' }] },
+    { ...base, flows: two, events: [{ before: 1, op: 'wait', seconds: 1000 }] },
+    { ...base, flows: [{ ...two[0], hold: false }, two[1]] },
+    { ...base, hold: false, flows: two },
+    { ...base, flows: [two[0], { ...two[1], cport: 40001 }] },
+    { ...base, service: { ...base.service, proto: 'udp' }, flows: two },
+  ]) expect(() => resolveScenario(ok), JSON.stringify(ok)).not.toThrow();
+  // A hold event makes the later default flows held: then the reuse is found.
+  expect(() => resolveScenario({ ...base, hold: false, flows: [...two, two[0]], events: [{ before: 1, op: 'hold', hold: true }] })).toThrow(/\$\.flows\[2\]: flow 2: .* while flow 1 on that port is still held/);
 });
