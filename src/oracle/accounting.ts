@@ -6,7 +6,7 @@
 //
 // Pure and data-only: the inputs (explainers as packet expectations, background classes as layer
 // patterns) are saved in the run directory, so `vslab replay` re-decides the accounting from the pcap.
-import { diffPacket, evaluateExpectation, type ExpectedLayer, type PacketExpectation } from '../packet/expect';
+import { diffPacket, evaluateExpectation, parseMask, type ExpectedLayer, type PacketExpectation } from '../packet/expect';
 import type { DecodedPacket, Layer, TcpLayer } from '../packet/layers';
 
 /** Statement an unexplained packet on a link no flow of the test crosses breaks. */
@@ -188,6 +188,72 @@ function matchesPattern(p: DecodedPacket, pattern: ExpectedLayer[]): boolean {
   return diffPacket(pattern, p).mismatches === 0;
 }
 
+/** The first IP layer of a layer list: its position. */
+function firstIp(layers: ReadonlyArray<{ type: string }>): number {
+  return layers.findIndex((l) => l.type === 'ipv4' || l.type === 'ipv6');
+}
+
+/** A field an expectation fixes: layer position, layer type, field name. */
+type KeyField = [number, string, string];
+
+/**
+ * The fields of an expectation that select its candidates exactly: the first IP layer's addresses and, right after
+ * it, the transport's ports (and TCP's sequence and acknowledgement numbers) — each only when the expectation gives
+ * it and masks neither the field nor its layer. Layers are compared by position and fields by equality, so a packet
+ * that differs in one of them cannot match.
+ */
+function keyFields(exp: PacketExpectation): KeyField[] {
+  const i = firstIp(exp.layers);
+  if (i < 0) return [];
+  const masks = (exp.ignore ?? []).map(parseMask);
+  const occurrence = (pos: number) => exp.layers.slice(0, pos).filter((l) => l.type === exp.layers[pos].type).length;
+  const masked = (pos: number, field: string) => masks.some((m) => (m.layer === '*' || m.layer === exp.layers[pos].type)
+    && (m.occurrence === undefined || m.occurrence === occurrence(pos)) && (m.path.length === 0 || m.path[0] === field));
+  const out: KeyField[] = [];
+  const take = (pos: number, fields: string[]) => {
+    const l = exp.layers[pos] as ExpectedLayer & Record<string, unknown>;
+    for (const f of fields) if ((typeof l[f] === 'string' || typeof l[f] === 'number') && !masked(pos, f)) out.push([pos, l.type, f]);
+  };
+  take(i, ['src', 'dst']);
+  const t = exp.layers[i + 1];
+  if (t?.type === 'tcp') take(i + 1, ['sport', 'dport', 'seq', 'ack']);
+  else if (t?.type === 'udp') take(i + 1, ['sport', 'dport']);
+  return out;
+}
+
+/**
+ * The packets an expectation can match, from indexes built once per set of key fields: by link, then by the values
+ * of the fields the expectation fixes (keyFields). An expectation that fixes none gets every packet of its link.
+ */
+function candidateIndex(packets: DecodedPacket[]): (exp: PacketExpectation) => DecodedPacket[] {
+  const push = (m: Map<string, DecodedPacket[]>, k: string, p: DecodedPacket) => { const l = m.get(k); if (l) l.push(p); else m.set(k, [p]); };
+  const byLink = new Map<string, DecodedPacket[]>();
+  for (const p of packets) push(byLink, p.link!, p);
+  const indexes = new Map<string, Map<string, DecodedPacket[]>>();
+  const valueKey = (link: string, values: unknown[]) => `${link}\u0000${values.map(String).join('\u0000')}`;
+  return (exp) => {
+    const fields = keyFields(exp);
+    if (!fields.length) return byLink.get(exp.link) ?? [];
+    const sig = JSON.stringify(fields);
+    let index = indexes.get(sig);
+    if (!index) {
+      index = new Map();
+      for (const p of packets) {
+        const values: unknown[] = [];
+        let ok = true;
+        for (const [pos, type, f] of fields) {
+          const l = p.layers[pos] as (Layer & Record<string, unknown>) | undefined;
+          if (!l || l.type !== type || l[f] === undefined) { ok = false; break; }
+          values.push(l[f]);
+        }
+        if (ok) push(index, valueKey(p.link!, values), p);
+      }
+      indexes.set(sig, index);
+    }
+    return index.get(valueKey(exp.link, fields.map(([pos, , f]) => (exp.layers[pos] as ExpectedLayer & Record<string, unknown>)[f]))) ?? [];
+  };
+}
+
 // ---- the accounting ------------------------------------------------------------------------------
 
 export interface AccountInput {
@@ -202,14 +268,18 @@ export function accountPackets(input: AccountInput): Accounting {
   const byIndex = new Map(packets.map((p) => [p.index!, p]));
   const account = new Map<number, PacketAccount>();
 
-  // Which explainers match which packets.
+  // Which explainers match which packets. Each explainer is compared only with the packets that can match it: those
+  // on its link and, when it names both addresses of its first IP layer (unmasked), with those addresses there —
+  // the comparison is positional and exact, so no other packet could match (an HA capture: 7k explainers × 7k
+  // packets took 26 s compared with all of them).
+  const candidates = candidateIndex(packets);
   const onceMatches: Array<{ e: Explainer; matched: number[] }> = [];
   const many = new Map<number, string>();
   const onceOf = new Map<number, Explainer[]>();
   const linksWithExplainers = new Set<string>();
   for (const e of input.explainers) {
     linksWithExplainers.add(e.expectation.link);
-    const r = evaluateExpectation({ ...e.expectation, mode: 'present', count: undefined }, packets, input.links);
+    const r = evaluateExpectation({ ...e.expectation, mode: 'present', count: undefined }, candidates(e.expectation), input.links);
     const matched = r.matched.map((m) => m.index!).filter((i) => i !== undefined);
     if (e.once) {
       onceMatches.push({ e, matched });

@@ -14,6 +14,7 @@ import { planFlow } from '../../src/oracle/flow-checks';
 import { TestRecord } from '../../src/runner/suite-api';
 import type { Flow, FlowPlan, HopHeaders } from '../../src/oracle/types';
 import { buildPacket, type LayerSpec } from '../../src/packet/build';
+import type { ExpectedLayer } from '../../src/packet/expect';
 import { decodeFrame } from '../../src/packet/decode';
 import type { DecodedPacket } from '../../src/packet/layers';
 import { loadTopologyFile } from '../../src/topology/load';
@@ -109,6 +110,31 @@ test('membership reports of the lab\'s stacks (IGMPv3, MLDv2, hop limit 1) are b
   const b = account(w);
   expect(b.ok).toBe(false);
   expect(b.causes.map((c) => [c.index, c.link, c.statement])).toEqual([[w.packets.length - 1, 'director:eth1', EXTRA_STATEMENT]]);
+});
+
+test('explainers are compared with the packets they can match only: a masked address, port or sequence number still matches', () => {
+  const w = new Wire();
+  exchange(w);
+  const first = w.packets[0];
+  const ip = first.layers.find((l) => l.type === 'ipv4') as unknown as Record<string, unknown>;
+  const tcp = first.layers.find((l) => l.type === 'tcp') as unknown as Record<string, unknown>;
+  const pick = (l: Record<string, unknown>, keys: string[]) => Object.fromEntries(keys.map((k) => [k, l[k]]));
+  const exp = (id: string, ipv4: Record<string, unknown>, t: Record<string, unknown>, ignore?: string[]) => ({
+    once: true, expectation: { id, link: first.link!, layers: [{ type: 'eth' }, { type: 'ipv4', ...ipv4 }, { type: 'tcp', ...t }] as ExpectedLayer[], ...(ignore ? { ignore } : {}) } });
+  const exact = pick(ip, ['src', 'dst']);
+  const ports = pick(tcp, ['sport', 'dport', 'seq', 'ack']);
+  for (const [name, e] of [
+    ['source masked', exp('a', { ...exact, src: '198.18.9.9' }, ports, ['ipv4.src'])],
+    ['first ipv4 layer masked', exp('b', { ...exact, dst: '198.18.9.9' }, ports, ['ipv4[0]'])],
+    ['sequence number masked on every layer', exp('c', exact, { ...ports, seq: 1 }, ['*.seq'])],
+    ['transport layer masked', exp('d', exact, { ...ports, sport: 1 }, ['tcp'])],
+  ] as const) {
+    const a = accountPackets({ packets: [first], links, explainers: [e], background: [] });
+    expect(a.counts.expected, name).toBe(1);
+  }
+  // Unmasked, the same differences leave the packet unexplained.
+  const a = accountPackets({ packets: [first], links, explainers: [exp('e', { ...exact, src: '198.18.9.9' }, ports)], background: [] });
+  expect(a.counts.unexpected).toBe(1);
 });
 
 test('a segment the director sends twice to the real server: the copy at its egress is the cause; the other end, the D-SACK and its forwarding are consequences', () => {
