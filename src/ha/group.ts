@@ -4,7 +4,7 @@
 // clock (the clock of the captures), so failover times are read against the packets.
 import * as path from 'path';
 import type { LabNode, NodeProcess, RunningLab } from '../backend/types';
-import type { HaDirectorModel, HaModel, RealServerModel } from '../topology/model';
+import type { HaDirectorModel, HaModel, RealServerModel, ServiceModel } from '../topology/model';
 import { keepalivedConfig, groupServices, type KeepalivedOptions } from './keepalived';
 import type { StreamReportEvent, StreamUpEvent } from './stream';
 
@@ -136,15 +136,31 @@ export class HaGroup {
   }
 
   /** Waits until every director's IPVS holds each group service (keepalived programs them; its health
-   *  checks then decide which real servers stay). */
-  async waitProgrammed(timeoutMs = 30_000): Promise<void> {
+   *  checks then decide which real servers stay) and, with `realServers`, every real server of each with a
+   *  weight (the checks found them serving: a service without any answers the client's SYN with an ICMP port
+   *  unreachable). */
+  async waitProgrammed(timeoutMs = 30_000, realServers = false): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    const want = groupServices(this.lab.model).map((s) => `${s.protocol.toUpperCase()}  ${s.family === 6 ? `[${s.vip}]` : s.vip}:${s.port} `);
+    const services = groupServices(this.lab.model);
+    const head = (s: ServiceModel) => `${s.protocol.toUpperCase()}  ${s.family === 6 ? `[${s.vip}]` : s.vip}:${s.port} `;
+    const held = (out: string) => services.every((s) => {
+      const at = out.indexOf(head(s));
+      if (at < 0) return false;
+      if (!realServers) return true;
+      // The service's block: its real-server lines ("  -> ADDR:PORT  Forward Weight ..."), each with a weight.
+      const block = out.slice(at).split('\n').slice(1);
+      const end = block.findIndex((l) => !/^\s+->/.test(l));
+      const lines = block.slice(0, end < 0 ? undefined : end);
+      return s.realServers.every((r) => lines.some((l) => {
+        const m = /^\s+->\s+(\S+)\s+\S+\s+(\d+)/.exec(l);
+        return !!m && m[1] === `${r.family === 6 ? `[${r.addr}]` : r.addr}:${r.port}` && Number(m[2]) > 0;
+      }));
+    });
     for (const d of this.ha.directors) {
       for (;;) {
         const r = await this.lab.node(d.node).exec(['ipvsadm', '-Ln']);
-        if (r.code === 0 && want.every((w) => r.stdout.includes(w))) break;
-        if (Date.now() > deadline) throw new Error(`director ${d.node}: keepalived did not program IPVS within ${timeoutMs} ms (ipvsadm -Ln:\n${r.stdout}${r.stderr})\n${this.log(d.node).slice(-3000)}`);
+        if (r.code === 0 && held(r.stdout)) break;
+        if (Date.now() > deadline) throw new Error(`director ${d.node}: keepalived did not program IPVS${realServers ? ' with every real server in' : ''} within ${timeoutMs} ms (ipvsadm -Ln:\n${r.stdout}${r.stderr})\n${this.log(d.node).slice(-3000)}`);
         await new Promise((res) => setTimeout(res, 300));
       }
     }
@@ -339,8 +355,21 @@ export async function startStreamClient(lab: RunningLab, client: string, service
     up,
     async stop() {
       p.stdin.write('stop\n');
-      // The report comes after the last echoes; a starved TCG guest has taken more than 30 s.
-      const rep = (await next('report', 120_000)) as StreamReportEvent;
+      // The report comes after the last echoes (3 s at most) — a starved TCG guest has taken more than 30 s. Once
+      // the "stop" line did not arrive (seen: a client still sending into the next test's capture 2 minutes
+      // later): SIGTERM asks the same; a client that still gives nothing is killed, never left running.
+      let rep: StreamReportEvent;
+      try {
+        rep = (await next('report', 60_000)) as StreamReportEvent;
+      } catch {
+        p.kill('SIGTERM');
+        try {
+          rep = (await next('report', 60_000)) as StreamReportEvent;
+        } catch (e) {
+          p.kill('SIGKILL');
+          throw e;
+        }
+      }
       await Promise.race([exited.catch(() => undefined), new Promise((r) => setTimeout(r, 5000))]);
       return rep;
     },

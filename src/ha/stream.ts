@@ -142,7 +142,10 @@ function client(argv: string[]): void {
   for (let k = 0; k < flowsN; k++) flows.push(new StreamFlow(k, sport + k, host, Number(portText), checkUp));
   setTimeout(() => { for (const f of flows) if (f.server === null && f.open) { f.error ??= 'timeout'; f.sock.destroy(); } checkUp(); }, upTimeoutMs);
   const timer = setInterval(() => { for (const f of flows) f.tick(); }, intervalMs);
+  let stopping = false;
   const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
     clearInterval(timer);
     const stoppedAt = Date.now();
     // Echoes still in flight come back within a few round trips; a broken flow never.
@@ -154,6 +157,8 @@ function client(argv: string[]): void {
     setTimeout(() => process.exit(0), 300);
   };
   readline.createInterface({ input: process.stdin }).on('line', (l) => { if (l.trim() === 'stop') void stop(); });
+  // The same on SIGTERM: the harness's fallback when its "stop" line does not arrive.
+  process.on('SIGTERM', () => void stop());
 }
 
 if (require.main === module) {
