@@ -89,6 +89,8 @@ export interface SuiteRequirements {
   /** Per-service and per-real-server counters (for `method`, when given). */
   stats?: boolean;
   rates?: boolean;
+  /** A transparent proxy: the server leg from the client's address. */
+  transparent?: boolean;
 }
 
 /** The first requirement the capabilities do not meet, as a reason; undefined when all are met. */
@@ -113,6 +115,7 @@ export function unmetRequirement(c: DirectorCapabilities, r: SuiteRequirements):
   if (r.connections && (!c.connections || (r.method && c.connectionMethods && !c.connectionMethods.includes(r.method)))) return `${who} has no readable connection table${c.connections && r.method ? ` for ${r.method}` : ''}`;
   if (r.stats && (!c.stats || (r.method && c.statsMethods && !c.statsMethods.includes(r.method)))) return `${who} has no per-service counters${c.stats && r.method ? ` for ${r.method}` : ''}`;
   if (r.rates && !c.rates) return `${who} has no rate estimates`;
+  if (r.transparent && !c.transparent) return `${who} cannot open the server leg from the client's address (no transparent proxying)`;
   return undefined;
 }
 

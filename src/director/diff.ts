@@ -46,6 +46,7 @@ export function diffServices(asked: ServiceModel[], held: DirectorService[]): Di
     field('scheduler', want.scheduler, got.scheduler);
     field('flags', [...want.flags].sort(), [...got.flags].sort());
     field('persistence', want.persistence?.timeout ?? 0, got.persistence?.timeout ?? 0);
+    field('transparent', !!want.transparent, !!got.transparent);
     for (const [rid, r, g] of pairRealServers(want, got, realServerKey, out)) {
       // rr ignores weights: a director may hold any weight > 0 as "one turn each".
       if (want.scheduler === 'rr' && r.weight > 0 && g.weight > 0) { /* same */ } else field('weight', r.weight, g.weight, rid);

@@ -10,6 +10,7 @@ import { nodeOf, routedPath, routeLookup } from '../oracle/route';
 import { canonical, contains, familyOf, nthAddr, parsePrefix, type Prefix } from '../topology/addr';
 import type { Family, ForwardingMethod, LabModel, NodeModel, ServiceModel } from '../topology/model';
 import { fullnatSnatRuleset } from './fullnat-snat';
+import { TPROXY } from './proxy-common';
 import { HA_FAULTS } from '../ha/faults';
 
 export interface FaultAction {
@@ -562,6 +563,19 @@ export const FAULTS: FaultDefinition[] = [
         if (vips.length) rules.push(`${ipk} saddr ${set(vips)} meta l4proto tcp meta length > 1200 @th,${(32 + 1000) * 8},8 set 0x58`);
       }
       return netdevTable(d.node.name, [...d.clientSide].map((dev) => ({ hook: 'egress' as const, dev, rules })), 'a byte of each long segment to the client changed');
+    }),
+  },
+  {
+    name: 'proxy-transparent-unrouted',
+    summary: 'a transparent proxy whose director lost its policy routing: the real servers\' answers to the client\'s address are forwarded to the client instead of reaching the proxy\'s socket',
+    how: `the director's fwmark rules (ip -4/-6 rule pref ${TPROXY.pref}) that send marked packets to the local table are deleted after the proxy driver programmed them`,
+    // Measured: no connection completes (no real server's identity line, so no flow to plan both legs
+    // from); the real servers' answers forwarded onto the client's link are what the accounting catches.
+    targets: ['FWD-COM-001', 'FWD-COM-009'],
+    suiteFiles: ['transparent'],
+    ...perDirector(['proxy'], (d) => {
+      const fams = [...new Set(d.services.filter((s) => s.transparent).map((s) => s.family))];
+      return fams.map((f) => ({ node: d.node.name, argv: ['ip', `-${f}`, 'rule', 'del', 'pref', String(TPROXY.pref)], what: `delete the IPv${f} transparent-proxy fwmark rule` }));
     }),
   },
 ];

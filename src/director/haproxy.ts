@@ -13,7 +13,10 @@ import type { LabNode } from '../backend/types';
 import { canonical } from '../topology/addr';
 import type { Family, LabModel, ServiceModel } from '../topology/model';
 import { diffServices, serviceKey } from './diff';
-import { healthCheckClass, healthCheckInterval, hostPort, listeningSockets, parseProxyName, proxyCapabilities, proxyDeclines, proxyName, ProxyProcess, proxyUnavailable, refuseForeignOrUnsupported } from './proxy-common';
+import {
+  applyTransparentRouting, healthCheckClass, healthCheckInterval, hostPort, listeningSockets, parseProxyName, proxyCapabilities, proxyDeclines, proxyName, ProxyProcess,
+  proxyUnavailable, refuseForeignOrUnsupported, removeTransparentRouting, transparentRoutingDifferences,
+} from './proxy-common';
 import type { DirectorDriverDefinition } from './registry';
 import {
   type ApplyResult, DirectorApplyError, type DirectorCapabilities, type DirectorConnection, type DirectorCounters, type DirectorDifference,
@@ -43,6 +46,9 @@ export function haproxyConfig(services: ServiceModel[], dir: string, checkMs?: n
     const rr = s.scheduler === 'rr';
     out.push(`frontend ${name}`, `  bind ${hostPort(s.vip!, s.port)}`, `  default_backend ${name}`, '');
     out.push(`backend ${name}`, `  balance ${HAPROXY_SCHEDULERS[s.scheduler]}`);
+    // Transparent: connect from the client's address (IP_TRANSPARENT); the port is the kernel's choice.
+    // (haproxy reads a bare "::" as host:port: the IPv6 wildcard is written in brackets.)
+    if (s.transparent) out.push(`  source ${s.family === 6 ? '[::]' : '0.0.0.0'} usesrc clientip`);
     s.realServers.forEach((r, k) => {
       const opts = [`weight ${rr ? 1 : r.weight}`];
       if (s.scheduler === 'ovf') opts.push(`maxconn ${r.upper}`);
@@ -54,11 +60,32 @@ export function haproxyConfig(services: ServiceModel[], dir: string, checkMs?: n
   return out.join('\n');
 }
 
+/**
+ * The backends whose connections come from the client's address (`source <any> usesrc clientip`), in a
+ * haproxy configuration: haproxy's runtime API (stats socket) does not show a backend's source, so the
+ * read-back takes it from the configuration file the running haproxy was started with, in the node.
+ */
+export function haproxyTransparentBackends(config: string): Set<string> {
+  const out = new Set<string>();
+  let backend: string | undefined;
+  for (const raw of config.split('\n')) {
+    const line = raw.replace(/#.*$/, '').trim();
+    const section = /^(global|defaults|frontend|backend|listen|resolvers|peers|userlist|program)\b\s*(\S*)/.exec(line);
+    if (section && !/^\s/.test(raw)) { backend = section[1] === 'backend' || section[1] === 'listen' ? section[2] : undefined; continue; }
+    if (backend && /^source\s+\S+\s+usesrc\s+clientip$/.test(line)) out.add(backend);
+  }
+  return out;
+}
+
 export class HaproxyDirector implements DirectorDriver {
   readonly kind = 'haproxy';
   private caps?: Promise<DirectorCapabilities>;
   private readonly proc: ProxyProcess;
   private readonly checkMs = healthCheckInterval();
+  /** haproxy built with TPROXY (haproxy -vv), learnt by capabilities(). */
+  private tproxy?: boolean;
+  /** The director's transparent routing is in place (applied by this driver). */
+  private routing = false;
 
   constructor(private readonly n: LabNode, private readonly model: LabModel) {
     this.proc = new ProxyProcess(n, 'haproxy', `${n.workDir}/vslab-haproxy`);
@@ -72,8 +99,10 @@ export class HaproxyDirector implements DirectorDriver {
     this.caps ??= (async () => {
       const v = await this.n.exec(['haproxy', '-v']);
       const version = /version (\S+)/.exec(v.stdout)?.[1] ?? '(version unknown)';
+      const vv = await this.n.exec(['haproxy', '-vv']);
+      this.tproxy = /(^|\s)\+(LINUX_)?TPROXY\b/m.test(vv.stdout);
       return proxyCapabilities('haproxy', `haproxy ${version} (mode tcp)`, Object.keys(HAPROXY_SCHEDULERS), {
-        thresholds: false,
+        thresholds: false, transparent: this.tproxy,
         ...(this.checkMs ? { background: [healthCheckClass(this.model, this.node, 'driver haproxy')] } : {}),
       });
     })();
@@ -81,6 +110,7 @@ export class HaproxyDirector implements DirectorDriver {
   }
 
   unsupported(s: ServiceModel): string | undefined {
+    if (s.transparent && this.tproxy === false) return 'transparent proxy: this haproxy was built without TPROXY (haproxy -vv has no +TPROXY), so it cannot use usesrc clientip';
     return haproxyDeclines(this.model, this.node, s);
   }
 
@@ -95,9 +125,20 @@ export class HaproxyDirector implements DirectorDriver {
     const before = this.proc.running ? await this.diff(services) : [{ service: '*', what: 'not running' }];
     const log: string[] = [];
     if (before.length) {
+      // The director's routing for transparent server legs first (the proxy's first connection needs it).
+      const families = [...new Set(services.filter((s) => s.transparent).map((s) => s.family))];
+      if (families.length) {
+        log.push(...await applyTransparentRouting(this.n, families));
+        this.routing = true;
+      } else if (this.routing) {
+        await removeTransparentRouting(this.n);
+        this.routing = false;
+        log.push('remove the transparent proxy routing');
+      }
       await this.proc.writeConfig(haproxyConfig(services, this.proc.dir, this.checkMs));
-      const check = await this.n.exec(['haproxy', '-c', '-q', '-f', this.proc.configFile], { timeoutMs: 30_000 });
-      if (check.code !== 0) throw new DirectorApplyError(this.node, [`haproxy refused the configuration: ${(check.stderr || check.stdout).trim()}`]);
+      // Not -q: haproxy -q says nothing about what it refused.
+      const check = await this.n.exec(['haproxy', '-c', '-f', this.proc.configFile], { timeoutMs: 30_000 });
+      if (check.code !== 0) throw new DirectorApplyError(this.node, [`haproxy refused the configuration: ${(check.stderr + check.stdout).split('\n').filter((l) => /ALERT/.test(l)).join(' | ').trim() || `exit ${check.code}`}`]);
       const want = services.map((s) => `${canonical(s.vip!)} ${s.port}`);
       await this.proc.start(['haproxy', '-db', '-f', this.proc.configFile], async () => {
         const l = await listeningSockets(this.n);
@@ -114,6 +155,9 @@ export class HaproxyDirector implements DirectorDriver {
     const listening = await listeningSockets(this.n);
     const stat = parseCsv(await this.cli('show stat'));
     const state = (await this.cli('show servers state')).split('\n').filter((l) => /^\d/.test(l)).map((l) => l.trim().split(/\s+/));
+    const conf = await this.n.exec(['cat', this.proc.configFile], { timeoutMs: 30_000 });
+    if (conf.code !== 0) throw new Error(`haproxy in ${this.node}: its configuration ${this.proc.configFile} cannot be read: ${conf.stderr.trim()}`);
+    const transparent = haproxyTransparentBackends(conf.stdout);
     const out: DirectorService[] = [];
     for (const be of stat.filter((r) => r.svname === 'BACKEND')) {
       const key = parseProxyName(be.pxname);
@@ -131,6 +175,7 @@ export class HaproxyDirector implements DirectorDriver {
       }
       const scheduler = schedulerOf(be.algo, servers.map((s) => s.weight));
       const held: DirectorService = { protocol: 'tcp', family, vip: key.vip, port: key.port, scheduler, flags: [], onePacket: false, realServers: servers };
+      if (transparent.has(be.pxname)) held.transparent = true;
       const want = asked.get(serviceKey(held));
       if (want) held.name = want.name;
       out.push(held);
@@ -138,8 +183,11 @@ export class HaproxyDirector implements DirectorDriver {
     return out;
   }
 
+  /** The services as haproxy holds them, and (transparent services) the director's routing for them as the kernel holds it. */
   async diff(services: ServiceModel[]): Promise<DirectorDifference[]> {
-    return diffServices(services, await this.readBack(services));
+    const out = diffServices(services, await this.readBack(services));
+    if (this.proc.running) out.push(...await transparentRoutingDifferences(this.n, services));
+    return out;
   }
 
   /** haproxy counts sessions and bytes (not packets): conns = stot, inBytes = bin, outBytes = bout. */
@@ -169,11 +217,19 @@ export class HaproxyDirector implements DirectorDriver {
 
   async flush(): Promise<void> {
     await this.proc.stop();
+    await this.unroute();
   }
 
-  /** The proxy process is the driver's: it stops with it (it would otherwise hold the lab's namespace). */
+  /** The proxy process is the driver's: it stops with it (it would otherwise hold the lab's namespace); so is its routing. */
   async close(): Promise<void> {
     await this.proc.stop();
+    await this.unroute();
+  }
+
+  private async unroute(): Promise<void> {
+    if (!this.routing) return;
+    this.routing = false;
+    await removeTransparentRouting(this.n);
   }
 }
 

@@ -13,7 +13,10 @@ import type { LabNode } from '../backend/types';
 import { canonical } from '../topology/addr';
 import type { Family, LabModel, ServiceModel } from '../topology/model';
 import { diffServices, serviceKey } from './diff';
-import { hostPort, listeningSockets, proxyCapabilities, proxyDeclines, proxyName, ProxyProcess, proxyUnavailable, refuseForeignOrUnsupported } from './proxy-common';
+import {
+  applyTransparentRouting, hostPort, listeningSockets, proxyCapabilities, proxyDeclines, proxyName, ProxyProcess, proxyUnavailable, refuseForeignOrUnsupported,
+  removeTransparentRouting, transparentRoutingDifferences,
+} from './proxy-common';
 import type { DirectorDriverDefinition } from './registry';
 import {
   type ApplyResult, DirectorApplyError, type DirectorCapabilities, type DirectorConnection, type DirectorDifference,
@@ -47,7 +50,10 @@ export function nginxConfig(services: ServiceModel[], dir: string, streamModule 
     for (const r of s.realServers) out.push(`    server ${hostPort(r.addr, r.port)} weight=${r.weight};`);
     // proxy_half_close (off by default): without it nginx closes the server leg as soon as the real server
     // sends its FIN, before the client has closed (measured: PROXY-004 fails, docs/proxy.md).
-    out.push('  }', '  server {', `    listen ${hostPort(s.vip!, s.port)}${s.family === 6 ? ' ipv6only=on' : ''};`, `    proxy_pass ${name};`, `    proxy_half_close ${halfClose ? 'on' : 'off'};`, '  }');
+    out.push('  }', '  server {', `    listen ${hostPort(s.vip!, s.port)}${s.family === 6 ? ' ipv6only=on' : ''};`, `    proxy_pass ${name};`, `    proxy_half_close ${halfClose ? 'on' : 'off'};`);
+    // Transparent: connect from the client's address (IP_TRANSPARENT); no port given, so the kernel picks it.
+    if (s.transparent) out.push('    proxy_bind $remote_addr transparent;');
+    out.push('  }');
   }
   out.push('}', '');
   return out.join('\n');
@@ -57,6 +63,10 @@ export class NginxDirector implements DirectorDriver {
   readonly kind = 'nginx';
   private caps?: Promise<DirectorCapabilities>;
   private readonly proc: ProxyProcess;
+  /** nginx new enough for proxy_bind ... transparent (1.11.0), learnt by capabilities(). */
+  private tproxy?: boolean;
+  /** The director's transparent routing is in place (applied by this driver). */
+  private routing = false;
 
   constructor(private readonly n: LabNode, private readonly model: LabModel) {
     this.proc = new ProxyProcess(n, 'nginx', `${n.workDir}/vslab-nginx`);
@@ -70,12 +80,16 @@ export class NginxDirector implements DirectorDriver {
     this.caps ??= (async () => {
       const v = await this.n.exec(['nginx', '-v']);
       const version = /nginx\/(\S+)/.exec(v.stderr + v.stdout)?.[1] ?? '(version unknown)';
-      return proxyCapabilities('nginx', `nginx ${version} (stream)`, Object.keys(NGINX_SCHEDULERS), {});
+      // proxy_bind's "transparent" parameter: nginx 1.11.0 and later (Linux: IP_TRANSPARENT).
+      const [maj, min] = version.split('.').map(Number);
+      this.tproxy = maj > 1 || (maj === 1 && min >= 11);
+      return proxyCapabilities('nginx', `nginx ${version} (stream)`, Object.keys(NGINX_SCHEDULERS), { transparent: this.tproxy });
     })();
     return this.caps;
   }
 
   unsupported(s: ServiceModel): string | undefined {
+    if (s.transparent && this.tproxy === false) return 'transparent proxy: proxy_bind ... transparent needs nginx 1.11.0 or later';
     return nginxDeclines(this.model, this.node, s);
   }
 
@@ -88,6 +102,16 @@ export class NginxDirector implements DirectorDriver {
     const before = this.proc.running ? await this.diff(services) : [{ service: '*', what: 'not running' }];
     const log: string[] = [];
     if (before.length) {
+      // The director's routing for transparent server legs first (the proxy's first connection needs it).
+      const families = [...new Set(services.filter((s) => s.transparent).map((s) => s.family))];
+      if (families.length) {
+        log.push(...await applyTransparentRouting(this.n, families));
+        this.routing = true;
+      } else if (this.routing) {
+        await removeTransparentRouting(this.n);
+        this.routing = false;
+        log.push('remove the transparent proxy routing');
+      }
       await this.proc.writeConfig(nginxConfig(services, this.proc.dir));
       const check = await this.n.exec(this.argv('-t', '-q'), { timeoutMs: 30_000 });
       if (check.code !== 0) throw new DirectorApplyError(this.node, [`nginx refused the configuration: ${(check.stderr || check.stdout).trim()}`]);
@@ -117,8 +141,11 @@ export class NginxDirector implements DirectorDriver {
     return out;
   }
 
+  /** The services as nginx parses them, and (transparent services) the director's routing for them as the kernel holds it. */
   async diff(services: ServiceModel[]): Promise<DirectorDifference[]> {
-    return diffServices(services, await this.readBack(services));
+    const out = diffServices(services, await this.readBack(services));
+    if (this.proc.running) out.push(...await transparentRoutingDifferences(this.n, services));
+    return out;
   }
 
   /** Open-source nginx keeps no per-upstream counters (capabilities say stats: false). */
@@ -132,11 +159,19 @@ export class NginxDirector implements DirectorDriver {
 
   async flush(): Promise<void> {
     await this.proc.stop();
+    await this.unroute();
   }
 
-  /** The proxy process is the driver's: it stops with it. */
+  /** The proxy process is the driver's: it stops with it; so is its routing. */
   async close(): Promise<void> {
     await this.proc.stop();
+    await this.unroute();
+  }
+
+  private async unroute(): Promise<void> {
+    if (!this.routing) return;
+    this.routing = false;
+    await removeTransparentRouting(this.n);
   }
 }
 
@@ -163,6 +198,7 @@ export function parseNginxStreams(dump: string): DirectorService[] {
     const family: Family = vip.includes(':') ? 6 : 4;
     out.push({
       protocol: 'tcp', family, vip, port: Number(listen[2]), scheduler: up.scheduler, flags: [], onePacket: false,
+      ...(/(^|[\s;{])proxy_bind\s+\$remote_addr\s+transparent\s*;/.test(m[1]) ? { transparent: true } : {}),
       realServers: up.servers.map((r) => ({ ...r, family: (r.addr.includes(':') ? 6 : 4) as Family, upper: 0, lower: 0, method: 'proxy' as const })),
     });
   }

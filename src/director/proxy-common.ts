@@ -6,10 +6,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { BackendKind, LabNode, NodeProcess } from '../backend/types';
 import { canonical } from '../topology/addr';
-import type { LabModel, ServiceModel } from '../topology/model';
+import type { Family, LabModel, ServiceModel } from '../topology/model';
 import type { BackgroundClass } from '../oracle/accounting';
 import type { ExpectedLayer } from '../packet/expect';
-import { DirectorApplyError, type DirectorCapabilities } from './types';
+import { DirectorApplyError, type DirectorCapabilities, type DirectorDifference } from './types';
 
 /** Why a proxy driver cannot take `s` (undefined when it can). `schedulers`: model scheduler -> the proxy's name. */
 export function proxyDeclines(impl: string, schedulers: Record<string, string>, s: ServiceModel): string | undefined {
@@ -167,4 +167,90 @@ export function refuseForeignOrUnsupported(node: string, services: ServiceModel[
     return why ? [`service ${s.name}: ${why}`] : [];
   });
   if (problems.length) throw new DirectorApplyError(node, problems);
+}
+
+// ---- the transparent variant: the director's host settings ----------------------------------------------
+// A transparent proxy's server leg comes from the client's address (IP_TRANSPARENT: haproxy `usesrc
+// clientip`, nginx `proxy_bind $remote_addr transparent`). The real servers answer that address through the
+// director (derived routes, src/topology/derive.ts); the director must then deliver those answers to the
+// proxy's socket instead of forwarding them to the client: packets that belong to a transparent socket are
+// marked in prerouting (nft `socket transparent 1`), and marked packets are routed by a table whose only
+// route is "everything is local". These settings are the proxy driver's: applied with the services, read
+// back with them, removed by flush/close.
+
+export const TPROXY = { mark: 1, table: 100, pref: 100, nftTable: 'vslab_tproxy' } as const;
+
+/** The nftables ruleset that marks packets of transparent sockets (loaded atomically, replacing an older one). */
+export function tproxyRuleset(): string {
+  return [
+    `add table inet ${TPROXY.nftTable}`, `delete table inet ${TPROXY.nftTable}`,
+    `table inet ${TPROXY.nftTable} {`,
+    '  chain prerouting {',
+    '    type filter hook prerouting priority mangle; policy accept;',
+    `    meta l4proto tcp socket transparent 1 meta mark set ${TPROXY.mark} accept`,
+    '  }',
+    '}', '',
+  ].join('\n');
+}
+
+async function run(n: LabNode, argv: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const r = await n.exec(argv, { timeoutMs: 30_000, ...(input !== undefined ? { input } : {}) });
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Applies the director's transparent-proxy routing for `families` (idempotent); the lines done, for the log. */
+export async function applyTransparentRouting(n: LabNode, families: Family[]): Promise<string[]> {
+  const log: string[] = [];
+  const must = async (argv: string[], input?: string) => {
+    const r = await run(n, argv, input);
+    if (r.code !== 0) throw new DirectorApplyError(n.name, [`transparent proxy routing: "${argv.join(' ')}" failed: ${(r.stderr || r.stdout).trim() || `exit ${r.code}`}`]);
+    log.push(argv.join(' '));
+  };
+  await must(['nft', '-f', '-'], tproxyRuleset());
+  for (const f of families) {
+    const v = `-${f}`;
+    // One rule of ours at our preference: drop any earlier copy first.
+    while ((await run(n, ['ip', v, 'rule', 'del', 'pref', String(TPROXY.pref)])).code === 0) { /* removed one */ }
+    await must(['ip', v, 'rule', 'add', 'pref', String(TPROXY.pref), 'fwmark', String(TPROXY.mark), 'lookup', String(TPROXY.table)]);
+    await must(['ip', v, 'route', 'replace', 'local', f === 4 ? '0.0.0.0/0' : '::/0', 'dev', 'lo', 'table', String(TPROXY.table)]);
+  }
+  return log;
+}
+
+/** Removes what applyTransparentRouting put in the node (whatever is there of it). */
+export async function removeTransparentRouting(n: LabNode): Promise<void> {
+  await run(n, ['nft', 'delete', 'table', 'inet', TPROXY.nftTable]);
+  for (const v of ['-4', '-6']) {
+    while ((await run(n, ['ip', v, 'rule', 'del', 'pref', String(TPROXY.pref)])).code === 0) { /* removed one */ }
+    await run(n, ['ip', v, 'route', 'flush', 'table', String(TPROXY.table)]);
+  }
+}
+
+/** The pieces of the transparent routing for `family` the node's kernel does not hold (empty: all there). */
+export async function missingTransparentRouting(n: LabNode, family: Family): Promise<string[]> {
+  const missing: string[] = [];
+  const nft = await run(n, ['nft', 'list', 'table', 'inet', TPROXY.nftTable]);
+  if (nft.code !== 0 || !/hook prerouting priority mangle/.test(nft.stdout) || !new RegExp(`socket transparent 1 meta mark set 0x0*${TPROXY.mark.toString(16)}\\b`).test(nft.stdout)) {
+    missing.push(`nft table inet ${TPROXY.nftTable}: socket transparent 1 meta mark set ${TPROXY.mark} (prerouting, priority mangle)`);
+  }
+  const v = `-${family}`;
+  const rules = await run(n, ['ip', v, 'rule', 'show']);
+  if (!new RegExp(`^${TPROXY.pref}:\\s+from all fwmark 0x0*${TPROXY.mark.toString(16)} lookup ${TPROXY.table}\\s*$`, 'm').test(rules.stdout)) {
+    missing.push(`ip ${v} rule pref ${TPROXY.pref} fwmark ${TPROXY.mark} lookup ${TPROXY.table}`);
+  }
+  const routes = await run(n, ['ip', v, 'route', 'show', 'table', String(TPROXY.table)]);
+  if (!/^local (default|0\.0\.0\.0\/0|::\/0) dev lo\b/m.test(routes.stdout)) missing.push(`ip ${v} route local default dev lo table ${TPROXY.table}`);
+  return missing;
+}
+
+/** The differences of the transparent routing for the transparent services asked (one per service whose family lacks a piece). */
+export async function transparentRoutingDifferences(n: LabNode, services: ServiceModel[]): Promise<DirectorDifference[]> {
+  const out: DirectorDifference[] = [];
+  const byFamily = new Map<Family, string[]>();
+  for (const s of services.filter((x) => x.transparent)) {
+    if (!byFamily.has(s.family)) byFamily.set(s.family, await missingTransparentRouting(n, s.family));
+    const missing = byFamily.get(s.family)!;
+    if (missing.length) out.push({ service: s.name, what: 'transparent routing', expected: 'held', actual: `missing: ${missing.join('; ')}` });
+  }
+  return out;
 }

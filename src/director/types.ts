@@ -39,6 +39,8 @@ export interface DirectorCapabilities {
   rates: boolean;
   /** A readable connection table. */
   connections: boolean;
+  /** A proxy's transparent variant: the server leg from the client's address (absent: no). */
+  transparent?: boolean;
   /** Methods whose connections appear in that table, when not all of `methods` do (nftables DR has no conntrack). */
   connectionMethods?: ForwardingMethod[];
   /** Methods whose traffic the counters count, when not all of `methods` do. */
@@ -81,6 +83,8 @@ export interface DirectorService {
   persistence?: { timeout: number; netmask: string };
   onePacket: boolean;
   persistenceEngine?: string;
+  /** A proxy opening the server leg from the client's address (read back from the proxy's configuration). */
+  transparent?: boolean;
   realServers: DirectorRealServer[];
 }
 

@@ -34,7 +34,7 @@ type RawRealServer = string | { node: string; address?: string; port?: number; w
 interface RawService {
   name: string; protocol?: 'tcp' | 'udp' | 'sctp'; vip?: string; port?: number; fwmark?: number; family?: Family; director?: string;
   scheduler?: string; flags?: string[]; persistence?: { timeout?: number; netmask?: string | number }; onePacket?: boolean;
-  method?: ForwardingMethod; tunnel?: RawTunnel; weight?: number; localAddresses?: string[]; realServers: RawRealServer[];
+  method?: ForwardingMethod; tunnel?: RawTunnel; weight?: number; localAddresses?: string[]; transparent?: boolean; realServers: RawRealServer[];
 }
 export interface RawTopology { name: string; description?: string; mtu?: number; nodes: Record<string, RawNode>; segments?: Record<string, RawSegment>; links?: RawLink[]; services?: RawService[]; ha?: RawHa }
 
@@ -379,6 +379,12 @@ export function deriveLab(raw: RawTopology, file: string, r: Reporter, hostPrefi
         }
       }
     }
+    if (s.transparent) {
+      // A transparent proxy keeps the client's address on the server leg: only a proxy has a server leg.
+      const other = [...new Set(svc.realServers.map((x) => x.method).filter((m) => m !== 'proxy'))];
+      if (other.length) r.error([...at, 'transparent'], `"transparent" applies to method proxy only (a proxy's server leg keeps the client's address); service "${s.name}" has method ${other.join('/')}`, true);
+      else svc.transparent = true;
+    }
     lab.services.push(svc);
   });
   if (r.failed) return lab;
@@ -513,6 +519,35 @@ function deriveHostSettings(lab: LabModel, raw: RawTopology, r: Reporter): void 
         const via = nextHop(lab, n, (x) => x.name === s.director, fam);
         if (via) n.routes.push({ to, family: fam, via, reason: `VIP of service ${s.name} on director ${s.director}` });
         else if (n.role === 'client') r.error(['services', lab.services.indexOf(s)], `client "${n.name}" cannot reach the VIP ${s.vip} of service "${s.name}": no path to director "${s.director}" except through another director`);
+      }
+    }
+  }
+  // Transparent proxies: the server leg comes from the client's address, so the real server's answers to
+  // the clients' networks must go back through the director (whose policy routing hands them to the proxy's
+  // socket; that is the proxy driver's). Only for transparent services: a plain proxy needs none.
+  for (const s of lab.services.filter((x) => x.transparent)) {
+    const d = byName.get(s.director)!;
+    const clients = lab.nodes.filter((n) => n.role === 'client' && n.interfaces.some((i) => addrOf(i, s.family)));
+    for (const rs of s.realServers) {
+      const n = byName.get(rs.node)!;
+      if (!derive(n)) continue;
+      const rat: PathSeg[] = ['services', lab.services.indexOf(s), 'realServers', s.realServers.indexOf(rs)];
+      const shared = n.interfaces.find((i) => addrOf(i, s.family) && d.interfaces.some((di) => di.segment === i.segment && addrOf(di, s.family)));
+      if (!shared) { r.error(rat, `real server "${rs.node}" of transparent service "${s.name}" must share an IPv${s.family} segment with director "${d.name}" (its answers to the clients go back through it)`); continue; }
+      const via = addrOf(d.interfaces.find((di) => di.segment === shared.segment)!, s.family)!;
+      for (const c of clients) {
+        for (const ci of c.interfaces.filter((i) => addrOf(i, s.family))) {
+          const seg = lab.segments.find((g) => g.name === ci.segment)!;
+          const p = s.family === 4 ? seg.ipv4 : seg.ipv6;
+          if (!p) continue;
+          if (n.interfaces.some((i) => i.segment === seg.name)) { r.error(rat, `real server "${rs.node}" is on segment "${seg.name}" with client "${c.name}": its answers to the transparent service "${s.name}"'s server legs (from the client's address) would bypass the director`); continue; }
+          const to = `${p.addr}/${p.prefixLen}`;
+          const have = n.routes.find((x) => x.to === to);
+          if (have?.via === via) continue;
+          if (have?.reason.startsWith('transparent proxy')) { r.error(rat, `real server "${rs.node}" would need ${to} via two directors (transparent services "${s.name}" and another)`); continue; }
+          n.routes = n.routes.filter((x) => x.to !== to);
+          n.routes.push({ to, family: s.family, via, reason: `transparent proxy ${s.name}: answers to client ${c.name}'s network go back through director ${d.name}` });
+        }
       }
     }
   }

@@ -150,6 +150,12 @@ export interface ServiceModel {
   realServers: RealServerModel[];
   /** Full-NAT: the director's local addresses used as source towards real servers. */
   localAddrs?: string[];
+  /**
+   * Method proxy only: a transparent proxy opens the server leg from the client's address (haproxy
+   * `usesrc clientip`, nginx `proxy_bind $remote_addr transparent`); the real servers route the clients'
+   * networks via the director (derived), the director's policy routing is the proxy driver's. docs/proxy.md.
+   */
+  transparent?: boolean;
   source?: SourceRef;
 }
 

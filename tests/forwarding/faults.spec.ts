@@ -17,6 +17,9 @@ const LABS: Record<string, LabModel> = {
   // The proxy suite's faults (method proxy) sabotage its lab and target spec/proxy.yaml.
   proxy: loadTopologyFile(path.join(__dirname, '..', '..', 'suites', 'proxy', 'topologies', 'proxy.yaml')),
 };
+// A fault of the transparent proxy's director routing concerns the transparent lab (the plain proxy lab has none).
+const TRANSPARENT_LAB = loadTopologyFile(path.join(__dirname, '..', '..', 'suites', 'proxy', 'topologies', 'transparent.yaml'));
+const labsOf = (f: { suiteFiles?: string[] }): Record<string, LabModel> => (f.suiteFiles?.includes('transparent') ? { ...LABS, proxy: TRANSPARENT_LAB } : LABS);
 const PROXY_SPEC = loadStatements(path.join(__dirname, '..', '..', 'spec', 'proxy.yaml'));
 const SPEC = loadStatements(path.join(__dirname, '..', '..', 'spec', 'forwarding.yaml'));
 // The HA suite's faults (src/ha/faults.ts) sabotage its lab and target its statements.
@@ -26,12 +29,14 @@ const NS = `vslabfw-faults-${process.pid}`;
 
 test('every fault sabotages the labs of the methods it names, and only those', () => {
   for (const f of FAULTS) {
-    for (const [method, model] of Object.entries(LABS)) {
+    for (const [method, model] of Object.entries(labsOf(f))) {
       const actions = planFault(f, model);
       if (f.methods.includes(method as never)) expect(actions.length, `${f.name} on the ${method} lab`).toBeGreaterThan(0);
       else expect(actions, `${f.name} must leave the ${method} lab alone`).toEqual([]);
     }
   }
+  // The transparent routing fault leaves a lab without transparent services alone.
+  expect(planFault(FAULTS.find((f) => f.name === 'proxy-transparent-unrouted')!, LABS.proxy)).toEqual([]);
 });
 
 test('faults target existing statements, and every statement is the target of some fault', () => {
@@ -40,7 +45,7 @@ test('faults target existing statements, and every statement is the target of so
   const targeted = new Set(listFaults().flatMap((f) => f.targets));
   const untargeted = SPEC.statements.map((s) => s.id).filter((id) => !targeted.has(id));
   // Statements no fault aims at directly must still be broken by one in the mutation matrix; list them.
-  expect(untargeted).toEqual(['FWD-COM-001']);
+  expect(untargeted).toEqual([]); // FWD-COM-001: proxy-transparent-unrouted (its packets are unexplained)
 });
 
 test.describe('nftables rulesets are valid for a real kernel', () => {

@@ -20,11 +20,17 @@ export class ProxyOracle implements ForwardingOracle {
   plan(lab: LabModel, flow: Flow, opts: PlanOptions = {}): FlowPlan {
     const { r, T, rs, director, proto, inbound, a } = clientToDirector(lab, flow, opts);
     if (!flow.leg) throw new OracleRouteError(`flow ${flow.clientAddr}:${flow.clientPort} of proxied service ${r.service.name} does not say where its server leg came from (the real server's identity line names it)`);
-    const leg = { addr: canonical(flow.leg.addr), port: flow.leg.port };
+    // A transparent service's server leg comes from the client's address (the model says so, whatever the
+    // real server saw: a proxy that used its own address fails PROXY-002 on every hop); its port is the
+    // proxy's (the kernel's) choice, known from the far end like a plain proxy's.
+    const transparent = !!r.service.transparent;
+    const leg = { addr: transparent ? r.cip : canonical(flow.leg.addr), port: flow.leg.port };
     // Server leg: the director originates it (fresh TTL) towards the real server.
     const toRs = pathFrom(lab, director, rs.addr, rs.node);
     const b = hopsAlong(toRs, { ip: { family: r.family, src: leg.addr, dst: rs.addr, ttl: T }, l4: { proto, sport: leg.port, dport: rs.port } }, 'c2s', 'from-director', inbound.wires.length);
-    const back = pathFrom(lab, rs.node, leg.addr);
+    // Back to the leg's address: the director's own, or (transparent) the client's, which the director's
+    // policy routing takes to the proxy's socket: the path ends at the director either way.
+    const back = pathFrom(lab, rs.node, leg.addr, director, director);
     const c = hopsAlong(back, { ip: { family: r.family, src: rs.addr, dst: leg.addr, ttl: T }, l4: { proto, sport: rs.port, dport: leg.port } }, 's2c', 'to-director', 0);
     // Client leg, the director's side: from VIP:vport, originated by the director.
     const out = pathFrom(lab, director, r.cip, r.client);
@@ -32,7 +38,6 @@ export class ProxyOracle implements ForwardingOracle {
     const clientLinks = linksOf(lab, r.client);
     const rsNodes = [...new Set(r.service.realServers.map((x) => x.node))];
     const others = r.service.realServers.filter((x) => x.node !== rs.node);
-    const transparent = leg.addr === r.cip;
     return {
       method: 'proxy', flow, family: r.family, protocol: proto, director, vip: r.vip, vport: r.vport, rip: rs.addr, rport: rs.port,
       local: leg,
@@ -40,10 +45,13 @@ export class ProxyOracle implements ForwardingOracle {
       c2s: [...a.hops, ...b.hops], s2c: [...c.hops, ...d.hops],
       absent: [
         ...rsNodes.flatMap((n) => linksOf(lab, n).flatMap((link) => [
-          ...(transparent ? [] : [{
+          // Transparent: the client's address is the server leg's, but the client's own connection (its
+          // port) still ends at the director, unless the proxy chose that very port for the leg.
+          ...(transparent && leg.port === r.cport ? [] : [{
             direction: 'c2s' as const, link, statement: 'PROXY-007',
             shape: { ip: { family: r.family, src: r.cip }, l4: { proto, sport: r.cport } },
-            why: `real server ${n} must see only the proxy's own connection, never the client's ${r.cip}:${r.cport}`,
+            why: transparent ? `real server ${n} must see only the proxy's leg from ${r.cip}:${leg.port}, never the client's own connection from port ${r.cport}`
+              : `real server ${n} must see only the proxy's own connection, never the client's ${r.cip}:${r.cport}`,
           }]),
           {
             direction: 'c2s' as const, link, statement: 'PROXY-007',
