@@ -233,12 +233,20 @@ export class HaGroup {
     }
     if (!cmds.length) throw new Error(`"${rs}" serves no service of the ha group`);
     for (const d of this.ha.directors) {
-      if (!this.keepalived.has(d.node)) continue;
+      // Every director whose keepalived runs — also one a test worker before this one started (this group's
+      // map knows only its own: asking it made a drain after a worker restart change nothing, at time 0).
+      if (!(await this.running(d.node))) continue;
       const at = await stamped(this.lab, this.lab.node(d.node), cmds.join(' && '), `setting the weight of ${rs}`);
       first ||= at;
     }
+    if (!first) throw new Error(`no director of the ha group runs keepalived: the weight of ${rs} was not set`);
     this.actions.push({ action: weight < 0 ? 'undrain-real-server' : 'drain-real-server', target: rs, at: first, command: cmds.join('; ') });
     return first;
+  }
+
+  /** The time now on `node`, in the captures' time base (as fault actions are stamped). */
+  now(node: string): Promise<number> {
+    return stamped(this.lab, this.lab.node(node), 'true', 'reading the clock');
   }
 
   /** Restores the model's weight. */

@@ -6,6 +6,7 @@
 import type { ExpectedLayer } from '../packet/expect';
 import type { BackgroundClass } from './accounting';
 import type { LabModel } from '../topology/model';
+import { DEFAULT_INITIAL_TTL } from './types';
 
 const nd = (icmpType: number): ExpectedLayer[] => [{ type: 'eth' }, { type: 'ipv6', proto: 58 }, { type: 'icmpv6', icmpType, code: 0 }];
 
@@ -51,7 +52,8 @@ const VRRP_GROUP = '224.0.0.18';
 
 /**
  * What an ha group (LabModel.ha) sends besides the flows: keepalived's VRRP adverts, the multicast joins
- * for them and for the sync daemon (IGMP), the sync daemon's messages, and the TCP health checks from each
+ * for them and for the sync daemon (IGMP), the sync daemon's messages, the handover relay of a moving VIP
+ * (relayed client packets and ICMP redirects), and the TCP health checks from each
  * director's address on the group segment to each checked real server (both directions: SYN, answer,
  * close). Empty for a lab without a group. Declared by the lab's ha block, counted per class.
  */
@@ -76,6 +78,31 @@ export function haGroupBackground(model: LabModel): BackgroundClass[] {
       }
     }
   }
+  // A VIP moving between directors: until the client has the new holder's MAC (its gratuitous ARP, HA-001), its
+  // packets still reach the director that gave the VIP up, which now routes them — to the new holder, out of the
+  // interface they came in by — and tells the client so with an ICMP redirect. Seen at every failback (the
+  // failed director's return): 2 relayed segments and 1 redirect in one run. Only frames from one director's MAC
+  // to another's for a group VIP, and redirects from a director's group address.
+  const macOf = (node: string, iface: string) => model.nodes.find((n) => n.name === node)?.interfaces.find((i) => i.name === iface)?.mac;
+  const moving = model.services.filter((s) => s.vip && s.family === 4 && (s.protocol === 'tcp' || s.protocol === 'udp') && ha.directors.some((d) => d.node === s.director));
+  const handover: ExpectedLayer[][] = [];
+  for (const a of ha.directors) {
+    const ma = macOf(a.node, a.vrrpIface);
+    if (!ma) continue;
+    for (const s of moving) {
+      // (Patterns are compared layer by layer: the redirect quotes the client's packet, IP and transport.)
+      const l4 = { type: s.protocol as 'tcp' | 'udp', dport: s.port };
+      handover.push([{ type: 'eth', src: ma }, { type: 'ipv4', src: a.vrrpAddr, proto: 1 }, { type: 'icmp', icmpType: 5 }, { type: 'ipv4', dst: s.vip! }, l4]);
+      for (const b of ha.directors) {
+        const mb = macOf(b.node, b.vrrpIface);
+        if (b !== a && mb) handover.push([{ type: 'eth', src: ma, dst: mb }, { type: 'ipv4', dst: s.vip! }, l4]);
+      }
+      // The new holder forwards a relayed packet like any other, but it crossed one router more: two TTLs below
+      // the clients' initial one where the plan has one (FWD-COM-002: the director decrements it once).
+      handover.push([{ type: 'eth', src: ma }, { type: 'ipv4', dst: s.vip!, ttl: DEFAULT_INITIAL_TTL - 2 }, l4]);
+    }
+  }
+  if (handover.length) out.push({ name: 'ha-handover', why: 'packets of clients still addressed to the director that gave a VIP up, relayed by it to the new holder, and its ICMP redirects about them (until the clients have the new MAC)', declaredBy: by, patterns: handover });
   if (checks.length) out.push({ name: 'ha-health-checks', why: 'keepalived\'s TCP health checks from each director to each checked real server', declaredBy: by, patterns: checks });
   return out;
 }

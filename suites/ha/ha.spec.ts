@@ -160,7 +160,8 @@ test('a real server fails: it is taken out in time, new connections avoid it, ot
     const limit = (hc.intervalS + hc.timeoutS) * (hc.retries + 1) * 1000 + MARGIN_MS;
     for (const t0 = Date.now(); Date.now() - t0 < limit + 10_000;) {
       const r = await lab.node(master).exec(['ipvsadm', '-Ln', '-t', `${traffic.service('web4').vip}:80`]);
-      if (r.code === 0 && !r.stdout.includes(`${rip}:`)) { removedMs = Date.now() - failAt; break; }
+      // In the captures' time base, as failAt: the host's clock is not the guest's.
+      if (r.code === 0 && !r.stdout.includes(`${rip}:`)) { removedMs = (await group.now(master)) - failAt; break; }
       await sleep(200);
     }
     record.figures.removalMs = removedMs;

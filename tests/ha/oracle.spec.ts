@@ -29,11 +29,17 @@ test('a director outside the group is refused', () => {
   expect(() => planFlow(m, { ...flow, director: 'rs1' })).toThrow(OracleRouteError);
 });
 
-test('the group\'s background: VRRP, IGMP, sync messages, and health checks from each director to each checked real server', () => {
+test('the group\'s background: VRRP, IGMP, sync messages, the handover relay, and health checks from each director to each checked real server', () => {
   const bg = haGroupBackground(m);
-  expect(bg.map((c) => c.name)).toEqual(['ha-vrrp', 'ha-igmp', 'ha-sync', 'ha-health-checks']);
+  expect(bg.map((c) => c.name)).toEqual(['ha-vrrp', 'ha-igmp', 'ha-sync', 'ha-handover', 'ha-health-checks']);
   // 2 directors x 3 real servers x 2 checked services x 2 directions.
-  expect(bg[3].patterns.length).toBe(24);
+  expect(bg[4].patterns.length).toBe(24);
+  // Handover, per director and group service (web4, stream4): its redirect, its frames to the other director, and
+  // its forwarding of a relayed packet (two TTLs below the client's initial one: one router more than planned).
+  expect(bg[3].patterns.length).toBe(2 * 2 * 3);
+  const redirectsFrom = bg[3].patterns.filter((p) => p[2]?.type === 'icmp').map((p) => (p[1] as unknown as { src: string }).src);
+  expect([...new Set(redirectsFrom)].sort()).toEqual(m.ha!.directors.map((d) => d.vrrpAddr).sort());
+  expect(bg[3].patterns.filter((p) => (p[1] as unknown as { ttl?: number }).ttl !== undefined).map((p) => (p[1] as unknown as { ttl: number }).ttl)).toEqual([62, 62, 62, 62]);
   const noHa = { ...m, ha: undefined };
   expect(haGroupBackground(noHa)).toEqual([]);
 });
