@@ -115,7 +115,12 @@ class StreamFlow {
   }
 
   finish(): void {
-    if (!this.closed) { this.closed = true; this.sock.end(); }
+    if (this.closed) return;
+    this.closed = true;
+    // A flow whose echoes never came (its real server failed): reset it. Closed gracefully, the kernel would keep
+    // retransmitting its unacknowledged data after this process exits, into the next test's capture.
+    if (this.pending > 0 || this.error !== null) this.sock.resetAndDestroy();
+    else this.sock.end();
   }
 
   report(): StreamFlowReport {

@@ -153,6 +153,7 @@ test('a real server fails: it is taken out in time, new connections avoid it, ot
   let during;
   let after;
   let removedMs = -1;
+  let limitMs = 0;
   let restoreAt = 0;
   try {
     const rip = traffic.service('web4').realServers.find((r) => r.node === victim)!.addr;
@@ -165,8 +166,9 @@ test('a real server fails: it is taken out in time, new connections avoid it, ot
       await sleep(200);
     }
     record.figures.removalMs = removedMs;
-    expect(removedMs, `${victim} removed from web4 within ${limit} ms of its failure`).toBeGreaterThanOrEqual(0);
-    expect(removedMs).toBeLessThanOrEqual(limit);
+    // Not removed in time, the new connections are still judged (those sent to the dead server break HA-004 on the
+    // wire); the removal time is asserted at the end.
+    limitMs = limit;
     during = await traffic.run('web4', { count: 3, processTimeoutMs: SLOW_CLIENT_MS });
     restoreAt = await group.restoreRealServer(victim);
     for (const t0 = Date.now(); Date.now() - t0 < limit + 10_000;) {
@@ -192,6 +194,8 @@ test('a real server fails: it is taken out in time, new connections avoid it, ot
       ...traffic.unansweredChecks(during), ...traffic.unansweredChecks(after),
     ];
   }, streamFlows(lab, report, [master]));
+  expect(removedMs, `${victim} removed from web4 within ${limitMs} ms of its failure`).toBeGreaterThanOrEqual(0);
+  expect(removedMs).toBeLessThanOrEqual(limitMs);
   expect(after.flows.map((f) => f.realServer), `${victim} reinstated: it answers new connections again`).toContain(victim);
   expect(survivors.filter((f) => !flowKept(f)).map((f) => `flow ${f.k} on ${f.server}: ${f.error}`), 'flows on the other real servers kept').toEqual([]);
 });
