@@ -41,6 +41,15 @@ function clockOffset(lab: RunningLab, node: LabNode): Promise<number> {
 }
 
 /** Runs a shell script in a node and returns the lab machine's wall clock (ms, 10 ms steps) just before it. */
+/**
+ * Shell: SIGKILL the keepalived processes named by the pid files in `dir` — only processes that are keepalived: a
+ * pid file left by an earlier keepalived can name a recycled pid (seen: the capture's tcpdump on the director was
+ * killed that way, and its test lost its capture).
+ */
+function killKeepalived(dir: string): string {
+  return `for f in ${dir}/*.pid; do p=$(cat "$f" 2>/dev/null) || continue; [ "$(cat /proc/$p/comm 2>/dev/null)" = keepalived ] && kill -9 "$p"; done 2>/dev/null`;
+}
+
 async function stamped(lab: RunningLab, node: LabNode, script: string, what: string): Promise<number> {
   const offset = await clockOffset(lab, node);
   const out = await must(node, ['sh', '-c', `cat /proc/uptime; ${script}`], what);
@@ -93,7 +102,7 @@ export class HaGroup {
     }
     // Whatever is left of an earlier keepalived of this director goes first (all of its processes at once,
     // so the parent cannot respawn a child).
-    const at = await stamped(this.lab, node, `kill -9 $(cat ${dir}/*.pid 2>/dev/null) 2>/dev/null; rm -f ${dir}/*.pid; true`, 'clearing an earlier keepalived');
+    const at = await stamped(this.lab, node, `${killKeepalived(dir)}; rm -f ${dir}/*.pid; true`, 'clearing an earlier keepalived');
     const proc = node.spawn(['keepalived', '--dont-fork', '--log-console', '--log-detail', '--use-file', `${dir}/keepalived.conf`,
       '--pid', `${dir}/keepalived.pid`, '--vrrp_pid', `${dir}/vrrp.pid`, '--checkers_pid', `${dir}/checkers.pid`]);
     let log = '';
@@ -184,7 +193,7 @@ export class HaGroup {
     this.director(name);
     const node = this.lab.node(name);
     const dir = RUN_DIR(this.lab.name, name);
-    const script = `${this.cutScript(name, this.ifacesOf(name), 'vslab_ha_down')}\nkill -9 $(cat ${dir}/*.pid 2>/dev/null) 2>/dev/null; true`;
+    const script = `${this.cutScript(name, this.ifacesOf(name), 'vslab_ha_down')}\n${killKeepalived(dir)}; true`;
     const at = await stamped(this.lab, node, script, 'killing the director');
     this.keepalived.get(name)?.kill('SIGKILL');
     this.keepalived.delete(name);
