@@ -14,8 +14,8 @@ import { canonical } from '../topology/addr';
 import type { Family, LabModel, ServiceModel } from '../topology/model';
 import { diffServices, serviceKey } from './diff';
 import {
-  applyTransparentRouting, healthCheckClass, healthCheckInterval, hostPort, listeningSockets, parseProxyName, proxyCapabilities, proxyDeclines, proxyName, ProxyProcess,
-  proxyUnavailable, refuseForeignOrUnsupported, removeTransparentRouting, transparentRoutingDifferences,
+  healthCheckClass, healthCheckInterval, hostPort, listeningSockets, parseProxyName, proxyCapabilities, proxyDeclines, proxyName, ProxyProcess,
+  proxyUnavailable, refuseForeignOrUnsupported, removeTransparentRouting, syncTransparentRouting, transparentRoutingDifferences,
 } from './proxy-common';
 import type { DirectorDriverDefinition } from './registry';
 import {
@@ -126,15 +126,7 @@ export class HaproxyDirector implements DirectorDriver {
     const log: string[] = [];
     if (before.length) {
       // The director's routing for transparent server legs first (the proxy's first connection needs it).
-      const families = [...new Set(services.filter((s) => s.transparent).map((s) => s.family))];
-      if (families.length) {
-        log.push(...await applyTransparentRouting(this.n, families));
-        this.routing = true;
-      } else if (this.routing) {
-        await removeTransparentRouting(this.n);
-        this.routing = false;
-        log.push('remove the transparent proxy routing');
-      }
+      this.routing = await syncTransparentRouting(this.n, services, this.routing, log);
       await this.proc.writeConfig(haproxyConfig(services, this.proc.dir, this.checkMs));
       // Not -q: haproxy -q says nothing about what it refused.
       const check = await this.n.exec(['haproxy', '-c', '-f', this.proc.configFile], { timeoutMs: 30_000 });

@@ -14,8 +14,8 @@ import { canonical } from '../topology/addr';
 import type { Family, LabModel, ServiceModel } from '../topology/model';
 import { diffServices, serviceKey } from './diff';
 import {
-  applyTransparentRouting, hostPort, listeningSockets, proxyCapabilities, proxyDeclines, proxyName, ProxyProcess, proxyUnavailable, refuseForeignOrUnsupported,
-  removeTransparentRouting, transparentRoutingDifferences,
+  hostPort, listeningSockets, proxyCapabilities, proxyDeclines, proxyName, ProxyProcess, proxyUnavailable, refuseForeignOrUnsupported,
+  removeTransparentRouting, syncTransparentRouting, transparentRoutingDifferences,
 } from './proxy-common';
 import type { DirectorDriverDefinition } from './registry';
 import {
@@ -103,15 +103,7 @@ export class NginxDirector implements DirectorDriver {
     const log: string[] = [];
     if (before.length) {
       // The director's routing for transparent server legs first (the proxy's first connection needs it).
-      const families = [...new Set(services.filter((s) => s.transparent).map((s) => s.family))];
-      if (families.length) {
-        log.push(...await applyTransparentRouting(this.n, families));
-        this.routing = true;
-      } else if (this.routing) {
-        await removeTransparentRouting(this.n);
-        this.routing = false;
-        log.push('remove the transparent proxy routing');
-      }
+      this.routing = await syncTransparentRouting(this.n, services, this.routing, log);
       await this.proc.writeConfig(nginxConfig(services, this.proc.dir));
       const check = await this.n.exec(this.argv('-t', '-q'), { timeoutMs: 30_000 });
       if (check.code !== 0) throw new DirectorApplyError(this.node, [`nginx refused the configuration: ${(check.stderr || check.stdout).trim()}`]);

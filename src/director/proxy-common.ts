@@ -217,6 +217,24 @@ export async function applyTransparentRouting(n: LabNode, families: Family[]): P
   return log;
 }
 
+/**
+ * Before a proxy's configuration is (re)written: the transparent routing for the families of the transparent
+ * services asked, or its removal when none is asked and it was there. Returns whether it is there now; the
+ * lines done go to `log`.
+ */
+export async function syncTransparentRouting(n: LabNode, services: ServiceModel[], present: boolean, log: string[]): Promise<boolean> {
+  const families = [...new Set(services.filter((s) => s.transparent).map((s) => s.family))];
+  if (families.length) {
+    log.push(...await applyTransparentRouting(n, families));
+    return true;
+  }
+  if (present) {
+    await removeTransparentRouting(n);
+    log.push('remove the transparent proxy routing');
+  }
+  return false;
+}
+
 /** Removes what applyTransparentRouting put in the node (whatever is there of it). */
 export async function removeTransparentRouting(n: LabNode): Promise<void> {
   await run(n, ['nft', 'delete', 'table', 'inet', TPROXY.nftTable]);

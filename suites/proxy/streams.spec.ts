@@ -2,9 +2,9 @@
 // (src/oracle/proxy.ts). Byte streams both ways with several segments each, the half-closes, the order of
 // the two handshakes, no probe when health checks are off, and a real server's reset ending the client leg.
 import { exchangeChecks } from '../../src/oracle/flow-checks';
-import { connectOrderChecks, noProbeChecks, refusedLegs, resetChecks, streamChecks } from '../../src/oracle/proxy';
+import { noProbeChecks, refusedLegs, resetChecks } from '../../src/oracle/proxy';
 import { test, statements } from '../fixtures';
-import { PROXY_EXCHANGE } from './common';
+import { PROXY_EXCHANGE, streamRunChecks } from './common';
 import { LABS } from './labs';
 
 test.use({ suiteLab: LABS.proxy });
@@ -14,14 +14,7 @@ for (const c of [{ service: 'tcp4', family: 4 }, { service: 'tcp6', family: 6 }]
     statements(...PROXY_EXCHANGE, 'PROXY-003', 'PROXY-004', 'PROXY-006'), async ({ requires, traffic, expectFlow }) => {
       requires({ method: 'proxy', family: c.family, protocol: 'tcp' });
       const run = await traffic.run(c.service, { up: 30_000, down: 60_000 });
-      await expectFlow.checks((cap) => [
-        ...run.flows.flatMap((f, k) => [
-          ...exchangeChecks(traffic.model, f, cap.packets, { idPrefix: `f${k}.` }),
-          ...streamChecks(traffic.model, f, cap.packets, `f${k}.`),
-          ...connectOrderChecks(traffic.model, f, cap.packets, `f${k}.`),
-        ]),
-        ...traffic.unansweredChecks(run),
-      ]);
+      await expectFlow.checks((cap) => streamRunChecks(traffic, run, cap.packets));
     });
 
   test(`${c.service}: no health-check probe when checks are off`, statements('PROXY-008', 'FWD-COM-001', 'FWD-COM-009'), async ({ requires, capabilities, traffic, expectFlow }) => {

@@ -4,11 +4,9 @@
 // the answers to the proxy's socket (nothing of them may reach the client: PROXY-001). Both connections on
 // every hop, the byte streams and half-closes carried, every packet accounted for. The server leg's source
 // port is the proxy's (the kernel's) choice: each test notes whether it was the client's.
-import { exchangeChecks } from '../../src/oracle/flow-checks';
-import { connectOrderChecks, streamChecks } from '../../src/oracle/proxy';
 import type { TrafficRun } from '../../src/runner/suite-api';
 import { test, statements } from '../fixtures';
-import { PROXY_EXCHANGE } from './common';
+import { PROXY_EXCHANGE, streamRunChecks } from './common';
 import { LABS } from './labs';
 
 test.use({ suiteLab: LABS.transparent });
@@ -39,13 +37,6 @@ for (const c of [{ service: 'ttcp4', family: 4 }, { service: 'ttcp6', family: 6 
       requires({ method: 'proxy', family: c.family, protocol: 'tcp', transparent: true });
       const run = await traffic.run(c.service, { up: 30_000, down: 60_000 });
       notePorts(run);
-      await expectFlow.checks((cap) => [
-        ...run.flows.flatMap((f, k) => [
-          ...exchangeChecks(traffic.model, f, cap.packets, { idPrefix: `f${k}.` }),
-          ...streamChecks(traffic.model, f, cap.packets, `f${k}.`),
-          ...connectOrderChecks(traffic.model, f, cap.packets, `f${k}.`),
-        ]),
-        ...traffic.unansweredChecks(run),
-      ]);
+      await expectFlow.checks((cap) => streamRunChecks(traffic, run, cap.packets));
     });
 }
