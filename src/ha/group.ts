@@ -47,7 +47,7 @@ function clockOffset(lab: RunningLab, node: LabNode): Promise<number> {
  * killed that way, and its test lost its capture).
  */
 function killKeepalived(dir: string): string {
-  return `for f in ${dir}/*.pid; do p=$(cat "$f" 2>/dev/null) || continue; [ "$(cat /proc/$p/comm 2>/dev/null)" = keepalived ] && kill -9 "$p"; done 2>/dev/null`;
+  return `for f in ${dir}/*.pid; do p=$(cat "$f" 2>/dev/null) || continue; [ "$(cat /proc/$p/comm 2>/dev/null)" = keepalived ] && kill -9 "$p" 2>/dev/null; done`;
 }
 
 async function stamped(lab: RunningLab, node: LabNode, script: string, what: string): Promise<number> {

@@ -273,6 +273,8 @@ export class VmGuest {
   private async launchOnce(): Promise<void> {
     fs.mkdirSync(this.runDir, { recursive: true, mode: 0o700 });
     for (const f of ['agent.sock', 'qemu.pid']) fs.rmSync(path.join(this.runDir, f), { force: true });
+    // Who is booting it, until vm.json says more: gc tells a boot in progress from one whose owner was killed.
+    fs.writeFileSync(path.join(this.runDir, 'owner.pid'), `${process.pid}\n`);
     fs.appendFileSync(this.consolePath, '');
     this.consoleOffset = fs.statSync(this.consolePath).size;
     this.console = [];
@@ -581,7 +583,7 @@ export class VmGuest {
     await this.stopQemu();
     liveGuests.delete(this);
     if (!this.opts.runDir) fs.rmSync(this.runDir, { recursive: true, force: true });
-    else for (const f of ['agent.sock', 'qemu.pid', 'vm.json']) fs.rmSync(path.join(this.runDir, f), { force: true });
+    else for (const f of ['agent.sock', 'qemu.pid', 'owner.pid', 'vm.json']) fs.rmSync(path.join(this.runDir, f), { force: true });
   }
 
   private async stopQemu(): Promise<void> {

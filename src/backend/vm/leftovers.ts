@@ -33,9 +33,13 @@ export function findVmLeftovers(prefix = 'vslab-'): VmLeftover[] {
     if (!rec) {
       const pid = Number(fs.existsSync(path.join(runDir, 'qemu.pid')) ? fs.readFileSync(path.join(runDir, 'qemu.pid'), 'utf8').trim() : 0);
       if (pid && pidAlive(pid) && isQemuNamed(pid, name)) qemuPid = pid;
-      // A boot in progress has no vm.json yet: leave directories younger than the longest boot alone.
+      // A boot in progress has no vm.json yet: its owner (owner.pid) is alive. One whose owner is gone was killed
+      // while booting (seen: a `vslab test` killed during its VM's boot left the directory); without an owner file
+      // (older vslab), leave directories younger than the longest boot alone.
+      const owner = Number(fs.existsSync(path.join(runDir, 'owner.pid')) ? fs.readFileSync(path.join(runDir, 'owner.pid'), 'utf8').trim() : 0);
       const age = Date.now() - fs.statSync(runDir).mtimeMs;
-      if (age > 15 * 60_000) out.push({ runDir, name, qemuPid, reason: 'a boot that never finished' });
+      if (owner > 0 && !pidAlive(owner)) out.push({ runDir, name, qemuPid, reason: `its boot's owner process ${owner} is gone` });
+      else if (owner === 0 && age > 15 * 60_000) out.push({ runDir, name, qemuPid, reason: 'a boot that never finished' });
       continue;
     }
     const running = pidAlive(rec.qemuPid) && isQemuNamed(rec.qemuPid, rec.name);
