@@ -209,6 +209,39 @@ export class TcpdumpCapture {
   }
 
   /**
+   * Waits until the link has been quiet for `settle` ms (at most `maxMs`): tcpdump's count of packets
+   * received by its filter (SIGUSR1) has not moved for that long. Asking tcpdump costs a signal, where
+   * watching the file's size costs a `stat` process per look in a VM guest (ten captures looking every
+   * 50 ms kept a TCG guest's CPU busy). A tcpdump that does not answer is watched by its file's size.
+   */
+  private async waitQuiet(settle: number, maxMs: number): Promise<boolean> {
+    const deadline = Date.now() + maxMs;
+    const step = Math.min(50, settle);
+    let bySize = false;
+    let last = -1;
+    let stableSince = Date.now();
+    while (Date.now() < deadline) {
+      let now: number;
+      if (!bySize) {
+        const from = this.stderr.length;
+        this.proc.kill('SIGUSR1');
+        const info = await this.nextInfo(from, 1000);
+        if (info) now = info.receivedByFilter;
+        else {
+          bySize = true;
+          now = await this.fileSize();
+        }
+      } else now = await this.fileSize();
+      if (now !== last) {
+        last = now;
+        stableSince = Date.now();
+      } else if (Date.now() - stableSince >= settle) return true;
+      await new Promise((r) => setTimeout(r, step));
+    }
+    return Date.now() - stableSince >= settle;
+  }
+
+  /**
    * The stop point: asks tcpdump for its counts (SIGUSR1) until one answer says it has written every
    * packet it has received (with -U each packet is in the file once counted as captured). "behind" when
    * it answered but never caught up in `timeoutMs`; "no answer" when it did not answer at all.
@@ -238,18 +271,7 @@ export class TcpdumpCapture {
     if (this.stopped) throw new Error(`capture on ${this.link} was already stopped`);
     this.stopped = true;
     const settle = opts.settleMs ?? 150;
-    const deadline = Date.now() + 5000;
-    let last = await this.fileSize();
-    let stableSince = Date.now();
-    while (Date.now() - stableSince < settle && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, Math.min(50, settle)));
-      const now = await this.fileSize();
-      if (now !== last) {
-        last = now;
-        stableSince = Date.now();
-      }
-    }
-    const quiet = Date.now() - stableSince >= settle;
+    const quiet = await this.waitQuiet(settle, 5000);
     // On loopback every packet is seen twice and libpcap discards the outgoing copy itself; with a
     // direction filter (-Q) libpcap may discard in user space too. Elsewhere the two counts must agree.
     const userspaceFiltering = this.iface === 'lo' || (this.opts.extraArgs ?? []).some((a) => a === '-Q' || a.startsWith('--direction') || a.startsWith('-Q'));
