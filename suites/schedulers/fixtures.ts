@@ -50,10 +50,13 @@ export function scenarioTimeoutMs(sc: Scenario): number {
   return 180_000 + waitSeconds(sc) * 1000 * 1.2 + flowCount(sc) * 300;
 }
 
-/** Replay labs per VM (VSLAB_REPLAY_SLOTS, default 1: the pool is opt-in until a quiet machine shows its gain); bad values are refused, naming the variable. */
+/**
+ * Replay labs per VM (VSLAB_REPLAY_SLOTS, default 3: on a quiet machine the whole exact suite took 280 s with
+ * 3 slots against 509 s with 1, bench/scheduler-suite.js); bad values are refused, naming the variable.
+ */
 export function replaySlots(): number {
   const v = process.env.VSLAB_REPLAY_SLOTS;
-  if (v === undefined || v === '') return 1;
+  if (v === undefined || v === '') return 3;
   const n = Number(v);
   if (!(Number.isInteger(n) && n >= 1 && n <= 16)) throw new Error(`VSLAB_REPLAY_SLOTS=${v}: expected a whole number from 1 to 16`);
   return n;
