@@ -10,6 +10,9 @@ import { ACCOUNTED, connectionTableAgrees, countersAgree, EXCHANGE } from './com
 import { LABS } from './labs';
 
 test.use({ suiteLab: LABS.tun });
+// The longest file (30 tests): its tests are independent (fresh client ports, path-MTU state flushed where it
+// matters), so they spread over the workers instead of keeping one worker busy while the other idles.
+test.describe.configure({ mode: 'parallel' });
 
 const ENCAPS = ['ipip', 'gue', 'gre'] as const;
 
