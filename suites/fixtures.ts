@@ -212,7 +212,9 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
     if (info.status === 'passed' && r.evaluated === 0 && info.expectedStatus !== 'skipped') throw new Error(`test "${info.title}" evaluated no packet check`);
   },
   capture: async ({ lab, record }, use) => {
+    const t0 = Date.now();
     const c = await TestCapture.start(lab, record.dir);
+    record.phase('capture start', Date.now() - t0);
     try {
       await use(c);
     } finally {
@@ -222,7 +224,15 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
   traffic: async ({ prepared, ports }, use) => use(new Traffic(prepared, ports, notApplicable)),
   expectFlow: async ({ prepared, capture, record, traffic, capabilities }, use, info) => {
     const evaluate = async (build: (c: CapturedTest) => OracleCheck[] | Promise<OracleCheck[]>, flowsOf: Flow[] | ((c: CapturedTest) => Flow[]) = []) => {
+      const first = !record.phases['capture stop'] && record.phases['capture stop'] !== 0;
       const captured = await capture.finish();
+      if (first && captured.timing) {
+        record.phase('traffic', traffic.clientMs);
+        record.phase('capture stop', captured.timing.stopMs);
+        record.phase('capture fetch', captured.timing.fetchMs);
+        record.phase('capture decode', captured.timing.decodeMs);
+      }
+      const t0 = Date.now();
       const checks = await build(captured);
       const flows = typeof flowsOf === 'function' ? flowsOf(captured) : flowsOf;
       // Every packet of the capture is accounted for: the flows of every traffic run of the test explain theirs.
@@ -234,6 +244,7 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
       try {
         record.evaluate(checks, captured, accounting);
       } finally {
+        record.phase('checks', Date.now() - t0);
         await info.attach('capture.pcapng', { path: captured.file, contentType: 'application/vnd.tcpdump.pcap' }).catch(() => undefined);
       }
     };

@@ -11,6 +11,7 @@ import type { DirectorKind } from '../director/program';
 import { loadTopologyFile } from '../topology/load';
 import type { LabModel } from '../topology/model';
 import { adoptPreparedLab, prepareLab, type PreparedLab } from './prepare';
+import { stopClientSessions } from './client-sessions';
 import type { AppliedFault } from '../director/faults';
 import type { RunVm } from './vms';
 import * as fs from 'fs';
@@ -244,6 +245,7 @@ export class LabPool {
     const prepared = await Promise.allSettled([...this.labs.values()]);
     for (const p of prepared) {
       if (p.status !== 'fulfilled') continue;
+      await stopClientSessions(p.value);
       // In the run's shared VM the responders stay for the worker that takes the lab up next.
       if (this.shared) for (const d of p.value.directors.values()) await d.close().catch(() => undefined);
       else await p.value.release().catch(() => undefined);

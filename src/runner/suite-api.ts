@@ -17,7 +17,8 @@ import { evaluateExpectation, renderResult, type ExpectationResult } from '../pa
 import type { DecodedPacket } from '../packet/layers';
 import { CAPTURE_FILE, writeExpectationFile } from '../packet/rundir';
 import type { ServiceModel } from '../topology/model';
-import { runClient, type ClientConnEvent, type ClientReport } from '../traffic';
+import { type ClientConnEvent, type ClientReport } from '../traffic';
+import { clientSession } from './client-sessions';
 import { mergeCaptures } from '../capture/merge';
 import type { PreparedLab } from './prepare';
 
@@ -39,6 +40,8 @@ export interface CapturedTest {
   guePort?: number;
   /** Things worth knowing about the capture itself. */
   notes: string[];
+  /** Where finishing the capture took its time (ms): stopping every tcpdump, fetching the files, merging and decoding. */
+  timing?: { stopMs: number; fetchMs: number; decodeMs: number };
 }
 
 /** Captures every link end of the lab for one test; finish() stops, merges and decodes once. */
@@ -62,7 +65,9 @@ export class TestCapture {
   }
 
   private async doFinish(): Promise<CapturedTest> {
+    const t0 = Date.now();
     const notes = await this.stopAll();
+    const t1 = Date.now();
     const scratch = fs.mkdtempSync(path.join(this.dir, '.links-'));
     try {
       const inputs = [];
@@ -71,11 +76,12 @@ export class TestCapture {
         await c.node.fetchFile(c.file, local);
         inputs.push({ path: local, link: c.link });
       }
+      const t2 = Date.now();
       const file = path.join(this.dir, CAPTURE_FILE);
       // Every link is declared, even a silent one: "captured, nothing there" differs from "not captured".
       mergeCaptures(inputs.map((i) => ({ path: i.path, name: i.link })), file);
       const { packets, interfaces } = decodeCaptureWithInterfaces(file, { payload: true, ...(this.guePort ? { guePort: this.guePort } : {}) });
-      return { file, packets, links: interfaces, guePort: this.guePort, notes };
+      return { file, packets, links: interfaces, guePort: this.guePort, notes, timing: { stopMs: t1 - t0, fetchMs: t2 - t1, decodeMs: Date.now() - t2 } };
     } finally {
       fs.rmSync(scratch, { recursive: true, force: true });
     }
@@ -171,6 +177,8 @@ export interface TrafficRun {
 
 export class Traffic {
   readonly runs: TrafficRun[] = [];
+  /** Time spent in traffic runs so far (ms): the client's process, start to report. */
+  clientMs = 0;
 
   /** `notApplicable`: called for a service the director's driver cannot express (the suites mark the test so). */
   constructor(
@@ -231,11 +239,14 @@ export class Traffic {
     const client = opts.client ?? this.prepared.model.nodes.find((n) => n.role === 'client')?.name;
     if (!client) throw new Error(`lab ${this.prepared.model.name} has no client node`);
     const count = opts.count ?? 1;
-    const report = await runClient(this.prepared.lab.node(client), {
+    const t0 = Date.now();
+    const session = await clientSession(this.prepared, client);
+    const report = await session.run({
       target: { address: service.vip, port: service.port }, proto: service.protocol === 'udp' ? 'udp' : 'tcp',
       count, sequential: true, sports: this.ports.take(count), timeoutMs: opts.timeoutMs ?? 3000, up: opts.up, down: opts.down,
       ...(opts.processTimeoutMs ? { processTimeoutMs: opts.processTimeoutMs } : {}),
     });
+    this.clientMs += Date.now() - t0;
     let table: DirectorConnection[] | undefined;
     const flows: TrafficRun['flows'] = [];
     const clientAddr = (c: ClientConnEvent) => c.src ?? this.clientAddress(client, service.family);
@@ -293,6 +304,8 @@ export interface ChecksFile {
   figures?: Record<string, number | null>;
   /** Timestamped actions the test took on the lab (wall clock of the lab machine, ms). */
   events?: Array<{ at: number; what: string }>;
+  /** Where the test's time went (ms): capture start and stop, fetch, decode, traffic, evaluation, director reads. */
+  phases?: Record<string, number>;
 }
 
 /** What a test's packet accounting needs besides the capture: the flows' explainers and the background classes. */
@@ -318,6 +331,8 @@ export class TestRecord {
   readonly notes: string[] = [];
   readonly figures: Record<string, number | null> = {};
   readonly events: Array<{ at: number; what: string }> = [];
+  /** Where the test's time went (ms), by phase; a phase seen several times adds up. */
+  readonly phases: Record<string, number> = {};
   lab?: string;
   fault?: string;
   guePort?: number;
@@ -327,6 +342,11 @@ export class TestRecord {
 
   get evaluated(): number {
     return this.results.length;
+  }
+
+  /** Adds `ms` to a phase of the test's time. */
+  phase(name: string, ms: number): void {
+    this.phases[name] = (this.phases[name] ?? 0) + Math.round(ms);
   }
 
   /** Evaluates checks against the test's packets, records them, and throws naming the broken statements. */
@@ -416,6 +436,7 @@ export class TestRecord {
       version: 1, testId: this.testId, title: this.title, file: this.file, declared: this.declared, checks: records, statements, lab: this.lab, fault: this.fault, notes: this.notes,
       ...(a ? { accounting: { counts: a.result.counts, causes: a.result.causes, consequences: a.result.consequences } } : {}),
       ...(Object.keys(this.figures).length ? { figures: this.figures } : {}), ...(this.events.length ? { events: this.events } : {}),
+      ...(Object.keys(this.phases).length ? { phases: this.phases } : {}),
     };
     fs.writeFileSync(path.join(this.dir, CHECKS_FILE), JSON.stringify(f, null, 2) + '\n');
   }
@@ -428,8 +449,14 @@ function coveredBy(c: OracleCheck): string[] {
 // ---- director state ------------------------------------------------------------------------------
 
 /**
- * IPVS folds its counters every 2 s: reads the service's counters until they show at least `minConns` new
- * connections and stay the same over more than one fold period (or the time is up).
+ * IPVS folds its per-CPU counters into what it reports every 2 s (its estimator's timer), so right after a
+ * run they may not show the run yet. Reads the service's counters every 200 ms until they show at least
+ * `minConns` new connections and either
+ *  - they changed between two reads made more than 300 ms after the run, and the next read is the same
+ *    (a fold that came after the run's last packet has folded all of it); or
+ *  - they stayed the same for longer than one fold period (a director whose counters are live, or a fold
+ *    that came between the run and the first read);
+ * or the time is up (a director that never counts: the checks judge what it reports then).
  */
 export async function settledStats(
   director: import('../director/types').DirectorDriver,
@@ -440,15 +467,29 @@ export async function settledStats(
   timeoutMs = 30_000,
 ): Promise<import('../director/types').DirectorServiceStats[]> {
   const conns = (s: import('../director/types').DirectorServiceStats[]) => (s.find((x) => x.service === service)?.counters.conns ?? 0) - (before.find((x) => x.service === service)?.counters.conns ?? 0);
-  const deadline = Date.now() + timeoutMs;
+  const runEnd = Date.now();
+  const deadline = runEnd + timeoutMs;
+  const FOLD_MS = 2000;
+  const POLL_MS = 200;
   let last = await director.stats(services);
+  let lastAt = Date.now();
+  let sameSince = lastAt;
+  let foldSeen = false;
   for (;;) {
-    await new Promise((r) => setTimeout(r, 2500));
+    await new Promise((r) => setTimeout(r, POLL_MS));
     const now = await director.stats(services);
-    if (conns(now) >= minConns && JSON.stringify(stripRates(now)) === JSON.stringify(stripRates(last))) return now;
+    const at = Date.now();
+    const same = JSON.stringify(stripRates(now)) === JSON.stringify(stripRates(last));
+    if (same && conns(now) >= minConns && (foldSeen || at - sameSince > FOLD_MS + POLL_MS)) return now;
+    if (!same) {
+      // A change seen by two reads both well after the run: the fold happened after its last packet.
+      foldSeen = lastAt - runEnd > 300;
+      sameSince = at;
+    }
     // Not settled in time (a director that never counts): the checks judge what it reports now.
-    if (Date.now() > deadline) return now;
+    if (at > deadline) return now;
     last = now;
+    lastAt = at;
   }
 }
 

@@ -4,6 +4,7 @@
 // real server that answered. Runs inside a lab node. See docs/traffic.md. Node built-ins only.
 import { randomBytes } from 'crypto';
 import * as net from 'net';
+import * as readline from 'readline';
 import { performance } from 'perf_hooks';
 import type { Flow, FlowSpec } from './client-flow';
 import { TcpFlow } from './client-tcp';
@@ -52,7 +53,10 @@ export const CLIENT_USAGE = `usage: client.js --target ADDR:PORT|[IPV6]:PORT [--
   --down N         ask the responder for N payload bytes (default: the responder's --payload)
   --echo           ask the responder to echo the payload
   --quiet          print only the summary line
-  --run ID         request id prefix (default random); ids are ID-<i>`;
+  --run ID         request id prefix (default random); ids are ID-<i>
+       client.js --serve
+                   one client for many runs: reads a JSON array of the arguments above per line, runs it,
+                   then prints {"event":"served","code":0|2}; stdin EOF ends it`;
 
 export function parseClientArgs(argv: string[]): ClientConfig {
   const a = new ArgReader(
@@ -245,8 +249,44 @@ export class ClientRun {
   }
 }
 
+/**
+ * `client.js --serve`: one long-lived client for many runs, so a lab node pays the program's start once
+ * (under TCG that start is most of a short run). Prints {"event":"serving"}; then reads one JSON array of
+ * client arguments per line and runs them exactly as a fresh `client.js ARGS...` would, one run at a time,
+ * writing the same lines followed by {"event":"served","code":0} (or code 2 and "error" for arguments the
+ * client refuses). --hold-until-release is refused here (its release comes on stdin). EOF: exit 0.
+ */
+async function serve(): Promise<number> {
+  const out = (ev: object) => new Promise<void>((resolve) => { process.stdout.write(JSON.stringify(ev) + '\n', () => resolve()); });
+  let current: ClientRun | null = null;
+  const stop = (): void => { if (current) current.stop(); else process.exit(0); };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+  await out({ event: 'serving' });
+  for await (const line of rl) {
+    if (!line.trim()) continue;
+    let cfg: ClientConfig;
+    try {
+      const argv = JSON.parse(line) as unknown;
+      if (!Array.isArray(argv) || !argv.every((a) => typeof a === 'string')) throw new ToolUsageError('expected a JSON array of strings (client arguments)');
+      cfg = parseClientArgs(argv);
+      if (cfg.hold === 'release') throw new ToolUsageError('--hold-until-release is not served (its release comes on stdin): run the client on its own');
+    } catch (e) {
+      await out({ event: 'served', code: 2, error: (e as Error).message });
+      continue;
+    }
+    current = new ClientRun(cfg);
+    await current.run();
+    current = null;
+    await out({ event: 'served', code: 0 });
+  }
+  return 0;
+}
+
 async function main(): Promise<number> {
   let cfg: ClientConfig;
+  if (process.argv.length === 3 && process.argv[2] === '--serve') return serve();
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
     process.stdout.write(CLIENT_USAGE + '\n');
     return 0;

@@ -278,6 +278,87 @@ export async function runClient(node: LabNode, opts: ClientOptions): Promise<Cli
   return parseClientOutput(res.stdout, res.stderr);
 }
 
+/**
+ * One long-lived traffic client in a node (`client.js --serve`): each run() is what runClient() does with a
+ * fresh process, without paying the program's start again. Runs go one at a time, in call order. A run
+ * that outlives its process timeout ends the session (its state is unknown): that run fails as runClient's
+ * would, and the session refuses further runs (start a new one).
+ */
+export class ClientSession {
+  private queue: Promise<unknown> = Promise.resolve();
+  private lines: string[] = [];
+  private waiter: ((ev: { event: string; code?: number; error?: string } | null) => void) | null = null;
+  private stderr = '';
+  private ended: string | null = null;
+
+  private constructor(readonly node: LabNode, private readonly proc: NodeProcess) {
+    proc.stderr.setEncoding('utf8');
+    proc.stderr.on('data', (d: string) => { if (this.stderr.length < 64 * 1024) this.stderr += d; });
+    const done = readLines(proc, (ev: { event: string; code?: number; error?: string }, line: string) => {
+      if (ev.event === 'served' || ev.event === 'serving') this.waiter?.(ev);
+      else this.lines.push(line);
+    });
+    void Promise.all([proc.wait().catch((e: Error) => ({ code: null, signal: e.message })), done]).then(([st]) => {
+      this.ended ??= `the client session in node ${node.name} ended (code ${st.code}, signal ${st.signal})${this.stderr.trim() ? `: ${this.stderr.trim()}` : ''}`;
+      this.waiter?.(null);
+    });
+  }
+
+  /** Starts `client.js --serve` in the node and waits until it serves. */
+  static async start(node: LabNode, opts: { tools?: ToolLocation; readyTimeoutMs?: number } = {}): Promise<ClientSession> {
+    const s = new ClientSession(node, node.spawn(toolArgv('client', opts.tools, ['--serve'])));
+    const ev = await s.next(opts.readyTimeoutMs ?? 60_000);
+    if (ev?.event !== 'serving') {
+      s.stop();
+      throw new Error(`traffic client session in node ${node.name} did not start: ${s.ended ?? 'no "serving" line in time'}`);
+    }
+    return s;
+  }
+
+  get alive(): boolean {
+    return this.ended === null;
+  }
+
+  private next(timeoutMs: number): Promise<{ event: string; code?: number; error?: string } | null> {
+    if (this.ended) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { this.waiter = null; resolve(null); }, timeoutMs);
+      this.waiter = (ev) => { clearTimeout(timer); this.waiter = null; resolve(ev); };
+    });
+  }
+
+  /** Runs the client once, as runClient(node, opts) would. */
+  run(opts: ClientOptions): Promise<ClientReport> {
+    const go = async (): Promise<ClientReport> => {
+      if (opts.hold === 'release') throw new Error('a client session cannot release held connections; use startClient(...).release()');
+      if (this.ended) throw new Error(this.ended);
+      this.lines = [];
+      const timeoutMs = opts.processTimeoutMs ?? defaultProcessTimeout(opts);
+      this.proc.stdin.write(JSON.stringify(clientArgs(opts)) + '\n');
+      const ev = await this.next(timeoutMs);
+      if (!ev) {
+        const why = this.ended;
+        this.ended ??= `the client session in node ${this.node.name} was stopped after a run that did not finish within ${timeoutMs} ms`;
+        this.proc.kill('SIGKILL');
+        throw new Error(why ?? `traffic client on node ${this.node.name} did not finish within its process timeout; stderr: ${this.stderr.trim()}`);
+      }
+      if (ev.code !== 0) throw new Error(`traffic client on node ${this.node.name} exited ${ev.code}: client: ${ev.error ?? ''}`);
+      return parseClientOutput(this.lines.join('\n') + '\n', this.stderr);
+    };
+    const p = this.queue.then(go, go);
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Ends the session (stdin EOF; SIGKILL if it is still there after a second). */
+  stop(): void {
+    if (!this.ended) this.ended = `the client session in node ${this.node.name} was stopped`;
+    this.proc.stdin.end();
+    const t = setTimeout(() => this.proc.kill('SIGKILL'), 1000);
+    void this.proc.wait().catch(() => undefined).then(() => clearTimeout(t));
+  }
+}
+
 export interface ClientHandle {
   /** With hold 'release': resolves once every connection is answered and held, or has failed. */
   readonly holding: Promise<ClientHoldingEvent>;
