@@ -50,6 +50,12 @@ export interface VmBootOptions {
   verboseConsole?: boolean;
   /** Extra kernel command line arguments. */
   kernelArgs?: string[];
+  /**
+   * The guest's firmware: 'qboot' (default when qemu ships it: a minimal firmware that loads the kernel
+   * straight from fw_cfg, ≈0.35 s less than SeaBIOS before the kernel runs under TCG) or 'seabios' (qemu's
+   * default). `VSLAB_VM_FIRMWARE` overrides the default.
+   */
+  firmware?: 'qboot' | 'seabios';
   /** How long past a request's own timeout the agent may stay silent before the guest is checked (default 30 s). */
   stallGraceMs?: number;
   /** How long the liveness ping after a stall may take before the guest counts as hung (default 20 s). */
@@ -89,6 +95,22 @@ export function crashExcerpt(all: string[], head = 60, end = 15): string {
 }
 
 /** Kernel arguments: serial console, PVH-friendly, fast under TCG, and die loudly (panic -> qemu exits). */
+/** Where Debian's qemu-system-data puts qboot. */
+export const QBOOT_ROM = '/usr/share/qemu/qboot.rom';
+
+/** qemu arguments for the firmware asked for (see VmBootOptions.firmware). */
+export function firmwareArgs(asked?: 'qboot' | 'seabios'): string[] {
+  const env = process.env.VSLAB_VM_FIRMWARE;
+  if (env !== undefined && env !== '' && env !== 'qboot' && env !== 'seabios') throw new Error(`VSLAB_VM_FIRMWARE=${env}: expected qboot or seabios`);
+  const want = asked ?? ((env || undefined) as 'qboot' | 'seabios' | undefined) ?? 'qboot';
+  if (want === 'seabios') return [];
+  if (!fs.existsSync(QBOOT_ROM)) {
+    if (asked === 'qboot' || env === 'qboot') throw new Error(`qboot was asked for but ${QBOOT_ROM} is missing (package qemu-system-data)`);
+    return [];
+  }
+  return ['-bios', QBOOT_ROM];
+}
+
 const BASE_CMDLINE = [
   'console=ttyS0', 'rdinit=/init', 'panic=-1', 'oops=panic', 'reboot=t',
   // exec of dynamic binaries ~3x faster under TCG (docs/vm.md)
@@ -251,6 +273,7 @@ export class VmGuest {
       '-nodefaults', '-no-user-config', '-nic', 'none', '-display', 'none', '-vga', 'none', '-no-reboot',
       '-chardev', `file,id=con,path=${this.consolePath}`, '-serial', 'chardev:con', '-monitor', 'none',
       '-pidfile', path.join(this.runDir, 'qemu.pid'),
+      ...firmwareArgs(o.firmware),
       '-kernel', this.kernel!.vmlinux, '-initrd', this.image!.path,
       '-device', 'virtio-serial-pci,id=vser0',
       '-chardev', `socket,id=agent,path=${path.join(this.runDir, 'agent.sock')},server=on,wait=off`,
