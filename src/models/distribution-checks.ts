@@ -92,8 +92,12 @@ export function leastConnectionCheck(picks: readonly LoadPick[], servers: readon
       };
     }
   }
-  const ties = picks.filter((p) => new Set(el.map((s) => (p.load[s.name] ?? 0) / s.weight)).size < el.length).length;
-  return { ok: true, message: `all ${picks.length} connections went to a server with the fewest active connections per unit of weight (${ties} decisions had a tie)` };
+  // Decisions with one least-loaded server: there, any other pick would have failed.
+  const forced = picks.filter((p) => {
+    const r = el.map((s) => (p.load[s.name] ?? 0) / s.weight);
+    return r.filter((x) => x === Math.min(...r)).length === 1;
+  }).length;
+  return { ok: true, message: `all ${picks.length} connections went to a server with the fewest active connections per unit of weight (${forced} decisions had a single least-loaded server)` };
 }
 
 /** Each pick is the first server (service order) below its upper threshold; a pick when every server is full is an error. */
