@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { RESULTS_FILE } from '../runner/run';
-import type { RunResults, TestResult } from '../runner/results';
+import type { RunResults, StatementResult, TestResult } from '../runner/results';
 
 export const IMPLEMENTATION_MATRIX_FILE = 'matrix.json';
 export const IMPLEMENTATION_MATRIX_MD = 'matrix.md';
@@ -94,10 +94,23 @@ function reasonsOf(tests: TestResult[]): string {
   return uniq(tests.map((t) => t.reason ?? t.status)).join('; ');
 }
 
+/**
+ * A statement of another suite's file that tests declare (the packet accounting's FWD-COM-001 and FWD-COM-009
+ * in the proxy and distribution suites): the run lists only its own suite's statements, so its status comes
+ * from the declaring tests' own verdicts, decided as for a listed statement (src/runner/results.ts).
+ */
+function fromDeclaringTests(id: string, declaring: TestResult[]): Pick<StatementResult, 'status' | 'tests' | 'failedIn'> | undefined {
+  const ran = declaring.filter((t) => t.statementResults?.[id] !== undefined);
+  if (!ran.length) return undefined;
+  const failedIn = ran.filter((t) => t.statementResults![id] === 'failed' && t.status !== 'known-failure').map((t) => t.id);
+  const knownIn = ran.filter((t) => t.statementResults![id] === 'failed' && t.status === 'known-failure').map((t) => t.id);
+  return { status: failedIn.length ? 'failed' : knownIn.length ? 'known-failure' : 'passed', tests: declaring.map((t) => t.id), failedIn: [...failedIn, ...knownIn] };
+}
+
 /** The cell of statement `id` in one run, or undefined when the run has no test declaring it. */
 function statementCell(r: RunResults, id: string): MatrixCell | undefined {
   const declaring = r.tests.filter((t) => t.statements.includes(id));
-  const st = r.statements.find((s) => s.id === id);
+  const st = r.statements.find((s) => s.id === id) ?? fromDeclaringTests(id, declaring);
   if (!declaring.length && !st) return undefined;
   if (st?.status === 'failed') {
     const failing = r.tests.filter((t) => st.failedIn.includes(t.id));
