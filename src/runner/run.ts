@@ -90,7 +90,7 @@ export const SUITE_TRAITS: Record<string, SuiteTraits> = {
   },
   schedulers: {
     runVms: false, faults: false, directors: ['ipvs'], backends: ['vm'],
-    limits: 'the scenario replayer drives kernel IPVS in a VM of its own (src/suites/schedulers/lab.ts); other directors are checked statistically (docs/schedulers.md)',
+    limits: 'the scenario replayer drives kernel IPVS in a VM of its own (src/suites/schedulers/lab.ts); other directors are checked by suites/distribution (docs/distribution.md)',
   },
 };
 
