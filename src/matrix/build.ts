@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { RESULTS_FILE } from '../runner/run';
 import type { RunResults, StatementResult, TestResult } from '../runner/results';
+import { loadStatements, SPEC_DIR, type Statement } from '../runner/spec';
 
 export const IMPLEMENTATION_MATRIX_FILE = 'matrix.json';
 export const IMPLEMENTATION_MATRIX_MD = 'matrix.md';
@@ -69,6 +70,24 @@ export interface ImplementationMatrix {
 export interface LoadedRun {
   dir: string;
   results: RunResults;
+}
+
+let specIndex: Map<string, Statement> | undefined;
+
+/** A statement of this checkout's spec/*.yaml by id (titles for rows a run only knows from its tests' declarations). */
+function specStatement(id: string): Statement | undefined {
+  if (!specIndex) {
+    specIndex = new Map();
+    const files = fs.existsSync(SPEC_DIR) ? fs.readdirSync(SPEC_DIR).filter((f) => f.endsWith('.yaml')).sort() : [];
+    for (const f of files) {
+      try {
+        for (const st of loadStatements(path.join(SPEC_DIR, f)).statements) specIndex.set(st.id, st);
+      } catch {
+        // A broken spec file names no titles; `vslab test` reports it where it matters.
+      }
+    }
+  }
+  return specIndex.get(id);
 }
 
 /** Reads a run directory's results.json, naming the directory when it is not one. */
@@ -172,13 +191,17 @@ export function buildMatrix(runs: LoadedRun[], notRun: ImplementationMatrix['not
     else if (RANK[cell.status] > RANK[had.status]) row.cells[col] = { ...cell, tests: uniq([...cell.tests, ...had.tests]) };
     else row.cells[col] = { ...had, tests: uniq([...had.tests, ...cell.tests]) };
   };
-  const rowOf = (id: string, kind: MatrixRow['kind'], title: string, level?: string) =>
-    rows.get(id) ?? rows.set(id, { id, kind, title, ...(level ? { level } : {}), cells: {}, differs: false }).get(id)!;
+  const rowOf = (id: string, kind: MatrixRow['kind'], title: string, level?: string) => {
+    const row = rows.get(id) ?? rows.set(id, { id, kind, title, ...(level ? { level } : {}), cells: {}, differs: false }).get(id)!;
+    // A run that lists the statement names it, where an earlier run only had tests declaring it.
+    if (row.title === id && title !== id) Object.assign(row, { title, ...(level ? { level } : {}) });
+    return row;
+  };
   for (const { results: r } of runs) {
     const col = colId(r);
     const ids = uniq([...r.statements.map((s) => s.id), ...r.tests.flatMap((t) => t.statements)]);
     for (const id of ids) {
-      const st = r.statements.find((s) => s.id === id);
+      const st = r.statements.find((s) => s.id === id) ?? specStatement(id);
       const cell = statementCell(r, id);
       if (cell) join(rowOf(id, 'statement', st?.title ?? id, st?.level), col, cell);
     }

@@ -82,6 +82,8 @@ test('a statement of another suite\'s file that tests declare (the accounting\'s
   };
   const cellOf = (run: ReturnType<typeof loadRun>) => buildMatrix([run]).rows.find((r) => r.id === id)!.cells.ipvs;
   expect(cellOf(write(pass.tests))).toMatchObject({ status: 'passed' });
+  // Its row is named from spec/forwarding.yaml, though the run does not list it.
+  expect(buildMatrix([write(pass.tests)]).rows.find((r) => r.id === id)).toMatchObject({ title: 'Delivery on every hop', level: 'MUST' });
   const broken = pass.tests.map((t) => (t.id === declaring[0].id ? { ...t, status: 'failed' as const, reason: `statements broken: ${id}`, statementResults: { ...t.statementResults, [id]: 'failed' as const } } : t));
   expect(cellOf(write(broken))).toMatchObject({ status: 'failed', tests: [declaring[0].id] });
   // No declaring test judged it: not checked, as before.
