@@ -132,6 +132,8 @@ export function distributionTests(lab: SuiteLabSpec, declare: (title: string, de
   define(`twos3: ${DIST_SCHEDULES.twos.picks} held connections opened and released in batches: the less loaded of two random draws wins`,
     statements('DIST-006', ...ACCOUNTED), async ({ requires, traffic, expectFlow, record }) => {
       requires({ scheduler: 'twos' });
+      // ≈ 70–95 s at load 3–4 (130 client processes, 115 releases with their 300 ms settle): room for a loaded host.
+      test.setTimeout(600_000);
       const held = await runSchedule(traffic, 'twos3', DIST_SCHEDULES.twos);
       const v = twoChoicesCheck(held.picks, serversOf(traffic, 'twos3'), { drawSlack: DIST_SCHEDULES.twos.drawSlack });
       Object.assign(record.figures, { decisions: held.picks.length, mostLoadedPicks: v.mostLoadedPicks, mostLoadedBound: Number(v.mostLoadedBound.toFixed(2)), notLeastPicks: v.notLeastPicks, notLeastBound: Number(v.notLeastBound.toFixed(2)) });
