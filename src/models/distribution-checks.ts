@@ -11,7 +11,8 @@
 //    is below its upper threshold.
 //  - twoChoicesCheck (twos, haproxy random(2), nginx random two least_conn; statistical, false-failure
 //    probability <= alpha): bounds that hold whether the two draws are independent (IPVS, haproxy) or
-//    distinct (nginx), and whichever draw wins a tie.
+//    distinct (nginx), and whichever draw wins a tie; and picks that repeat with a short period (a
+//    round-robin) are refused, at a probability bound computed for two random choices.
 import { SeededRandom } from './prng';
 import { ALPHA } from './stats';
 
@@ -169,10 +170,12 @@ export interface TwoChoicesVerdict extends PickVerdict {
  *  - the pick is outside the least loaded (class L) exactly when neither draw fell in L: P >= the
  *    distinct-draw value sum_{i not in L} p_i (p_out - p_i) / (1 - p_i), which is below (1 - p_L)^2.
  * Counts of both events are compared with the Poisson-binomial laws of those per-decision bounds, each at
- * alpha/2 (so a correct implementation fails with probability <= alpha, given the sequence of loads; like
- * testRandomPicks, the per-decision probabilities are conditional on the history). Picking the most
- * loaded too often means load is ignored (random, round-robin); too rarely leaving the least loaded means
- * it is least-connection, not two random choices. A pick of a server of weight 0 or none fails at once.
+ * 0.45 alpha; picks that repeat with a period up to a quarter of their number fail when two random choices
+ * would do so with probability below 0.1 alpha (so a correct implementation fails with probability <= alpha,
+ * given the sequence of loads; like testRandomPicks, the per-decision probabilities are conditional on the
+ * history). Picking the most loaded too often means load is ignored (random); too rarely leaving the least
+ * loaded means it is least-connection; a short period means round-robin, which keeps held loads as even
+ * as two choices do. A pick of a server of weight 0 or none fails at once.
  */
 export function twoChoicesCheck(picks: readonly LoadPick[], servers: readonly CheckedServer[], opts: TwoChoicesOptions = {}): TwoChoicesVerdict {
   const alpha = opts.alpha ?? ALPHA;
@@ -206,16 +209,42 @@ export function twoChoicesCheck(picks: readonly LoadPick[], servers: readonly Ch
   const notLeastBound = qMin.reduce((a, b) => a + b, 0);
   const pMostLoaded = poissonBinomialTails(qMax, mostLoadedPicks).atLeast;
   const pNotLeast = poissonBinomialTails(qMin, notLeastPicks).atMost;
-  const tooLoaded = pMostLoaded < alpha / 2;
-  const tooLeast = pNotLeast < alpha / 2;
+  const side = alpha * SIDE_SHARE;
+  const tooLoaded = pMostLoaded < side;
+  const tooLeast = pNotLeast < side;
+  const cycle = shortestPeriod(picks.map((p) => p.server!), Math.floor(picks.length / 4));
+  // P(a two-choices scheduler repeats with period k) <= (the largest chance any one server has of being
+  // picked)^(decisions after the first k), summed over the periods looked at. A server is picked only if
+  // drawn: 1 - (1 - p_s)^2 for independent draws, p_s + p_s * sum_{j != s} p_j / (1 - p_j) for distinct ones.
+  const p1 = new Map(el.map((s) => [s.name, Math.min(1, share.get(s.name)! * (1 + slack))]));
+  const drawn = el.map((s) => {
+    const ps = p1.get(s.name)!;
+    const distinct = ps + ps * el.filter((j) => j !== s).reduce((a, j) => a + p1.get(j.name)! / Math.max(1e-12, 1 - p1.get(j.name)!), 0);
+    return Math.min(1, Math.max(1 - (1 - ps) ** 2, distinct));
+  });
+  const pickMax = Math.max(...drawn);
+  let pPeriodic = 0;
+  for (let k = 1; k <= Math.floor(picks.length / 4); k++) pPeriodic += pickMax ** (picks.length - k);
+  const periodic = cycle !== undefined && pPeriodic < alpha * (1 - 2 * SIDE_SHARE);
   const figures = `${mostLoadedPicks} of ${qMax.length} unequal decisions went to a most-loaded server (two choices: at most ${mostLoadedBound.toFixed(1)} expected, P(>= ${mostLoadedPicks}) = ${pMostLoaded.toExponential(2)}); `
     + `${notLeastPicks} went to a server that was not least loaded (at least ${notLeastBound.toFixed(1)} expected, P(<= ${notLeastPicks}) = ${pNotLeast.toExponential(2)})`;
   const why = tooLoaded ? 'the most loaded server is picked more often than two random choices allow (load ignored?)'
-    : tooLeast ? 'the least loaded server is picked more often than two random choices allow (least-connection?)' : '';
+    : tooLeast ? 'the least loaded server is picked more often than two random choices allow (least-connection?)'
+      : periodic ? `the picks repeat with period ${cycle} (${picks.slice(0, cycle).map((p) => p.server).join(' ')}): a round-robin, not random draws (P <= ${pPeriodic.toExponential(1)} for two choices)` : '';
   return {
-    ok: !tooLoaded && !tooLeast, message: `${why ? `${why}: ` : ''}${figures}; alpha ${alpha} (${alpha / 2} per side)${slack ? `, draw shares within ±${(100 * slack).toFixed(0)}% of the weights` : ''}`,
+    ok: !tooLoaded && !tooLeast && !periodic,
+    message: `${why ? `${why}: ` : ''}${figures}; alpha ${alpha} (${side.toExponential(1)} per side, the rest for periodicity)${slack ? `, draw shares within ±${(100 * slack).toFixed(0)}% of the weights` : ''}`,
     maxSteps: qMax.length, minSteps: qMin.length, mostLoadedPicks, mostLoadedBound, notLeastPicks, notLeastBound, pMostLoaded, pNotLeast,
   };
+}
+
+/** Share of alpha each Poisson-binomial side of twoChoicesCheck uses; the rest is the periodicity check's. */
+const SIDE_SHARE = 0.45;
+
+/** The shortest period k <= maxPeriod with picks[i] === picks[i - k] for every i >= k, if any. */
+export function shortestPeriod(picks: readonly string[], maxPeriod: number): number | undefined {
+  for (let k = 1; k <= maxPeriod; k++) if (picks.every((p, i) => i < k || p === picks[i - k])) return k;
+  return undefined;
 }
 
 // ---- loads from held connections ------------------------------------------------------------------
