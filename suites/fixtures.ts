@@ -209,7 +209,7 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
     r.fault = runEnv.fault;
     await use(r);
     r.write();
-    if (info.status === 'passed' && r.evaluated === 0 && info.expectedStatus !== 'skipped') throw new Error(`test "${info.title}" evaluated no packet check`);
+    if (info.status === 'passed' && r.evaluated === 0 && info.expectedStatus !== 'skipped') throw new Error(`test "${info.title}" evaluated no check`);
   },
   capture: async ({ lab, record }, use) => {
     const t0 = Date.now();
@@ -221,7 +221,14 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
       await c.abort();
     }
   },
-  traffic: async ({ prepared, ports }, use) => use(new Traffic(prepared, ports, notApplicable)),
+  traffic: async ({ prepared, ports }, use) => {
+    const t = new Traffic(prepared, ports, notApplicable);
+    try {
+      await use(t);
+    } finally {
+      await t.releaseAll();
+    }
+  },
   expectFlow: async ({ prepared, capture, record, traffic, capabilities }, use, info) => {
     const evaluate = async (build: (c: CapturedTest) => OracleCheck[] | Promise<OracleCheck[]>, flowsOf: Flow[] | ((c: CapturedTest) => Flow[]) = []) => {
       const first = !record.phases['capture stop'] && record.phases['capture stop'] !== 0;

@@ -550,6 +550,28 @@ export const FAULTS: FaultDefinition[] = [
     }),
   },
   {
+    name: 'sched-every-fifth-to-first',
+    summary: 'a round-robin that sends every fifth new connection to the first real server, whatever its counter says (a wrong scheduler mapping)',
+    how: 'a nat prerouting chain ahead of the director\'s own (priority -150) dnats every fifth new connection to a TCP rr/wrr NAT service (numgen inc mod 5) to the service\'s first real server; the director\'s own scheduler never sees those',
+    targets: ['DIST-001', 'DIST-002'],
+    // The distribution suite's NAT lab only (its labs are named dist*): the forwarding suite checks one real
+    // server per connection, not which one, so this fault would survive it by design.
+    methods: [],
+    suiteFiles: ['schedulers-nat'],
+    plan: (m) => !m.name.startsWith('dist') ? [] : eachDirector(m, ['nat'], (d) => {
+      const rules: string[] = [];
+      for (const s of d.services) {
+        const rs = s.realServers.find((r) => r.method === 'nat');
+        if (!rs || !s.vip || s.protocol !== 'tcp' || !['rr', 'wrr'].includes(s.scheduler)) continue;
+        const ipk = s.family === 4 ? 'ip' : 'ip6';
+        rules.push(`    ${ipk} daddr ${s.vip} tcp dport ${s.port} numgen inc mod 5 0 dnat ${ipk} to ${s.family === 6 ? `[${rs.addr}]` : rs.addr}:${rs.port}`);
+      }
+      if (!rules.length) return [];
+      const body = ['table inet vslab_fault_sched {', '  chain prerouting {', '    type nat hook prerouting priority -150; policy accept;', ...rules, '  }', '}', ''].join('\n');
+      return [{ node: d.node.name, argv: ['nft', '-f', '-'], input: body, what: 'every fifth new connection to an rr/wrr service goes to its first real server' }];
+    }),
+  },
+  {
     name: 'proxy-corrupts-reply',
     summary: 'a proxy that relays the real server\'s reply with one byte changed in every full-size segment',
     how: 'netdev egress on the client-side interface: in TCP segments from a VIP longer than 1200 bytes, the byte 1000 bytes past the TCP header\'s 32 bytes (the client\'s timestamps option) is set to "X" (nft keeps the TCP checksum correct)',

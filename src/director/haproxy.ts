@@ -66,13 +66,35 @@ export function haproxyConfig(services: ServiceModel[], dir: string, checkMs?: n
  * read-back takes it from the configuration file the running haproxy was started with, in the node.
  */
 export function haproxyTransparentBackends(config: string): Set<string> {
-  const out = new Set<string>();
+  return new Set([...backendLines(config)].filter(([, lines]) => lines.some((l) => /^source\s+\S+\s+usesrc\s+clientip$/.test(l))).map(([b]) => b));
+}
+
+/**
+ * The `balance` argument of each backend of a haproxy configuration. haproxy 2.6 reports `balance random(2)`
+ * as algo "unknown" in `show stat` (measured), so the read-back takes that one from the configuration file.
+ */
+export function haproxyBalances(config: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [b, lines] of backendLines(config)) {
+    const m = lines.map((l) => /^balance\s+(\S+)/.exec(l)).find((x) => x);
+    if (m) out.set(b, m[1]);
+  }
+  return out;
+}
+
+/** The lines (comments stripped, trimmed) of each backend or listen section. */
+function backendLines(config: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
   let backend: string | undefined;
   for (const raw of config.split('\n')) {
     const line = raw.replace(/#.*$/, '').trim();
     const section = /^(global|defaults|frontend|backend|listen|resolvers|peers|userlist|program)\b\s*(\S*)/.exec(line);
-    if (section && !/^\s/.test(raw)) { backend = section[1] === 'backend' || section[1] === 'listen' ? section[2] : undefined; continue; }
-    if (backend && /^source\s+\S+\s+usesrc\s+clientip$/.test(line)) out.add(backend);
+    if (section && !/^\s/.test(raw)) {
+      backend = section[1] === 'backend' || section[1] === 'listen' ? section[2] : undefined;
+      if (backend) out.set(backend, []);
+      continue;
+    }
+    if (backend && line) out.get(backend)!.push(line);
   }
   return out;
 }
@@ -150,6 +172,7 @@ export class HaproxyDirector implements DirectorDriver {
     const conf = await this.n.exec(['cat', this.proc.configFile], { timeoutMs: 30_000 });
     if (conf.code !== 0) throw new Error(`haproxy in ${this.node}: its configuration ${this.proc.configFile} cannot be read: ${conf.stderr.trim()}`);
     const transparent = haproxyTransparentBackends(conf.stdout);
+    const balances = haproxyBalances(conf.stdout);
     const out: DirectorService[] = [];
     for (const be of stat.filter((r) => r.svname === 'BACKEND')) {
       const key = parseProxyName(be.pxname);
@@ -165,7 +188,9 @@ export class HaproxyDirector implements DirectorDriver {
         const row = stat.find((r) => r.pxname === be.pxname && r.addr === hostPort(srv.addr, srv.port));
         if (be.algo === 'first' && row?.slim) srv.upper = Number(row.slim);
       }
-      const scheduler = schedulerOf(be.algo, servers.map((s) => s.weight));
+      // "unknown" is what haproxy 2.6's stats say for random(N): the configuration says which.
+      const algo = be.algo === 'unknown' && /^random(\(\d+\))?$/.test(balances.get(be.pxname) ?? '') ? balances.get(be.pxname) : be.algo;
+      const scheduler = schedulerOf(algo, servers.map((s) => s.weight));
       const held: DirectorService = { protocol: 'tcp', family, vip: key.vip, port: key.port, scheduler, flags: [], onePacket: false, realServers: servers };
       if (transparent.has(be.pxname)) held.transparent = true;
       const want = asked.get(serviceKey(held));
@@ -233,7 +258,8 @@ function schedulerOf(algo: string | undefined, weights: number[]): string {
     case 'leastconn': return 'wlc';
     case 'source': return 'sh';
     case 'first': return 'ovf';
-    case 'random': return 'twos'; // haproxy prints random(2) as "random"; the driver only ever asks for two draws
+    case 'random': // haproxy's default number of draws is 2
+    case 'random(2)': return 'twos';
     default: return `haproxy:${algo ?? 'unknown'}`;
   }
 }

@@ -7,7 +7,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { RESULTS_FILE } from '../runner/run';
-import type { RunResults, TestResult } from '../runner/results';
+import type { RunResults, StatementResult, TestResult } from '../runner/results';
+import { loadStatements, SPEC_DIR, type Statement } from '../runner/spec';
 
 export const IMPLEMENTATION_MATRIX_FILE = 'matrix.json';
 export const IMPLEMENTATION_MATRIX_MD = 'matrix.md';
@@ -71,6 +72,24 @@ export interface LoadedRun {
   results: RunResults;
 }
 
+let specIndex: Map<string, Statement> | undefined;
+
+/** A statement of this checkout's spec/*.yaml by id (titles for rows a run only knows from its tests' declarations). */
+function specStatement(id: string): Statement | undefined {
+  if (!specIndex) {
+    specIndex = new Map();
+    const files = fs.existsSync(SPEC_DIR) ? fs.readdirSync(SPEC_DIR).filter((f) => f.endsWith('.yaml')).sort() : [];
+    for (const f of files) {
+      try {
+        for (const st of loadStatements(path.join(SPEC_DIR, f)).statements) specIndex.set(st.id, st);
+      } catch {
+        // A broken spec file names no titles; `vslab test` reports it where it matters.
+      }
+    }
+  }
+  return specIndex.get(id);
+}
+
 /** Reads a run directory's results.json, naming the directory when it is not one. */
 export function loadRun(dir: string): LoadedRun {
   const f = path.join(dir, RESULTS_FILE);
@@ -94,10 +113,23 @@ function reasonsOf(tests: TestResult[]): string {
   return uniq(tests.map((t) => t.reason ?? t.status)).join('; ');
 }
 
+/**
+ * A statement of another suite's file that tests declare (the packet accounting's FWD-COM-001 and FWD-COM-009
+ * in the proxy and distribution suites): the run lists only its own suite's statements, so its status comes
+ * from the declaring tests' own verdicts, decided as for a listed statement (src/runner/results.ts).
+ */
+function fromDeclaringTests(id: string, declaring: TestResult[]): Pick<StatementResult, 'status' | 'tests' | 'failedIn'> | undefined {
+  const ran = declaring.filter((t) => t.statementResults?.[id] !== undefined);
+  if (!ran.length) return undefined;
+  const failedIn = ran.filter((t) => t.statementResults![id] === 'failed' && t.status !== 'known-failure').map((t) => t.id);
+  const knownIn = ran.filter((t) => t.statementResults![id] === 'failed' && t.status === 'known-failure').map((t) => t.id);
+  return { status: failedIn.length ? 'failed' : knownIn.length ? 'known-failure' : 'passed', tests: declaring.map((t) => t.id), failedIn: [...failedIn, ...knownIn] };
+}
+
 /** The cell of statement `id` in one run, or undefined when the run has no test declaring it. */
 function statementCell(r: RunResults, id: string): MatrixCell | undefined {
   const declaring = r.tests.filter((t) => t.statements.includes(id));
-  const st = r.statements.find((s) => s.id === id);
+  const st = r.statements.find((s) => s.id === id) ?? fromDeclaringTests(id, declaring);
   if (!declaring.length && !st) return undefined;
   if (st?.status === 'failed') {
     const failing = r.tests.filter((t) => st.failedIn.includes(t.id));
@@ -159,13 +191,17 @@ export function buildMatrix(runs: LoadedRun[], notRun: ImplementationMatrix['not
     else if (RANK[cell.status] > RANK[had.status]) row.cells[col] = { ...cell, tests: uniq([...cell.tests, ...had.tests]) };
     else row.cells[col] = { ...had, tests: uniq([...had.tests, ...cell.tests]) };
   };
-  const rowOf = (id: string, kind: MatrixRow['kind'], title: string, level?: string) =>
-    rows.get(id) ?? rows.set(id, { id, kind, title, ...(level ? { level } : {}), cells: {}, differs: false }).get(id)!;
+  const rowOf = (id: string, kind: MatrixRow['kind'], title: string, level?: string) => {
+    const row = rows.get(id) ?? rows.set(id, { id, kind, title, ...(level ? { level } : {}), cells: {}, differs: false }).get(id)!;
+    // A run that lists the statement names it, where an earlier run only had tests declaring it.
+    if (row.title === id && title !== id) Object.assign(row, { title, ...(level ? { level } : {}) });
+    return row;
+  };
   for (const { results: r } of runs) {
     const col = colId(r);
     const ids = uniq([...r.statements.map((s) => s.id), ...r.tests.flatMap((t) => t.statements)]);
     for (const id of ids) {
-      const st = r.statements.find((s) => s.id === id);
+      const st = r.statements.find((s) => s.id === id) ?? specStatement(id);
       const cell = statementCell(r, id);
       if (cell) join(rowOf(id, 'statement', st?.title ?? id, st?.level), col, cell);
     }

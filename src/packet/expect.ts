@@ -133,6 +133,15 @@ function maskOptions(value: unknown, masks: Mask[]): unknown {
     });
 }
 
+/**
+ * A ones' complement checksum has two zeros: 0x0000 and 0xffff verify alike (RFC 1624: a kernel that updates
+ * a checksum incrementally may write either, where a checksum computed afresh is 0x0000). Not for UDP, whose
+ * 0x0000 means "no checksum" (a computed zero is sent as 0xffff, RFC 768).
+ */
+function onesComplementZeros(type: string, key: string, a: unknown, b: unknown): boolean {
+  return key === 'checksum' && type !== 'udp' && (a === 0 || a === 0xffff) && (b === 0 || b === 0xffff);
+}
+
 /** Compares one seen packet with the expected layers under the masks. */
 export function diffPacket(expected: ExpectedLayer[], seen: DecodedPacket, ignore: string[] = []): PacketDiff {
   const masks = ignore.map(parseMask);
@@ -177,7 +186,7 @@ export function diffPacket(expected: ExpectedLayer[], seen: DecodedPacket, ignor
         mismatches++;
         continue;
       }
-      const equal = key === 'options' ? deepEqual(maskOptions(ev, lm), maskOptions(sv, lm)) : deepEqual(ev, sv);
+      const equal = key === 'options' ? deepEqual(maskOptions(ev, lm), maskOptions(sv, lm)) : deepEqual(ev, sv) || onesComplementZeros(e.type, key, ev, sv);
       ld.fields.push({ field: key, expected: ev, seen: sv, status: equal ? 'ok' : 'mismatch' });
       if (!equal) mismatches++;
     }

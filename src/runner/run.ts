@@ -84,9 +84,13 @@ export const SUITE_TRAITS: Record<string, SuiteTraits> = {
     runVms: false, faults: true, directors: ['haproxy', 'nginx'], backends: ['netns'],
     limits: 'the proxies (haproxy, nginx) run in a network namespace of this host (docs/proxy.md)',
   },
+  distribution: {
+    runVms: true, faults: true, directors: 'any', backends: ['netns', 'vm', 'docker'], guestTools: 'director',
+    limits: 'the distribution labs (NAT, proxy) run on namespaces, in containers or in a VM; each implementation runs the lab of its forwarding',
+  },
   schedulers: {
     runVms: false, faults: false, directors: ['ipvs'], backends: ['vm'],
-    limits: 'the scenario replayer drives kernel IPVS in a VM of its own (src/suites/schedulers/lab.ts); other directors are checked statistically (docs/schedulers.md)',
+    limits: 'the scenario replayer drives kernel IPVS in a VM of its own (src/suites/schedulers/lab.ts); other directors are checked by suites/distribution (docs/distribution.md)',
   },
 };
 

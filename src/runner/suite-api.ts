@@ -17,7 +17,7 @@ import { evaluateExpectation, renderResult, type ExpectationResult } from '../pa
 import type { DecodedPacket } from '../packet/layers';
 import { CAPTURE_FILE, writeExpectationFile } from '../packet/rundir';
 import type { ServiceModel } from '../topology/model';
-import { type ClientConnEvent, type ClientReport } from '../traffic';
+import { startClient, type ClientConnEvent, type ClientHandle, type ClientReport } from '../traffic';
 import { clientSession } from './client-sessions';
 import { mergeCaptures } from '../capture/merge';
 import type { PreparedLab } from './prepare';
@@ -231,22 +231,84 @@ export class Traffic {
     return out;
   }
 
-  async run(serviceName: string, opts: TrafficOptions = {}): Promise<TrafficRun> {
+  /** The service, programmed (a declined one makes the test not applicable), and the client node to send from. */
+  private target(serviceName: string, client?: string): { service: ServiceModel; client: string } {
     const service = this.service(serviceName);
     const why = this.prepared.unsupported.get(service.name);
     if (why) this.notApplicable(`service ${service.name} is not programmed: ${why}`);
     if (!service.vip) throw new Error(`service ${service.name} has no VIP to send to`);
-    const client = opts.client ?? this.prepared.model.nodes.find((n) => n.role === 'client')?.name;
-    if (!client) throw new Error(`lab ${this.prepared.model.name} has no client node`);
+    const c = client ?? this.prepared.model.nodes.find((n) => n.role === 'client')?.name;
+    if (!c) throw new Error(`lab ${this.prepared.model.name} has no client node`);
+    return { service, client: c };
+  }
+
+  async run(serviceName: string, opts: TrafficOptions = {}): Promise<TrafficRun> {
+    const { service, client } = this.target(serviceName, opts.client);
     const count = opts.count ?? 1;
     const t0 = Date.now();
     const session = await clientSession(this.prepared, client);
     const report = await session.run({
-      target: { address: service.vip, port: service.port }, proto: service.protocol === 'udp' ? 'udp' : 'tcp',
+      target: { address: service.vip!, port: service.port }, proto: service.protocol === 'udp' ? 'udp' : 'tcp',
       count, sequential: true, sports: this.ports.take(count), timeoutMs: opts.timeoutMs ?? 3000, up: opts.up, down: opts.down,
       ...(opts.processTimeoutMs ? { processTimeoutMs: opts.processTimeoutMs } : {}),
     });
     this.clientMs += Date.now() - t0;
+    return this.record(service, client, report, opts.director);
+  }
+
+  /**
+   * Opens `count` TCP connections one after another (each answered before the next starts) and keeps them
+   * all open: resolves once every one is answered and held (or has failed), with the real server of each.
+   * Connection k was scheduled while the connections held before this call and connections 0..k-1 of
+   * this one were open. `release()` closes them and records the run like `run()` does (its flows explain
+   * their packets); whatever a test leaves held is closed when the test ends.
+   */
+  async hold(serviceName: string, opts: Pick<TrafficOptions, 'count' | 'client' | 'timeoutMs'> = {}): Promise<HeldRun> {
+    const { service, client } = this.target(serviceName, opts.client);
+    if (service.protocol !== 'tcp') throw new Error(`service ${service.name} is ${service.protocol}: only TCP connections can be held`);
+    const count = opts.count ?? 1;
+    const handle = startClient(this.prepared.lab.node(client), {
+      target: { address: service.vip!, port: service.port }, proto: 'tcp', count, sequential: true, sports: this.ports.take(count),
+      timeoutMs: opts.timeoutMs ?? 3000, hold: 'release',
+    });
+    this.open.add(handle);
+    let holding;
+    try {
+      holding = await handle.holding;
+    } catch (e) {
+      this.open.delete(handle);
+      handle.stop();
+      throw e;
+    }
+    let released: Promise<TrafficRun> | undefined;
+    return {
+      service, client, servers: holding.servers,
+      release: () => {
+        released ??= (async () => {
+          handle.release();
+          try {
+            return await this.record(service, client, await handle.report);
+          } finally {
+            this.open.delete(handle);
+          }
+        })();
+        return released;
+      },
+    };
+  }
+
+  private readonly open = new Set<ClientHandle>();
+
+  /** Closes every connection a test left held (the fixture calls it when the test ends). */
+  async releaseAll(): Promise<void> {
+    const left = [...this.open];
+    this.open.clear();
+    for (const h of left) h.release();
+    await Promise.all(left.map((h) => h.report.catch(() => undefined)));
+  }
+
+  /** A finished client run as a TrafficRun: a flow per connection whose real server is known (answer or table). */
+  private async record(service: ServiceModel, client: string, report: ClientReport, director?: string): Promise<TrafficRun> {
     let table: DirectorConnection[] | undefined;
     const flows: TrafficRun['flows'] = [];
     const clientAddr = (c: ClientConnEvent) => c.src ?? this.clientAddress(client, service.family);
@@ -257,19 +319,29 @@ export class Traffic {
       let rs = c.outcome === 'answered' || (proxiedService && c.peer) ? c.server : null;
       const src = clientAddr(c);
       if (!rs && src && c.sport) {
-        table ??= await this.prepared.directors.get(opts.director ?? service.director)?.connections().catch(() => []) ?? [];
+        table ??= await this.prepared.directors.get(director ?? service.director)?.connections().catch(() => []) ?? [];
         const entry = table.find((e) => e.client.addr === src && e.client.port === c.sport && e.virtual.port === service.port && !e.template);
         rs = entry ? service.realServers.find((r) => r.addr === entry.realServer.addr)?.node ?? null : null;
       }
       // A proxy's server leg starts at a port the proxy picked: the real server's identity line says which.
       const proxied = rs && service.realServers.find((r) => r.node === rs)?.method === 'proxy';
       const leg = proxied && c.peer && c.pport ? { leg: { addr: c.peer, port: c.pport } } : {};
-      if (rs && src && c.sport) flows.push({ service: service.name, client, clientAddr: src, clientPort: c.sport, realServer: rs, answered: c.outcome === 'answered', ...(opts.director ? { director: opts.director } : {}), ...leg });
+      if (rs && src && c.sport) flows.push({ service: service.name, client, clientAddr: src, clientPort: c.sport, realServer: rs, answered: c.outcome === 'answered', ...(director ? { director } : {}), ...leg });
     }
     const run: TrafficRun = { service, client, report, conns: report.conns, flows };
     this.runs.push(run);
     return run;
   }
+}
+
+/** Connections held open by `Traffic.hold`. */
+export interface HeldRun {
+  service: ServiceModel;
+  client: string;
+  /** The real server of each connection, in the order they were opened (null: not answered). */
+  servers: Array<string | null>;
+  /** Closes the connections; resolves with the run once the client has finished. */
+  release(): Promise<TrafficRun>;
 }
 
 // ---- checks and the test's record ----------------------------------------------------------------
@@ -340,8 +412,27 @@ export class TestRecord {
 
   constructor(readonly testId: string, readonly dir: string, readonly title: string, readonly file: string, readonly declared: string[]) {}
 
+  /** Verdicts made from something other than packets (statistics of the real servers chosen), as check records. */
+  private readonly judged: CheckRecord[] = [];
+
+  /** Checks evaluated so far: packet checks and judged verdicts. */
   get evaluated(): number {
-    return this.results.length;
+    return this.results.length + this.judged.length;
+  }
+
+  /**
+   * Records a verdict not made from packets (a statistical or exact test of which real servers a scheduler
+   * chose, src/models/distribution-checks.ts) as a check answering to `statements`, which the test must
+   * declare; throws naming the broken statements when it failed. `vslab replay` does not re-decide it (it
+   * re-evaluates packet expectations only); checks.json keeps the reason with its figures.
+   */
+  judge(id: string, ok: boolean, reason: string, statements: string[]): void {
+    if (this.judged.some((j) => j.id === id) || this.checks.some((c) => c.expectation.id === id)) throw new Error(`check id ${id} is used twice in test ${this.testId}`);
+    const undeclared = statements.filter((s) => !this.declared.includes(s));
+    if (undeclared.length) throw new Error(`test "${this.title}" checks statements it does not declare: ${undeclared.join(', ')} (add them to its annotation)`);
+    this.judged.push({ id, ok, reason, covers: statements, broken: ok ? [] : statements });
+    this.write();
+    if (!ok) throw new CheckFailure(`check ${id} failed; statements broken: ${statements.join(', ')}\n${reason}`);
   }
 
   /** Adds `ms` to a phase of the test's time. */
@@ -418,6 +509,7 @@ export class TestRecord {
         broken: consequence ? [] : attribute(c, this.results[k]),
       };
     });
+    records.push(...this.judged);
     const a = this.accounting;
     if (a) {
       records.push({ id: 'accounting', ok: a.result.ok, reason: a.result.reason, covers: ACCOUNTING_STATEMENTS, broken: accountingBroken(a.result) });

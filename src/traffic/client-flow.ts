@@ -24,8 +24,8 @@ export interface FlowSpec {
 }
 
 export interface FlowCallbacks {
-  /** Called once when the flow no longer needs a concurrency slot: answered, or failed. */
-  settled(answered: boolean): void;
+  /** Called once when the flow no longer needs a concurrency slot: answered, or failed (`rec` as it stands then). */
+  settled(answered: boolean, rec: ClientConnEvent): void;
   /** Called once with the final record when the socket is gone. */
   final(rec: ClientConnEvent): void;
 }
@@ -96,7 +96,7 @@ export class FlowRecord {
     this.rec.stage = null;
     this.rec.code = null;
     this.rec.answerMs = ms(this.answeredAt - this.t0);
-    this.cb.settled(true);
+    this.cb.settled(true, this.rec);
   }
 
   failed(outcome: Outcome, code: string | null): void {
@@ -104,7 +104,7 @@ export class FlowRecord {
     this.settledOnce = true;
     this.rec.outcome = outcome;
     this.rec.code = code;
-    this.cb.settled(false);
+    this.cb.settled(false, this.rec);
   }
 
   heldUntilNow(): void {

@@ -136,6 +136,8 @@ export class ClientRun {
   private settledFailed = 0;
   /** Answered connections whose socket is still open (held). */
   private openAnswered = 0;
+  /** The real server of each answered connection (index order), for the `holding` line. */
+  private readonly answeredBy: Array<string | null> = [];
   private finals = 0;
   private released = false;
   private aborted = false;
@@ -203,20 +205,22 @@ export class ClientRun {
       const i = this.next++;
       this.opening++;
       const spec = this.flowSpec(i);
-      const cb = { settled: (answered: boolean) => this.onSettled(answered), final: (rec: ClientConnEvent) => this.onFinal(rec) };
+      const cb = { settled: (answered: boolean, rec: ClientConnEvent) => this.onSettled(answered, rec), final: (rec: ClientConnEvent) => this.onFinal(rec) };
       const flow = this.cfg.proto === 'tcp' ? new TcpFlow(spec, this.runStart, cb) : new UdpFlow(spec, this.runStart, cb);
       this.flows[i] = flow;
       flow.start();
     }
   }
 
-  private onSettled(answered: boolean): void {
+  private onSettled(answered: boolean, rec: ClientConnEvent): void {
     this.opening--;
     this.settled++;
+    this.answeredBy[rec.i] = answered ? rec.server : null;
     if (answered) this.openAnswered++;
     else this.settledFailed++;
     if (this.settled === this.cfg.count && this.cfg.hold === 'release' && !this.aborted) {
-      const ev: ClientHoldingEvent = { event: 'holding', held: this.openAnswered, failed: this.settledFailed };
+      const servers = Array.from({ length: this.cfg.count }, (_, i) => this.answeredBy[i] ?? null);
+      const ev: ClientHoldingEvent = { event: 'holding', held: this.openAnswered, failed: this.settledFailed, servers };
       this.out.write(ev);
       if (this.released) for (const f of this.flows) f.release();
     }

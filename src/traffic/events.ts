@@ -140,6 +140,8 @@ export interface ClientHoldingEvent {
   held: number;
   /** Connections that failed (they are already final). */
   failed: number;
+  /** The real server of each connection in index order (null for one that failed): known before release. */
+  servers: Array<string | null>;
 }
 
 export interface ClientSummaryEvent {

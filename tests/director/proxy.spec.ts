@@ -9,7 +9,7 @@ import * as path from 'path';
 import { spawnSync } from 'child_process';
 import { upNetnsLab } from '../../src/backend/netns';
 import { diffServices } from '../../src/director/diff';
-import { HaproxyDirector, haproxyConfig, haproxyDeclines, haproxyTransparentBackends } from '../../src/director/haproxy';
+import { HaproxyDirector, haproxyBalances, haproxyConfig, haproxyDeclines, haproxyTransparentBackends } from '../../src/director/haproxy';
 import { ipvsDeclines } from '../../src/director/ipvs';
 import { NginxDirector, nginxConfig, nginxDeclines, parseNginxStreams } from '../../src/director/nginx';
 import { missingTransparentRouting, TPROXY } from '../../src/director/proxy-common';
@@ -133,6 +133,18 @@ test.describe('transparent variant', () => {
     expect([...haproxyTransparentBackends(without)]).toEqual(['tcp_2001:db8:ffff::100_80']);
     // Another source (the proxy's own address) is not transparent.
     expect([...haproxyTransparentBackends(cfg.replace('source [::] usesrc clientip', 'source [::]'))]).toEqual(['tcp_198.19.0.100_80']);
+  });
+
+  test('haproxy configuration: each backend\'s balance is read back from the file (haproxy 2.6 reports random(2) as algo "unknown")', () => {
+    const dist = loadTopologyFile(path.join(__dirname, '..', '..', 'suites', 'distribution', 'topologies', 'proxy.yaml'));
+    const cfg = haproxyConfig(dist.services, '/tmp/x');
+    const balances = haproxyBalances(cfg);
+    expect(balances.get('tcp_198.19.0.100_85')).toBe('random(2)');
+    expect(balances.get('tcp_198.19.0.100_84')).toBe('first');
+    expect(balances.get('tcp_198.19.0.100_83')).toBe('leastconn');
+    expect(balances.size).toBe(dist.services.length);
+    // A frontend has no balance of its own.
+    expect([...balances.keys()].every((b) => cfg.includes(`backend ${b}\n`))).toBe(true);
   });
 
   test('nginx configuration: proxy_bind $remote_addr transparent in the transparent servers only; parsed back, a server without it differs', () => {

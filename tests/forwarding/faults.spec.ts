@@ -25,13 +25,18 @@ const SPEC = loadStatements(path.join(__dirname, '..', '..', 'spec', 'forwarding
 // The HA suite's faults (src/ha/faults.ts) sabotage its lab and target its statements.
 const HA_LAB = loadTopologyFile(path.join(__dirname, '..', '..', 'suites', 'ha', 'topologies', 'ha-dr.yaml'));
 const HA_SPEC = loadStatements(path.join(__dirname, '..', '..', 'spec', 'ha.yaml'));
+// The distribution suite's faults (a wrong scheduler) sabotage its NAT lab and target spec/distribution.yaml.
+const DIST_LABS: Record<string, LabModel> = { 'schedulers-nat': loadTopologyFile(path.join(__dirname, '..', '..', 'suites', 'distribution', 'topologies', 'nat.yaml')) };
+const DIST_SPEC = loadStatements(path.join(__dirname, '..', '..', 'spec', 'distribution.yaml'));
 const NS = `vslabfw-faults-${process.pid}`;
 
 test('every fault sabotages the labs of the methods it names, and only those', () => {
   for (const f of FAULTS) {
-    for (const [method, model] of Object.entries(labsOf(f))) {
+    // A distribution lab is looked at for the faults that name it (the forwarding faults of its method act on it too).
+    const dist = Object.fromEntries(Object.entries(DIST_LABS).filter(([k]) => f.suiteFiles?.includes(k)));
+    for (const [method, model] of Object.entries({ ...labsOf(f), ...dist })) {
       const actions = planFault(f, model);
-      if (f.methods.includes(method as never)) expect(actions.length, `${f.name} on the ${method} lab`).toBeGreaterThan(0);
+      if ([...f.methods, ...(f.suiteFiles ?? [])].includes(method as never)) expect(actions.length, `${f.name} on the ${method} lab`).toBeGreaterThan(0);
       else expect(actions, `${f.name} must leave the ${method} lab alone`).toEqual([]);
     }
   }
@@ -40,7 +45,7 @@ test('every fault sabotages the labs of the methods it names, and only those', (
 });
 
 test('faults target existing statements, and every statement is the target of some fault', () => {
-  const ids = new Set([...SPEC.statements, ...HA_SPEC.statements, ...PROXY_SPEC.statements].map((s) => s.id));
+  const ids = new Set([...SPEC.statements, ...HA_SPEC.statements, ...PROXY_SPEC.statements, ...DIST_SPEC.statements].map((s) => s.id));
   for (const f of listFaults()) for (const t of f.targets) expect(ids.has(t), `${f.name} targets ${t}`).toBe(true);
   const targeted = new Set(listFaults().flatMap((f) => f.targets));
   const untargeted = SPEC.statements.map((s) => s.id).filter((id) => !targeted.has(id));
@@ -62,7 +67,7 @@ test.describe('nftables rulesets are valid for a real kernel', () => {
     test(f.name, () => {
       test.skip(process.getuid?.() !== 0, 'needs root for a scratch network namespace');
       let checked = 0;
-      for (const [method, model] of Object.entries(f.suiteFiles?.includes('ha') ? { ha: HA_LAB } : LABS)) {
+      for (const [method, model] of Object.entries(f.suiteFiles?.includes('ha') ? { ha: HA_LAB } : { ...LABS, ...DIST_LABS })) {
         for (const a of planFault(f, model)) {
           if (a.argv[0] !== 'nft') {
             expect(['ip', 'sh'], `${f.name}: ${a.what}`).toContain(a.argv[0]);
@@ -78,7 +83,7 @@ test.describe('nftables rulesets are valid for a real kernel', () => {
           checked++;
         }
       }
-      if (!f.plan(LABS[f.methods[0]] ?? HA_LAB).some((a) => a.argv[0] === 'nft')) test.info().annotations.push({ type: 'note', description: 'route changes only' });
+      if (!f.plan(LABS[f.methods[0]] ?? DIST_LABS[f.suiteFiles?.[0] ?? ''] ?? HA_LAB).some((a) => a.argv[0] === 'nft')) test.info().annotations.push({ type: 'note', description: 'route changes only' });
       else expect(checked).toBeGreaterThan(0);
     });
   }

@@ -69,6 +69,28 @@ test('a run with one failing statement: exactly that cell failed, every other ce
   expect(md).toMatch(/\| ≠ FWD-DR-002 .*\| pass \| \*\*FAIL\*\* \|/);
 });
 
+test('a statement of another suite\'s file that tests declare (the accounting\'s FWD-COM-001 in the proxy and distribution runs) takes its cell from their verdicts', () => {
+  const pass = loadRun(path.join(RUNS, 'pass')).results;
+  const id = 'FWD-COM-001';
+  const declaring = pass.tests.filter((t) => t.statementResults?.[id] === 'passed');
+  expect(declaring.length).toBeGreaterThan(1);
+  // The same run as if its suite's file did not list FWD-COM-001 (as spec/distribution.yaml does not).
+  const write = (tests: RunResults['tests']) => {
+    const dir = tmp();
+    fs.writeFileSync(path.join(dir, RESULTS_FILE), JSON.stringify({ ...pass, tests, statements: pass.statements.filter((s) => s.id !== id) }));
+    return loadRun(dir);
+  };
+  const cellOf = (run: ReturnType<typeof loadRun>) => buildMatrix([run]).rows.find((r) => r.id === id)!.cells.ipvs;
+  expect(cellOf(write(pass.tests))).toMatchObject({ status: 'passed' });
+  // Its row is named from spec/forwarding.yaml, though the run does not list it.
+  expect(buildMatrix([write(pass.tests)]).rows.find((r) => r.id === id)).toMatchObject({ title: 'Delivery on every hop', level: 'MUST' });
+  const broken = pass.tests.map((t) => (t.id === declaring[0].id ? { ...t, status: 'failed' as const, reason: `statements broken: ${id}`, statementResults: { ...t.statementResults, [id]: 'failed' as const } } : t));
+  expect(cellOf(write(broken))).toMatchObject({ status: 'failed', tests: [declaring[0].id] });
+  // No declaring test judged it: not checked, as before.
+  const unjudged = pass.tests.map((t) => ({ ...t, statementResults: Object.fromEntries(Object.entries(t.statementResults ?? {}).filter(([k]) => k !== id)) }));
+  expect(cellOf(write(unjudged)).status).toBe('not-checked');
+});
+
 test('a sabotaged director is its own column and differs exactly where its run broke statements', () => {
   const pass = loadRun(path.join(RUNS, 'pass'));
   const fault = loadRun(path.join(RUNS, 'fault'));

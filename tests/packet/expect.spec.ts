@@ -121,3 +121,15 @@ test('expectation files are checked and errors name the JSON path', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('checksums: 0x0000 and 0xffff are the same ones\' complement zero for TCP, ICMP and IPv4, not for UDP (0 = no checksum)', () => {
+  // Found by the distribution suite: a proxy's segment whose sum folds to zero went out as 0xffff; the oracle's
+  // rebuilt copy says 0x0000. Both verify.
+  const seenWith = (type: string, checksum: number) => ({ layers: [{ type, checksum }] } as unknown as DecodedPacket);
+  for (const type of ['tcp', 'icmp', 'ipv4']) {
+    expect(diffPacket([{ type, checksum: 0 } as never], seenWith(type, 0xffff)).mismatches, type).toBe(0);
+    expect(diffPacket([{ type, checksum: 0xffff } as never], seenWith(type, 0)).mismatches, type).toBe(0);
+    expect(diffPacket([{ type, checksum: 0 } as never], seenWith(type, 0xfffe)).mismatches, type).toBe(1);
+  }
+  expect(diffPacket([{ type: 'udp', checksum: 0 } as never], seenWith('udp', 0xffff)).mismatches).toBe(1);
+});

@@ -14,7 +14,7 @@ test('hold until release: all connections stay established until released, then 
     await rs.ready;
     const run = startClient(pair.client, { target: { address: ADDR.server4, port: 8080 }, count: 40, concurrency: 8, hold: 'release' });
     const holding = await run.holding;
-    expect(holding).toEqual({ event: 'holding', held: 40, failed: 0 });
+    expect(holding).toEqual({ event: 'holding', held: 40, failed: 0, servers: Array(40).fill('rs1') });
     expect(established(pair.server, '( sport = :8080 )')).toBe(40);
     expect(established(pair.client, '( dport = :8080 )')).toBe(40);
     expect(rs.served().every((s) => s.hold)).toBe(true);
