@@ -156,6 +156,7 @@ export class IpvsDirector implements DirectorDriver {
       weightZero: true,
       stats: true,
       rates: true,
+      countersFoldMs: 2000,
       connections: true,
     };
   }

@@ -75,6 +75,8 @@ export class NftablesDirector implements DirectorDriver {
         weightZero: false,
         stats: true,
         rates: false,
+        // Conntrack's and the rule set's counters are read live.
+        countersFoldMs: 0,
         connections: true,
         // DR frames never meet conntrack: nothing counts them per service.
         statsMethods: ['nat', 'fullnat'],

@@ -37,6 +37,11 @@ export interface DirectorCapabilities {
   stats: boolean;
   /** Estimated rates (cps, pps, bps). */
   rates: boolean;
+  /**
+   * How long a packet may take to show in the counters, in ms: kernel IPVS folds its per-CPU counters into
+   * what it reports every 2 s; 0 for counters read live. Absent: 2000 (assume folding).
+   */
+  countersFoldMs?: number;
   /** A readable connection table. */
   connections: boolean;
   /** A proxy's transparent variant: the server leg from the client's address (absent: no). */

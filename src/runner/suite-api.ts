@@ -546,8 +546,8 @@ function coveredBy(c: OracleCheck): string[] {
  * `minConns` new connections and either
  *  - they changed between two reads made more than 300 ms after the run, and the next read is the same
  *    (a fold that came after the run's last packet has folded all of it); or
- *  - they stayed the same for longer than one fold period (a director whose counters are live, or a fold
- *    that came between the run and the first read);
+ *  - they stayed the same for longer than one fold period (a fold that came between the run and the first
+ *    read; with live counters, `foldMs` 0, two equal reads);
  * or the time is up (a director that never counts: the checks judge what it reports then).
  */
 export async function settledStats(
@@ -557,11 +557,12 @@ export async function settledStats(
   before: import('../director/types').DirectorServiceStats[],
   minConns: number,
   timeoutMs = 30_000,
+  /** The director's fold period (DirectorCapabilities.countersFoldMs): 0 for live counters. */
+  foldMs = 2000,
 ): Promise<import('../director/types').DirectorServiceStats[]> {
   const conns = (s: import('../director/types').DirectorServiceStats[]) => (s.find((x) => x.service === service)?.counters.conns ?? 0) - (before.find((x) => x.service === service)?.counters.conns ?? 0);
   const runEnd = Date.now();
   const deadline = runEnd + timeoutMs;
-  const FOLD_MS = 2000;
   const POLL_MS = 200;
   let last = await director.stats(services);
   let lastAt = Date.now();
@@ -572,7 +573,7 @@ export async function settledStats(
     const now = await director.stats(services);
     const at = Date.now();
     const same = JSON.stringify(stripRates(now)) === JSON.stringify(stripRates(last));
-    if (same && conns(now) >= minConns && (foldSeen || at - sameSince > FOLD_MS + POLL_MS)) return now;
+    if (same && conns(now) >= minConns && (foldSeen || at - sameSince > foldMs + POLL_MS)) return now;
     if (!same) {
       // A change seen by two reads both well after the run: the fold happened after its last packet.
       foldSeen = lastAt - runEnd > 300;

@@ -36,7 +36,7 @@ export async function countersAgree(traffic: Traffic, director: DirectorDriver, 
     await expectFlow.checks(() => traffic.unansweredChecks(run));
     return run;
   }
-  const after = await settledStats(director, services, service, before, 1);
+  const after = await settledStats(director, services, service, before, 1, 30_000, (await director.capabilities()).countersFoldMs ?? 2000);
   await expectFlow.checks(() => statsChecks(traffic.model, run.flows[0], statsDeltas(service, before, after)));
   return run;
 }
