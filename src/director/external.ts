@@ -73,6 +73,7 @@ const SCHEMAS: Record<AdapterVerb, object> = {
           methods: { type: 'array', items: { enum: ['nat', 'dr', 'tun', 'fullnat'] } }, schedulers: strs,
           schedulerFlags: strs, persistence: { type: 'boolean' }, connections: { type: 'boolean' }, stats: { type: 'boolean' },
           rates: { type: 'boolean' }, weightZero: { type: 'boolean' }, thresholds: { type: 'boolean' }, fwmark: { type: 'boolean' }, onePacket: { type: 'boolean' },
+          countersFoldMs: { type: 'integer', minimum: 0, maximum: 60000 }, thresholdCounts: { enum: ['active', 'active+inactive'] },
           // Packets the implementation legitimately emits besides the flows (a health-check prober): counted per
           // class by the forwarding suite's packet accounting instead of failing it (docs/conformance.md).
           background: {
@@ -191,6 +192,7 @@ export class ExternalDirector implements DirectorDriver {
       schedulerFlags: c.schedulerFlags ?? [], tunnelTypes: c.methods.includes('tun') ? ['ipip'] : [], tunnelFlags: [], mixedFamilyTunnels: false,
       persistence: c.persistence ?? false, persistenceEngines: [], onePacket: c.onePacket ?? false, fwmark: c.fwmark ?? false,
       thresholds: c.thresholds ?? false, weightZero: c.weightZero ?? false, stats: c.stats ?? false, rates: c.rates ?? false, connections: c.connections ?? false,
+      ...(c.countersFoldMs !== undefined ? { countersFoldMs: c.countersFoldMs } : {}), ...(c.thresholdCounts ? { thresholdCounts: c.thresholdCounts } : {}),
       ...(background.length ? { background } : {}),
     };
   }

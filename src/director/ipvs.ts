@@ -63,9 +63,17 @@ export class IpvsDirector implements DirectorDriver {
     return this.host.name;
   }
 
+  /** What this kernel's IPVS cannot hold: the model's limits, then (once probed) a scheduler it has no module for. */
   unsupported(s: ServiceModel): string | undefined {
-    return ipvsDeclines(s);
+    const why = ipvsDeclines(s);
+    if (why) return why;
+    const have = this.probed?.schedulers;
+    if (have && !have.includes(s.scheduler)) return `scheduler ${s.scheduler}: this kernel's IPVS cannot load ip_vs_${s.scheduler} (it has ${have.join(', ')})`;
+    return undefined;
   }
+
+  /** The capabilities once probed (unsupported() is asked after capabilities() has resolved). */
+  private probed?: DirectorCapabilities;
 
   /** `lab`: the director's node and model, for the host settings Full-NAT needs (see above). */
   static async open(host: DirectorHost, lab?: IpvsLabContext): Promise<IpvsDirector> {
@@ -85,7 +93,7 @@ export class IpvsDirector implements DirectorDriver {
   }
 
   capabilities(): Promise<DirectorCapabilities> {
-    this.caps ??= this.probe();
+    this.caps ??= this.probe().then((c) => (this.probed = c));
     return this.caps;
   }
 
@@ -157,6 +165,7 @@ export class IpvsDirector implements DirectorDriver {
       stats: true,
       rates: true,
       countersFoldMs: 2000,
+      thresholdCounts: 'active+inactive',
       connections: true,
     };
   }

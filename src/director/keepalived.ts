@@ -121,7 +121,8 @@ export class KeepalivedDirector implements DirectorDriver {
   }
 
   unsupported(s: ServiceModel): string | undefined {
-    return declines(s);
+    // keepalived's own limits, then the kernel's (a scheduler module it lacks).
+    return declines(s) ?? this.ipvs.unsupported(s);
   }
 
   private async running(): Promise<boolean> {

@@ -33,6 +33,12 @@ export interface DirectorCapabilities {
   thresholds: boolean;
   /** Weight 0 quiesces a real server (kept, gets no new connections). */
   weightZero: boolean;
+  /**
+   * What counts against a real server's upper threshold: 'active+inactive' for kernel IPVS (closing and
+   * TIME_WAIT entries count until they expire, ip_vs_dest_totalconns), 'active' for open connections only
+   * (haproxy maxconn). Absent: 'active'.
+   */
+  thresholdCounts?: 'active' | 'active+inactive';
   /** Per-service and per-real-server counters (connections, packets, bytes). */
   stats: boolean;
   /** Estimated rates (cps, pps, bps). */

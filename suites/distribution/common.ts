@@ -10,7 +10,7 @@ import { cyclicWindowCheck, heldSchedule, HeldLoad, leastConnectionCheck, overfl
 import { testDistribution } from '../../src/models/stats';
 import type { SuiteLabSpec } from '../../src/runner/labs';
 import type { HeldRun, TestRecord, Traffic } from '../../src/runner/suite-api';
-import { expect, test, statements, type ExpectFlow } from '../fixtures';
+import { expect, notApplicable, test, statements, type ExpectFlow } from '../fixtures';
 
 type TestBody = Parameters<typeof test>[2];
 type TestDetails = ReturnType<typeof statements>;
@@ -123,8 +123,14 @@ export function distributionTests(lab: SuiteLabSpec, declare: (title: string, de
     });
 
   define(`ovf3: ${DIST_SCHEDULES.ovf.picks} held connections opened and released in batches: each goes to the first server below its upper threshold`,
-    statements('DIST-005', ...ACCOUNTED), async ({ requires, traffic, expectFlow, record }) => {
+    statements('DIST-005', ...ACCOUNTED), async ({ requires, capabilities, traffic, expectFlow, record }) => {
       requires({ scheduler: 'ovf' });
+      // The check counts a released connection out at once; IPVS keeps counting it until its entry expires.
+      if (capabilities?.thresholdCounts === 'active+inactive') {
+        notApplicable(`${capabilities.implementation} counts closing and TIME_WAIT entries against the upper threshold until they expire `
+          + '(ip_vs_dest_totalconns), so released connections keep a server full for minutes; its ovf is checked connection by connection '
+          + 'against the IPVS model in suites/schedulers (ovf-overflow, ovf-release)');
+      }
       const held = await runSchedule(traffic, 'ovf3', DIST_SCHEDULES.ovf);
       await judge(expectFlow, traffic, record, 'ovf3.order', overflowCheck(held.picks, serversOf(traffic, 'ovf3')), 'DIST-005');
     });
