@@ -133,8 +133,10 @@ export function streamChecks(lab: LabModel, flow: Flow, packets: DecodedPacket[]
     if (sent.fin) {
       // The other leg's FIN, after this one and right after the whole stream.
       const fin = toSegs.find((s) => s.flags.includes('F') && notBefore(s.p.ts, sent.fin!.p.ts));
+      // A FIN may ride on the segment with the stream's last bytes: its sequence slot follows that segment's data.
+      const riding = fin?.data.length ?? 0;
       out.push(check(`${prefix}${dir}.fin@${to.received.link}`, to.received.link,
-        tcpLayers(plan, to.received, { flags: fin?.flags ?? 'FA', seq: u32(isn + 1 + sent.bytes.length) }),
+        tcpLayers(plan, to.received, { flags: fin?.flags ?? 'FA', seq: u32(isn + 1 + sent.bytes.length - riding) }),
         'PROXY-004', `the ${from.name}'s FIN (frame #${sent.fin.p.index}) carried onto the ${to.name} after the last of ${what}`,
         sent.fin.p.ts ? { after: sent.fin.p.ts } : {}));
     }

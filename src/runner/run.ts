@@ -81,8 +81,8 @@ export const SUITE_TRAITS: Record<string, SuiteTraits> = {
     limits: 'kernel IPVS and its sync daemon per namespace, and keepalived, run in the VM (the host kernel has no IPVS)',
   },
   proxy: {
-    runVms: false, faults: true, directors: ['haproxy', 'nginx'], backends: ['netns'],
-    limits: 'the proxies (haproxy, nginx) run in a network namespace of this host (docs/proxy.md)',
+    runVms: false, faults: true, directors: ['haproxy', 'nginx'], backends: ['netns', 'docker'],
+    limits: 'the proxies (haproxy, nginx) run on this host\'s kernel: in network namespaces or in containers, not in the VM guest (docs/proxy.md)',
   },
   distribution: {
     runVms: true, faults: true, directors: 'any', backends: ['netns', 'vm', 'docker'], guestTools: 'director',
