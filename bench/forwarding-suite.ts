@@ -1,5 +1,6 @@
 // Runtime of the whole forwarding suite on kernel IPVS in a VM (`vslab test suites/forwarding`), printed
-// beside the target (≤ 3 minutes), with the per-lab bring-up and the slowest tests. Not a test.
+// beside the target (≤ 60 s, issue 17), with the per-lab bring-up, where the tests' time went (the phases
+// each test records in checks.json) and the slowest tests. Not a test.
 // Usage: node bench/forwarding-suite.js [runs] [--workers N]
 import * as fs from 'fs';
 import * as os from 'os';
@@ -23,10 +24,23 @@ async function main(): Promise<void> {
     console.log(`run ${k + 1}: ${s.toFixed(0)} s wall for ${r.summary.tests} tests (${r.summary.passed} passed, ${r.summary.failed} failed, ${r.summary.notApplicable} n/a, ${r.summary.knownFailures} known), ${r.summary.checks} packet checks, ${workers} worker(s), load ${load0.toFixed(1)} -> ${os.loadavg()[0].toFixed(1)}; ${runPassed(r) ? 'passed' : 'FAILED'}`);
     console.log(`  labs ready (boot excluded): ${r.labs.map((l) => `${l.lab} ${(l.readyMs / 1000).toFixed(1)} s`).join(', ')}`);
     console.log(`  slowest: ${slow.join('; ')}`);
+    const phases: Record<string, number> = {};
+    let testMs = 0;
+    for (const t of r.tests) {
+      testMs += t.durationMs;
+      try {
+        const c = JSON.parse(fs.readFileSync(path.join(out, t.id, 'checks.json'), 'utf8')) as { phases?: Record<string, number> };
+        for (const [k, v] of Object.entries(c.phases ?? {})) phases[k] = (phases[k] ?? 0) + v;
+      } catch {
+        // a not-applicable test has no checks.json
+      }
+    }
+    const accounted = Object.values(phases).reduce((a, b) => a + b, 0);
+    console.log(`  test time ${(testMs / 1000).toFixed(1)} s: ${Object.entries(phases).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ')}, other (lab bring-up, director reads, waits) ${((testMs - accounted) / 1000).toFixed(1)} s`);
     fs.rmSync(out, { recursive: true, force: true });
   }
   const sorted = [...times].sort((a, b) => a - b);
-  console.log(`${'forwarding suite, whole run'.padEnd(32)} best ${sorted[0].toFixed(0)} s, median ${sorted[Math.floor(sorted.length / 2)].toFixed(0)} s   target: <= 180 s`);
+  console.log(`${'forwarding suite, whole run'.padEnd(32)} best ${sorted[0].toFixed(0)} s, median ${sorted[Math.floor(sorted.length / 2)].toFixed(0)} s   target: <= 60 s (${sorted[Math.floor(sorted.length / 2)] <= 60 ? 'met' : 'NOT met'})`);
 }
 
 main().catch((e) => {
