@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { buildMatrix, loadRun, renderMatrixMarkdown } from '../../src/matrix/build';
-import { planMatrix, runDirName, shippedAdapters } from '../../src/matrix/run';
+import { matrixRunOk, planMatrix, runDirName, shippedAdapters } from '../../src/matrix/run';
 import { assembleResults, type RunResults } from '../../src/runner/results';
 import { RESULTS_FILE } from '../../src/runner/run';
 
@@ -163,4 +163,14 @@ test('the plan: each implementation on the backend its driver can use, suites th
   expect(at('external:adapters/ipvsadm', 'forwarding')).toMatchObject({ backend: 'vm' });
   expect(planMatrix(['external:adapters/ipvsadm@netns'], ['forwarding'])[0]).toMatchObject({ director: 'external:adapters/ipvsadm', backend: 'netns' });
   expect(runDirName('external:adapters/ipvsadm', 'forwarding')).toBe('external-adapters-ipvsadm.forwarding');
+});
+
+test('a run whose every test is not applicable counts as passing for the matrix; an empty or failing run does not', () => {
+  const run = (s: Partial<Record<'tests' | 'passed' | 'failed' | 'notApplicable' | 'knownFailures', number>>, errors: string[] = []) =>
+    ({ summary: { tests: 0, passed: 0, failed: 0, notApplicable: 0, knownFailures: 0, ...s }, errors, tests: [] }) as unknown as Parameters<typeof matrixRunOk>[0];
+  expect(matrixRunOk(run({ tests: 65, notApplicable: 65 }))).toBe(true);
+  expect(matrixRunOk(run({ tests: 65, passed: 28, notApplicable: 37 }))).toBe(true);
+  expect(matrixRunOk(run({ tests: 0 }))).toBe(false);
+  expect(matrixRunOk(run({ tests: 65, notApplicable: 64, failed: 1 }))).toBe(false);
+  expect(matrixRunOk(run({ tests: 65, notApplicable: 65 }, ['worker crashed']))).toBe(false);
 });
