@@ -44,8 +44,7 @@ async function main(): Promise<void> {
   console.log(`kernel ${warm.kernel?.origin}; initramfs ${((warm.image?.sizeBytes ?? 0) / 1e6).toFixed(1)} MB`);
   await warm.shutdown();
 
-  // The default firmware (qboot when qemu ships it) and the old path (SeaBIOS), boots interleaved so load
-  // drifts hit both alike.
+  // qboot (opt-in) and SeaBIOS (the default), boots interleaved so load drifts hit both alike.
   const q: number[] = [];
   const sea: number[] = [];
   for (let i = 0; i < boots; i++) {
@@ -56,7 +55,7 @@ async function main(): Promise<void> {
     }
   }
   line(`boot to ready agent, bare guest, qboot (${boots}x)`, `min ${fmtS(min(q))}, median ${fmtS(median(q))}`, `target <= 2 s (${median(q) <= 2000 ? 'met' : 'NOT met'})`);
-  line(`the same with SeaBIOS, interleaved (${boots}x)`, `min ${fmtS(min(sea))}, median ${fmtS(median(sea))}`, `anchor; qboot/SeaBIOS ${(median(q) / median(sea)).toFixed(2)}`);
+  line(`the same with SeaBIOS (the default), interleaved (${boots}x)`, `min ${fmtS(min(sea))}, median ${fmtS(median(sea))}`, `target <= 2 s (${median(sea) <= 2000 ? 'met' : 'NOT met'}); qboot/SeaBIOS ${(median(q) / median(sea)).toFixed(2)}`);
   await timeBoots(Math.max(1, Math.ceil(boots / 2)), 'lab guest (9p project+node)', { shares: defaultShares(), memoryMiB: 512 });
 
   const g = await VmGuest.boot({ namePrefix: PREFIX, kernel, shares: defaultShares(), memoryMiB: 512 });

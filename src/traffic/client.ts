@@ -54,9 +54,8 @@ export const CLIENT_USAGE = `usage: client.js --target ADDR:PORT|[IPV6]:PORT [--
   --echo           ask the responder to echo the payload
   --quiet          print only the summary line
   --run ID         request id prefix (default random); ids are ID-<i>
-       client.js --serve
-                   one client for many runs: reads a JSON array of the arguments above per line, runs it,
-                   then prints {"event":"served","code":0|2}; stdin EOF ends it`;
+  --serve          (the only argument) one client for many runs: reads a JSON array of the arguments above
+                   per line, runs it, then prints {"event":"served","code":0|2}; stdin EOF ends it`;
 
 export function parseClientArgs(argv: string[]): ClientConfig {
   const a = new ArgReader(
