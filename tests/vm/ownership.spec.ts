@@ -5,7 +5,8 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { destroyVmByRunDir, VmGuest } from '../../src/backend/vm/guest';
-import { findVmLeftovers, removeVmLeftover } from '../../src/backend/vm/leftovers';
+import { findVmLeftovers } from '../../src/backend/vm/leftovers';
+import { vmBackend } from '../../src/backend/vm/index';
 import { ourQemus, pidAlive, TEST_PREFIX, VM_TEST_TIMEOUT } from './vm-helpers';
 
 test.describe.configure({ timeout: VM_TEST_TIMEOUT });
@@ -55,10 +56,20 @@ test('an ephemeral guest dies when its owner is killed outright (SIGKILL)', asyn
   o.child.kill('SIGKILL');
   await o.exited;
   await expect.poll(() => pidAlive(qemuPid), { timeout: 20_000 }).toBe(false);
-  // Its run directory is left behind; the gc helpers find it and remove it.
+  // Its run directory is left behind; the gc helpers find it, and so does the backend's gc under this test
+  // prefix (VSLAB_VM_NAME_PREFIX: a killed test or bench of another prefix must not leave it for good).
   const left = findVmLeftovers(TEST_PREFIX).filter((l) => l.runDir === runDir);
   expect(left).toEqual([{ runDir, name: path.basename(runDir), reason: `qemu (pid ${qemuPid}) is gone` }]);
-  removeVmLeftover(left[0]);
+  const before = process.env.VSLAB_VM_NAME_PREFIX;
+  process.env.VSLAB_VM_NAME_PREFIX = TEST_PREFIX;
+  try {
+    const items = (await vmBackend.leftovers!(new Set())).filter((i) => i.id === runDir);
+    expect(items.map((i) => [i.kind, i.reason])).toEqual([['vm-rundir', `qemu (pid ${qemuPid}) is gone`]]);
+    await vmBackend.removeLeftover!(items[0]);
+  } finally {
+    if (before === undefined) delete process.env.VSLAB_VM_NAME_PREFIX;
+    else process.env.VSLAB_VM_NAME_PREFIX = before;
+  }
   expect(fs.existsSync(runDir)).toBe(false);
 });
 

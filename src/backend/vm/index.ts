@@ -178,7 +178,13 @@ export const vmBackend: Backend = {
     }
     // Persistent lab VMs named with VSLAB_VM_NAME_PREFIX (tests, soaks) whose lab is not up.
     const prefix = otherVmPrefix();
-    if (prefix) for (const v of findOrphanLabVms(prefix, (lab) => alive.has(lab))) items.push({ kind: 'vm-rundir', id: v.runDir, lab: v.name.slice(prefix.length), reason: v.reason });
+    if (prefix) {
+      for (const v of findOrphanLabVms(prefix, (lab) => alive.has(lab))) items.push({ kind: 'vm-rundir', id: v.runDir, lab: v.name.slice(prefix.length), reason: v.reason });
+      // Ephemeral guests of that prefix whose qemu or owner is gone (a killed test or bench left the directory).
+      for (const v of findVmLeftovers(prefix)) {
+        if (!items.some((i) => i.id === v.runDir)) items.push({ kind: 'vm-rundir', id: v.runDir, lab: v.name.slice(prefix.length), reason: v.reason });
+      }
+    }
     return items;
   },
   async removeLeftover(item) {
@@ -186,7 +192,7 @@ export const vmBackend: Backend = {
       try { process.kill(Number(item.id), 'SIGKILL'); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e; }
     } else if (item.kind === 'vm-rundir') {
       const prefix = otherVmPrefix();
-      const v = [...findVmLeftovers(), ...(prefix ? findOrphanLabVms(prefix, () => false) : [])].find((x: VmLeftover) => x.runDir === item.id);
+      const v = [...findVmLeftovers(), ...(prefix ? [...findOrphanLabVms(prefix, () => false), ...findVmLeftovers(prefix)] : [])].find((x: VmLeftover) => x.runDir === item.id);
       if (v) removeVmLeftover(v);
     }
   },
