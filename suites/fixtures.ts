@@ -231,7 +231,7 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
   },
   expectFlow: async ({ prepared, capture, record, traffic, capabilities }, use, info) => {
     const evaluate = async (build: (c: CapturedTest) => OracleCheck[] | Promise<OracleCheck[]>, flowsOf: Flow[] | ((c: CapturedTest) => Flow[]) = []) => {
-      const first = !record.phases['capture stop'] && record.phases['capture stop'] !== 0;
+      const first = !('capture stop' in record.phases);
       const captured = await capture.finish();
       if (first && captured.timing) {
         record.phase('traffic', traffic.clientMs);

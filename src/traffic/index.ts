@@ -333,6 +333,7 @@ export class ClientSession {
       if (opts.hold === 'release') throw new Error('a client session cannot release held connections; use startClient(...).release()');
       if (this.ended) throw new Error(this.ended);
       this.lines = [];
+      const stderrFrom = this.stderr.length;
       const timeoutMs = opts.processTimeoutMs ?? defaultProcessTimeout(opts);
       this.proc.stdin.write(JSON.stringify(clientArgs(opts)) + '\n');
       const ev = await this.next(timeoutMs);
@@ -343,7 +344,8 @@ export class ClientSession {
         throw new Error(why ?? `traffic client on node ${this.node.name} did not finish within its process timeout; stderr: ${this.stderr.trim()}`);
       }
       if (ev.code !== 0) throw new Error(`traffic client on node ${this.node.name} exited ${ev.code}: client: ${ev.error ?? ''}`);
-      return parseClientOutput(this.lines.join('\n') + '\n', this.stderr);
+      // This run's standard error only, as a fresh client's report would carry.
+      return parseClientOutput(this.lines.join('\n') + '\n', this.stderr.slice(stderrFrom));
     };
     const p = this.queue.then(go, go);
     this.queue = p.catch(() => undefined);
