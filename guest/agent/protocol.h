@@ -18,7 +18,8 @@
  *   SIGNAL    (signo)          for a streamed RUN with the same id
  *   NETLINK   (ns, protocol, timeout_ms, request)  -> NLREPLY (all reply messages) | ERROR
  *             reads until every request sequence number got an NLMSG_ERROR (ack/error) or NLMSG_DONE
- *   FETCH     (path)                               -> CHUNK (data)* then END (size) | ERROR
+ *   FETCH     (path[, offset])                     -> CHUNK (data)* then END (size) | ERROR
+ *             from byte `offset` (default 0) to the end; END counts the bytes sent (protocol 2)
  *   PUT       (path, mode_octal, data)             -> OK | ERROR
  *   POWEROFF  ()                                   -> OK, then the guest powers off
  * Guest -> host
@@ -27,7 +28,7 @@
 #ifndef VSLAB_AGENT_PROTOCOL_H
 #define VSLAB_AGENT_PROTOCOL_H
 
-#define AGENT_PROTOCOL "1"
+#define AGENT_PROTOCOL "2"
 #define AGENT_PORT_NAME "vslab.agent"
 
 enum {

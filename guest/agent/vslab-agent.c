@@ -551,9 +551,31 @@ static void do_netlink(uint32_t id, int nf, field_t *f) {
 static void do_fetch(uint32_t id, int nf, field_t *f) {
   if (nf < 1) return send_error(id, "FETCH needs a path");
   char *path = strndup(f[0].p, f[0].len);
+  /* Optional second field: the byte offset to start at (a capture read again as it grows). */
+  unsigned long long from = 0;
+  if (nf >= 2 && f[1].len) {
+    char num[32];
+    size_t l = f[1].len < sizeof num - 1 ? f[1].len : sizeof num - 1;
+    memcpy(num, f[1].p, l);
+    num[l] = 0;
+    char *end = NULL;
+    errno = 0;
+    from = strtoull(num, &end, 10);
+    if (errno || !end || *end || f[1].len >= sizeof num) {
+      send_error(id, "FETCH %s: bad offset", path);
+      free(path);
+      return;
+    }
+  }
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     send_error(id, "cannot open %s in the guest: %s", path, strerror(errno));
+    free(path);
+    return;
+  }
+  if (from && lseek(fd, (off_t)from, SEEK_SET) < 0) {
+    send_error(id, "cannot seek %s to %llu in the guest: %s", path, from, strerror(errno));
+    close(fd);
     free(path);
     return;
   }

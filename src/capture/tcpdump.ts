@@ -133,7 +133,7 @@ export class TcpdumpCapture {
     });
     proc.stdout.resume();
     this.exited = proc.wait();
-    this.exited.catch(() => undefined); // seen by whoever stops the capture; never an unhandled rejection
+    this.exited.then(() => { this.hasExited = true; }, () => { this.hasExited = true; }); // also: never an unhandled rejection
   }
 
   /** "node:iface", the link name the capture is known by. */
@@ -314,6 +314,31 @@ export class TcpdumpCapture {
       }
     }
     return counts;
+  }
+
+  /** False once tcpdump has exited (or was stopped or aborted). */
+  get running(): boolean {
+    return !this.stopped && !this.hasExited;
+  }
+
+  private hasExited = false;
+
+  /** tcpdump's counts now (SIGUSR1), or undefined if it does not answer within `timeoutMs`. */
+  async counts(timeoutMs = 2000): Promise<CaptureCounts | undefined> {
+    if (!this.running) return undefined;
+    const from = this.stderr.length;
+    this.proc.kill('SIGUSR1');
+    return this.nextInfo(from, timeoutMs);
+  }
+
+  /**
+   * A stop point without stopping (a capture kept for the lab's life, cut into per-test windows): waits until
+   * the link has been quiet for `settleMs` (at most 5 s), then until tcpdump has written every packet it has
+   * received. Its counts then say how many packets of the file come before this point.
+   */
+  async checkpoint(settleMs: number): Promise<{ state: 'caught up' | 'behind'; counts: CaptureCounts; quiet: boolean } | { state: 'no answer'; quiet: boolean }> {
+    const quiet = await this.waitQuiet(settleMs, 5000);
+    return { ...(await this.waitCaughtUp(5000)), quiet };
   }
 
   /** Standard error of tcpdump so far. */

@@ -11,6 +11,7 @@ import type { DirectorKind } from '../director/program';
 import { loadTopologyFile } from '../topology/load';
 import type { LabModel } from '../topology/model';
 import { adoptPreparedLab, prepareLab, type PreparedLab } from './prepare';
+import { closeLabCaptures } from './suite-api';
 import { stopClientSessions } from './client-sessions';
 import type { AppliedFault } from '../director/faults';
 import type { RunVm } from './vms';
@@ -246,6 +247,7 @@ export class LabPool {
     for (const p of prepared) {
       if (p.status !== 'fulfilled') continue;
       await stopClientSessions(p.value);
+      await closeLabCaptures(p.value.lab).catch(() => undefined);
       // In the run's shared VM the responders stay for the worker that takes the lab up next.
       if (this.shared) for (const d of p.value.directors.values()) await d.close().catch(() => undefined);
       else await p.value.release().catch(() => undefined);

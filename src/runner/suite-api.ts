@@ -4,7 +4,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { RunningLab } from '../backend/types';
-import { CaptureSet, labLinkEnds } from '../capture/tcpdump';
+import { CaptureSet, labLinkEnds, type TcpdumpOptions } from '../capture/tcpdump';
+import { type CaptureWindow, LabCaptures } from '../capture/windows';
 import type { DirectorConnection } from '../director/types';
 import { accountPackets, EXTRA_STATEMENT, OFF_PATH_STATEMENT, renderAccounting, type Accounting, type BackgroundClass, type Explainer } from '../oracle/accounting';
 import { writeAccountingFile } from './accounting-file';
@@ -44,19 +45,54 @@ export interface CapturedTest {
   timing?: { stopMs: number; fetchMs: number; decodeMs: number };
 }
 
+/**
+ * Whether tests take windows of captures kept for the lab's life (src/capture/windows.ts; the default) or start
+ * and stop a tcpdump per link end themselves (VSLAB_CAPTURE_WINDOWS=0: the path before, which
+ * bench/forwarding-suite.js measures beside it).
+ */
+export function captureWindows(): boolean {
+  return process.env.VSLAB_CAPTURE_WINDOWS !== '0';
+}
+
+const labCaptures = new WeakMap<RunningLab, LabCaptures>();
+
+/** Stops the lab's long-running captures, if it has any (the pool calls this before it releases or leaves the lab). */
+export async function closeLabCaptures(lab: RunningLab): Promise<void> {
+  const caps = labCaptures.get(lab);
+  if (!caps) return;
+  labCaptures.delete(lab);
+  await caps.close();
+}
+
+function captureOptions(lab: RunningLab): Omit<TcpdumpOptions, 'iface'> {
+  // A TCG guest on a loaded host (the ha lab: keepalived, health checks, a dozen captures) has been seen
+  // to take more than 15 s to start tcpdump: it gets a minute there.
+  return lab.backend === 'vm' ? { extraArgs: ['-Z', 'root'], readyTimeoutMs: 60_000 } : {};
+}
+
 /** Captures every link end of the lab for one test; finish() stops, merges and decodes once. */
 export class TestCapture {
   private finished?: Promise<CapturedTest>;
 
-  private constructor(private readonly lab: RunningLab, private readonly set: CaptureSet, private readonly dir: string, private readonly guePort?: number) {}
+  private constructor(
+    private readonly lab: RunningLab,
+    private readonly dir: string,
+    private readonly guePort: number | undefined,
+    /** The test's own tcpdumps (VSLAB_CAPTURE_WINDOWS=0). */
+    private readonly set?: CaptureSet,
+    /** Its window of the lab's captures (the default). */
+    private readonly win?: { caps: LabCaptures; w: CaptureWindow },
+  ) {}
 
   static async start(lab: RunningLab, dir: string): Promise<TestCapture> {
     fs.mkdirSync(dir, { recursive: true });
-    const extraArgs = lab.backend === 'vm' ? ['-Z', 'root'] : [];
-    // A TCG guest on a loaded host (the ha lab: keepalived, health checks, a dozen captures) has been seen
-    // to take more than 15 s to start tcpdump: it gets a minute there.
-    const set = await CaptureSet.start(labLinkEnds(lab), { extraArgs, ...(lab.backend === 'vm' ? { readyTimeoutMs: 60_000 } : {}) });
-    return new TestCapture(lab, set, dir, guePortOf(lab));
+    if (captureWindows()) {
+      let caps = labCaptures.get(lab);
+      if (!caps) labCaptures.set(lab, (caps = new LabCaptures(labLinkEnds(lab), captureOptions(lab))));
+      return new TestCapture(lab, dir, guePortOf(lab), undefined, { caps, w: await caps.begin() });
+    }
+    const set = await CaptureSet.start(labLinkEnds(lab), captureOptions(lab));
+    return new TestCapture(lab, dir, guePortOf(lab), set);
   }
 
   finish(): Promise<CapturedTest> {
@@ -64,24 +100,44 @@ export class TestCapture {
     return this.finished;
   }
 
+  /** The link must be quiet this long before the stop point: a TCG guest delivers late packets later. */
+  private get settleMs(): number {
+    return this.lab.backend === 'vm' ? 300 : 150;
+  }
+
   private async doFinish(): Promise<CapturedTest> {
-    const t0 = Date.now();
-    const notes = await this.stopAll();
-    const t1 = Date.now();
     const scratch = fs.mkdtempSync(path.join(this.dir, '.links-'));
     try {
-      const inputs = [];
-      for (const c of this.set.captures) {
-        const local = path.join(scratch, `${c.node.name}-${c.iface}.pcap`);
-        await c.node.fetchFile(c.file, local);
-        inputs.push({ path: local, link: c.link });
+      let inputs: { path: string; link: string }[];
+      let notes: string[];
+      let stopMs: number;
+      let fetchMs: number;
+      if (this.win) {
+        const r = await this.win.caps.end(this.win.w, scratch, this.settleMs);
+        inputs = r.files.map((f) => ({ path: f.path, link: f.link }));
+        notes = r.notes;
+        stopMs = r.stopMs;
+        fetchMs = r.fetchMs;
+      } else {
+        const set = this.set!;
+        const t0 = Date.now();
+        notes = await this.stopAll(set);
+        const t1 = Date.now();
+        inputs = [];
+        for (const c of set.captures) {
+          const local = path.join(scratch, `${c.node.name}-${c.iface}.pcap`);
+          await c.node.fetchFile(c.file, local);
+          inputs.push({ path: local, link: c.link });
+        }
+        stopMs = t1 - t0;
+        fetchMs = Date.now() - t1;
       }
       const t2 = Date.now();
       const file = path.join(this.dir, CAPTURE_FILE);
       // Every link is declared, even a silent one: "captured, nothing there" differs from "not captured".
       mergeCaptures(inputs.map((i) => ({ path: i.path, name: i.link })), file);
       const { packets, interfaces } = decodeCaptureWithInterfaces(file, { payload: true, ...(this.guePort ? { guePort: this.guePort } : {}) });
-      return { file, packets, links: interfaces, guePort: this.guePort, notes, timing: { stopMs: t1 - t0, fetchMs: t2 - t1, decodeMs: Date.now() - t2 } };
+      return { file, packets, links: interfaces, guePort: this.guePort, notes, timing: { stopMs, fetchMs, decodeMs: Date.now() - t2 } };
     } finally {
       fs.rmSync(scratch, { recursive: true, force: true });
     }
@@ -91,13 +147,12 @@ export class TestCapture {
    * Stops every capture. A tcpdump that printed its final counts (nothing dropped) but whose exit was not
    * reported in time (seen rarely under TCG load) has written everything (-U): its file is used, with a note.
    */
-  private async stopAll(): Promise<string[]> {
-    // The link must be quiet this long before the stop point: a TCG guest delivers late packets later.
-    const settleMs = this.lab.backend === 'vm' ? 300 : 150;
-    const res = await Promise.allSettled(this.set.captures.map((c) => c.stop({ settleMs })));
+  private async stopAll(set: CaptureSet): Promise<string[]> {
+    const settleMs = this.settleMs;
+    const res = await Promise.allSettled(set.captures.map((c) => c.stop({ settleMs })));
     const notes: string[] = [];
     for (const [k, r] of res.entries()) {
-      const c = this.set.captures[k];
+      const c = set.captures[k];
       if (r.status === 'fulfilled') {
         const late = r.value.arrivedWhileStopping;
         const at = r.value.completeAt;
@@ -114,13 +169,14 @@ export class TestCapture {
     return notes;
   }
 
-  /** Stop without checks (a test that failed before finishing). */
+  /** Stop without checks (a test that failed before finishing); a window is dropped, the lab's captures go on. */
   async abort(): Promise<void> {
     if (this.finished) {
       await this.finished.catch(() => undefined);
       return;
     }
-    await Promise.all(this.set.captures.map((c) => c.abort().catch(() => undefined)));
+    if (this.win) this.win.caps.forget(this.win.w);
+    if (this.set) await Promise.all(this.set.captures.map((c) => c.abort().catch(() => undefined)));
   }
 }
 

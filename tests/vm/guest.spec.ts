@@ -138,6 +138,11 @@ test.describe('one guest, many requests', () => {
 
       await expect(guest.fetchFile('/vslab/work/t/missing', path.join(dir, 'missing'))).rejects.toThrow(/cannot open \/vslab\/work\/t\/missing/);
       expect(fs.existsSync(path.join(dir, 'missing'))).toBe(false);
+
+      // A file read from an offset (a capture read again as it grows): exactly its tail, nothing past the end.
+      expect((await guest.readFile('/vslab/work/t/in.bin', 123_457)).equals(data.subarray(123_457))).toBe(true);
+      expect((await guest.readFile('/vslab/work/t/in.bin', data.length)).length).toBe(0);
+      expect((await guest.readFile('/vslab/work/t/in.bin', data.length + 10)).length).toBe(0);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -286,10 +286,11 @@ export class AgentChannel {
     });
   }
 
-  readFile(guestPath: string, timeoutMs = 300_000): Promise<Buffer> {
+  /** A guest file's bytes, from byte `offset` (default 0) to its end as the agent read it. */
+  readFile(guestPath: string, timeoutMs = 300_000, offset = 0): Promise<Buffer> {
     const chunks: Buffer[] = [];
     return new Promise((resolve, reject) => {
-      this.request(FrameType.Fetch, [guestPath], `read ${guestPath}`, timeoutMs, (f) => {
+      this.request(FrameType.Fetch, offset ? [guestPath, offset] : [guestPath], `read ${guestPath}`, timeoutMs, (f) => {
         if (f.type === FrameType.Chunk) {
           chunks.push(Buffer.from(f.fields[0]));
           return false;

@@ -580,8 +580,9 @@ export class VmGuest {
     await this.channel().fetchToFile(guestPath, hostPath);
   }
 
-  async readFile(guestPath: string): Promise<Buffer> {
-    return this.channel().readFile(guestPath);
+  /** A guest file's bytes from `offset` (default 0) to its end. */
+  async readFile(guestPath: string, offset = 0): Promise<Buffer> {
+    return this.channel().readFile(guestPath, undefined, offset);
   }
 
   async writeFile(guestPath: string, data: string | Buffer, mode?: number): Promise<void> {

@@ -76,6 +76,10 @@ export class VmNode implements LabNode {
     await this.guest.fetchFile(path.posix.isAbsolute(nodePath) ? nodePath : path.posix.join(this.workDir, nodePath), hostPath);
   }
 
+  readFileFrom(nodePath: string, offset: number): Promise<Buffer> {
+    return this.guest.readFile(path.posix.isAbsolute(nodePath) ? nodePath : path.posix.join(this.workDir, nodePath), offset);
+  }
+
   /** Netlink request(s) from a socket in this node's namespace (e.g. the IPVS generic-netlink family on the director). */
   netlinkTransact(protocol: number, request: Buffer, timeoutMs?: number): Promise<Buffer> {
     return this.guest.netlinkTransact(this.ns, protocol, request, timeoutMs);

@@ -1,7 +1,7 @@
 // Host side of the guest agent protocol (guest/agent/protocol.h describes the frames; keep both in step).
 // Frame: u32 length (of what follows) | u32 id | u8 type | fields, each u32 length + bytes. Little-endian.
 
-export const AGENT_PROTOCOL = '1';
+export const AGENT_PROTOCOL = '2';
 export const AGENT_PORT_NAME = 'vslab.agent';
 
 export const FrameType = {
