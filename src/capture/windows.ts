@@ -124,7 +124,14 @@ export class LabCaptures {
   private broken = true;
   private closed = false;
 
-  constructor(private readonly ends: LinkEnd[], private readonly opts: Omit<TcpdumpOptions, 'iface'> = {}) {}
+  /**
+   * @param tag part of the capture files' names: a VM guest keeps the files of every lab in it under the node's
+   *   name (/vslab/work/<node>), and labs in one guest have nodes of the same names, so the lab's name goes in
+   *   (and the process id: a worker that replaced a killed one must not share a file with its leftovers).
+   */
+  constructor(private readonly ends: LinkEnd[], private readonly opts: Omit<TcpdumpOptions, 'iface'> = {}, private readonly tag = `${process.pid}`) {
+    if (!/^[A-Za-z0-9._-]+$/.test(tag)) throw new Error(`capture file tag ${JSON.stringify(tag)}: letters, digits, '.', '_' and '-' only`);
+  }
 
   /** The running captures, in link order (empty before the first window and after close). */
   get captures(): readonly TcpdumpCapture[] {
@@ -140,7 +147,7 @@ export class LabCaptures {
     await this.abortAll();
     this.generation++;
     const started = await Promise.allSettled(this.ends.map((e) =>
-      TcpdumpCapture.start(e.node, { ...this.opts, iface: e.iface, fileName: `lab-capture-${e.iface}.pcap` })));
+      TcpdumpCapture.start(e.node, { ...this.opts, iface: e.iface, fileName: `lab-capture-${this.tag}-${e.iface}.pcap` })));
     const ok = started.filter((s): s is PromiseFulfilledResult<TcpdumpCapture> => s.status === 'fulfilled').map((s) => s.value);
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) {

@@ -88,7 +88,7 @@ export class TestCapture {
     fs.mkdirSync(dir, { recursive: true });
     if (captureWindows()) {
       let caps = labCaptures.get(lab);
-      if (!caps) labCaptures.set(lab, (caps = new LabCaptures(labLinkEnds(lab), captureOptions(lab))));
+      if (!caps) labCaptures.set(lab, (caps = new LabCaptures(labLinkEnds(lab), captureOptions(lab), `${lab.name}-${process.pid}`)));
       return new TestCapture(lab, dir, guePortOf(lab), undefined, { caps, w: await caps.begin() });
     }
     const set = await CaptureSet.start(labLinkEnds(lab), captureOptions(lab));

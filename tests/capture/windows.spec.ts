@@ -90,10 +90,19 @@ test.describe('on a netns lab', () => {
 
   test('each window holds its own traffic only; a dead tcpdump fails its window and the next one starts afresh', async () => {
     const caps = new LabCaptures(labLinkEnds(lab), { snapLen: 256 });
+    // Another lab's captures in the same node directories (labs in one VM guest share /vslab/work/<node>):
+    // their own files, so neither sees the other's bytes.
+    const other = new LabCaptures(labLinkEnds(lab), { snapLen: 256 }, 'other-lab');
+    expect(() => new LabCaptures([], {}, '../x')).toThrow(/letters, digits/);
     try {
       const w1 = await caps.begin();
+      const o1 = await other.begin();
       await pings('client1', '198.18.0.2', 3);
       const r1 = await caps.end(w1, path.join(scratch, 'w1'), 150);
+      const ro = await other.end(o1, path.join(scratch, 'o1'), 150);
+      expect(echoes(ro.files, 'client1:eth0', '198.18.0.1', '198.18.0.2', 8)).toBe(3);
+      expect(new Set([...caps.captures, ...other.captures].map((c) => c.file)).size).toBe(12);
+      await other.close();
       expect(caps.linkNames).toEqual(['client1:eth0', 'director:eth0', 'director:eth1', 'rs1:eth0', 'rs2:eth0', 'rs3:eth0']);
       expect(r1.files.map((f) => f.link)).toEqual(caps.linkNames);
       expect(echoes(r1.files, 'client1:eth0', '198.18.0.1', '198.18.0.2', 8)).toBe(3);
@@ -132,6 +141,7 @@ test.describe('on a netns lab', () => {
       expect(echoes(r6.files, 'rs2:eth0', '198.18.1.1', '198.18.1.3', 8)).toBe(2);
     } finally {
       await caps.close();
+      await other.close();
     }
     expect(caps.captures).toEqual([]);
     await expect(caps.begin()).rejects.toThrow(/closed/);
