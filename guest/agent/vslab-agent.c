@@ -704,7 +704,23 @@ static int open_port(void) {
   return fd;
 }
 
-int main(void) {
+/*
+ * `vslab-agent --hold-clock`: keeps the vCPU busy at the lowest priority there is (SCHED_IDLE), so a guest
+ * whose qemu runs with `-icount sleep=off` never idles and its clock follows the instructions it runs (about
+ * real time) instead of jumping to the next timer. The host stops it (SIGSTOP) to let the clock jump through
+ * a wait, and it is continued in the guest when the wait is over (VmGuest.advanceClock).
+ */
+static int hold_clock(void) {
+  struct sched_param sp = {.sched_priority = 0};
+  if (sched_setscheduler(0, SCHED_IDLE, &sp) != 0) {
+    fprintf(stderr, "vslab-agent --hold-clock: cannot switch to SCHED_IDLE: %s\n", strerror(errno));
+    return 1;
+  }
+  for (;;) sched_yield();
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "--hold-clock")) return hold_clock();
   struct utsname u;
   if (uname(&u) == 0) snprintf(release, sizeof release, "%s", u.release);
   for (int tries = 0; (port = open_port()) < 0; tries++) {

@@ -7,6 +7,8 @@
 //   VSLAB_REPLAY_SERVERS=N   real-server nodes per lab (default 20, the largest shipped scenario)
 //   VSLAB_REPLAY_SLOTS=N     replay labs per VM for the exact suite (default 3: the worker's own and 2
 //                            siblings where scenarios with waits run ahead of their tests; 1 = none)
+//   VSLAB_REPLAY_CLOCK=warp  the guests' clocks jump through the scenarios' waits (VmBootOptions.clock);
+//                            one lab per VM then (a jump moves the whole guest), default real
 import { test as base } from '@playwright/test';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -56,10 +58,23 @@ export function scenarioTimeoutMs(sc: Scenario): number {
  */
 export function replaySlots(): number {
   const v = process.env.VSLAB_REPLAY_SLOTS;
-  if (v === undefined || v === '') return 3;
+  const warp = replayClock() === 'warp';
+  if (v === undefined || v === '') return warp ? 1 : 3;
   const n = Number(v);
   if (!(Number.isInteger(n) && n >= 1 && n <= 16)) throw new Error(`VSLAB_REPLAY_SLOTS=${v}: expected a whole number from 1 to 16`);
+  if (warp && n > 1) throw new Error(`VSLAB_REPLAY_SLOTS=${v} with VSLAB_REPLAY_CLOCK=warp: a wait moves the whole guest's clock, so sibling labs cannot share it (use 1)`);
   return n;
+}
+
+/**
+ * The replay guests' clock (VSLAB_REPLAY_CLOCK: real, the default, or warp: waits pass on the guest's clock in
+ * seconds, src/backend/vm/guest.ts advanceClock); bad values are refused, naming the variable.
+ */
+export function replayClock(): 'real' | 'warp' {
+  const v = process.env.VSLAB_REPLAY_CLOCK;
+  if (v === undefined || v === '' || v === 'real') return 'real';
+  if (v === 'warp') return 'warp';
+  throw new Error(`VSLAB_REPLAY_CLOCK=${v}: expected real or warp`);
 }
 
 export const test = base.extend<object, { replayLab: ReplayLab; replayPool: ScenarioPool; labKernel: string | undefined }>({
@@ -74,6 +89,7 @@ export const test = base.extend<object, { replayLab: ReplayLab; replayPool: Scen
         name: `ss-${process.pid}-w${workerInfo.workerIndex}`,
         // Sibling labs (the pool) run their own responders and flow drivers in the same guest.
         memoryMiB: replaySlots() > 1 ? 1536 : undefined,
+        clock: replayClock(),
       });
       try {
         await use(lab);

@@ -39,6 +39,11 @@ export interface ReplayLabOptions {
   name?: string;
   /** Guest memory in MiB (default 512; more when sibling labs share the guest, see `sibling`). */
   memoryMiB?: number;
+  /**
+   * The guest's clock (VmBootOptions.clock): 'warp' lets a scenario's waits pass on the guest's clock in
+   * seconds of real time, but the whole guest jumps, so no sibling lab may share it (see `wait`).
+   */
+  clock?: 'real' | 'warp';
   progress?: (msg: string) => void;
 }
 
@@ -115,7 +120,7 @@ export class ReplayLab {
     const servers = opts.servers ?? DEFAULT_SERVER_NODES;
     const name = opts.name ?? `ss-${process.pid}-${++labCounter}`;
     const model = loadTopologyText(replayTopology(servers, name), `<replay lab ${name}>`);
-    const lab = await upVmLab(model, { name, ephemeral: true, kernel: opts.kernel, modules: opts.modules, memoryMiB: opts.memoryMiB, progress: opts.progress, boot: { bootTimeoutMs: 150_000 } });
+    const lab = await upVmLab(model, { name, ephemeral: true, kernel: opts.kernel, modules: opts.modules, memoryMiB: opts.memoryMiB, progress: opts.progress, boot: { bootTimeoutMs: 150_000, clock: opts.clock } });
     try {
       return await ReplayLab.open(lab, model, true);
     } catch (e) {
@@ -154,6 +159,17 @@ export class ReplayLab {
 
   get name(): string {
     return this.lab.name;
+  }
+
+  /**
+   * Lets `seconds` pass for the scenario (a `wait` event): on the host's clock, or in a 'warp' guest by moving
+   * the guest's clock, every timer due on the way firing in order (VmGuest.advanceClock). Resolves with the
+   * seconds that passed on the guest's clock.
+   */
+  async wait(seconds: number): Promise<number> {
+    if (this.lab.guest.clock === 'warp') return this.lab.guest.advanceClock(seconds);
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    return seconds;
   }
 
   get ipvs(): IpvsClient {

@@ -112,7 +112,6 @@ export class KernelLacksScheduler extends Error {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function flowKey(proto: string, client: string, cport: number, vaddr: string, vport: number): string {
   return `${proto.toUpperCase()}|${client}|${cport}|${vaddr}|${vport}`;
@@ -266,7 +265,7 @@ export async function replayScenario(lab: ReplayLab, raw: unknown, opts: ReplayO
             break;
           case 'wait':
             log(`${name}: before flow ${i}: wait ${e.seconds} s`);
-            await sleep(e.seconds * 1000);
+            await lab.wait(e.seconds);
             break;
         }
       }
