@@ -130,6 +130,9 @@ const BASE_CMDLINE = [
   // Measured with initcall_debug (docs/vm.md): the ACPI interrupt-link setup made virtio_pci's probe
   // take 2.1 s of guest time (24 ms with the BIOS's PIRQ table), and the crypto self-tests 0.75 s.
   'acpi=noirq', 'cryptomgr.notests',
+  // No read-only kernel text: skips the W+X page-table walk at the end of boot (debug_checkwx, not
+  // switchable otherwise in 6.1). Interleaved boots: median 2.39 s against 2.53 s with it (load ≈3).
+  'rodata=off',
 ];
 
 export const VM_RUN_ROOT = process.env.VSLAB_VM_RUN_DIR ?? '/run/vslab/vm';
