@@ -19,7 +19,8 @@
  *   {"event":"closed","i":0,"t":230.4,"rec":{...}}                               per closed flow
  *   {"event":"closeDone","n":2,"t":231.0}
  *   {"event":"time","t":300.2}
- *   {"event":"error","message":"..."}    a bad command (the driver goes on; a bad flow line ends the open)
+ *   {"event":"error","message":"..."}    a bad command, or a bad or already held flow (which ends its open
+ *                                        command: no further flow of it is opened, no "opened"); the driver goes on
  * Times are milliseconds on the driver's monotonic clock. A flow that is not held (or failed) is
  * reported only once its socket is closed: the responder closes first, the client follows, so "closed
  * before the next flow" holds at the director. stdin EOF: every held flow is closed, exit 0.
@@ -698,7 +699,9 @@ int main(void) {
           char m[64];
           snprintf(m, sizeof m, "flow %d is already open", i);
           emit_error(m);
-          continue;
+          bad = 1;
+          for (k++; k < n; k++) if (getline(&line, &cap, stdin) < 0) break;
+          break;
         }
         open_one(i, !strcmp(proto, "udp"), src, sport, dst, dport, hold, timeout);
       }

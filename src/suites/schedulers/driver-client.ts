@@ -90,7 +90,7 @@ const REC_NUMBERS = ['i', 'dport', 'start', 'totalMs', 'bytes'] as const;
 
 function checkRecord(v: unknown): ClientConnEvent {
   const r = v as Record<string, unknown>;
-  const bad = (what: string) => new Error(`flow driver: a record with ${what}: ${JSON.stringify(v).slice(0, 300)}`);
+  const bad = (what: string) => new Error(`flow driver: a record with ${what}: ${String(JSON.stringify(v)).slice(0, 300)}`);
   if (typeof r !== 'object' || r === null || r.event !== 'conn') throw bad('no event "conn"');
   if (r.proto !== 'tcp' && r.proto !== 'udp') throw bad('a bad proto');
   if (!OUTCOMES.includes(r.outcome as never)) throw bad('a bad outcome');
@@ -184,9 +184,12 @@ export class DriverClient {
     });
   }
 
-  /** Starts the driver in `node` (a VM guest's node: the program is in the guest image) and waits for its ready line. */
-  static async start(node: LabNode, opts: { readyTimeoutMs?: number } = {}): Promise<DriverClient> {
-    const proc = node.spawn([GUEST_FLOWDRV]);
+  /**
+   * Starts the driver in `node` and waits for its ready line. `program`: the driver as the node sees it,
+   * by default GUEST_FLOWDRV of the guest image (the tests run a host build in a namespace).
+   */
+  static async start(node: LabNode, opts: { program?: string; readyTimeoutMs?: number } = {}): Promise<DriverClient> {
+    const proc = node.spawn([opts.program ?? GUEST_FLOWDRV]);
     const c = new DriverClient(node, proc);
     await c.command<void>(null, (e) => (e.event === 'ready' ? { done: true, value: undefined } : { done: false }), opts.readyTimeoutMs ?? 60_000);
     return c;
