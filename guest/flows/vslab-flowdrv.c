@@ -339,6 +339,7 @@ struct flow {
   double t_start; /* driver clock */
   double answered_at;
   int timeout_ms;
+  int eof; /* the peer's FIN arrived: the close below completes the connection */
 };
 
 /* Held TCP flows, by index. */
@@ -372,7 +373,22 @@ static void init_rec(struct flow *f, int i, int udp, const char *src, int sport,
 
 static double round3(double v) { return (double)(long long)(v * 1000 + 0.5) / 1000; }
 
+/*
+ * Closes the flow's socket. After the responder's FIN our own FIN leaves here and the connection is
+ * gone once the responder acknowledges it (LAST_ACK -> CLOSE): wait for that (1 s at most), so the
+ * next flow may use the same source port and 4-tuple at once. (The Node driver closed without waiting
+ * and was slow enough for the ACK to arrive first; here the next bind came before it: EADDRINUSE.)
+ */
 static void finish(struct flow *f) {
+  if (f->fd >= 0 && f->eof && !f->r.udp && shutdown(f->fd, SHUT_WR) == 0) {
+    double until = now() + 1000;
+    for (;;) {
+      struct tcp_info ti;
+      socklen_t tl = sizeof ti;
+      if (getsockopt(f->fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) < 0 || ti.tcpi_state == TCP_CLOSE || now() > until) break;
+      usleep(50);
+    }
+  }
   if (f->fd >= 0) close(f->fd);
   f->fd = -1;
   f->r.total_ms = round3(now() - f->t_start);
@@ -400,7 +416,10 @@ static void drain_to_eof(struct flow *f, double deadline) {
       f->r.bytes += n;
       continue;
     }
-    if (n == 0) return;
+    if (n == 0) {
+      f->eof = 1;
+      return;
+    }
     if (errno == EAGAIN || errno == EINTR) continue;
     if (!f->r.after_answer[0]) errno_name(errno, f->r.after_answer, sizeof f->r.after_answer);
     return;
@@ -426,6 +445,9 @@ static int tcp_flow(struct flow *f, int hold, int timeout_ms) {
   f->fd = fd;
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  /* as libuv binds TCP (the Node driver's sockets): a port whose last connection is in TIME_WAIT here
+     can be bound again (tcp_max_tw_buckets=0 in the replay lab's client leaves none anyway) */
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (bind(fd, &sa.sa, sl) < 0) {
     fail_errno(r, errno);
     return 0;
@@ -474,6 +496,7 @@ static int tcp_flow(struct flow *f, int hold, int timeout_ms) {
       return 0;
     }
     if (got == 0) { /* the peer closed before the answer was complete */
+      f->eof = 1;
       r->outcome = "closed";
       return 0;
     }
@@ -631,6 +654,7 @@ static void close_held(const int *idx, int n) {
     if (poll(&p, 1, 0) == 1 && recv(f->fd, &c, 1, MSG_PEEK) == 0) {
       f->r.held_ms = round3(now() - f->answered_at);
       if (!f->r.after_answer[0]) snprintf(f->r.after_answer, sizeof f->r.after_answer, "EOF");
+      f->eof = 1;
       finish(f);
       printf("{\"event\":\"closed\",\"i\":%d,\"t\":%.3f,\"rec\":", f->r.i, now());
       put_rec(stdout, &f->r);

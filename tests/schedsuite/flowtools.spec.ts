@@ -127,16 +127,19 @@ netnsTest.describe('vslab-flowdrv and vslab-respond in a netns pair', () => {
     expect(c.closed.every((r) => r.heldMs !== null && r.totalMs > 0 && r.afterAnswer === null)).toBe(true);
   });
 
-  netnsTest('the driver reports a bad command and goes on; a flow already held is an error; a bound port is a bind error', async ({ pair }) => {
+  netnsTest('a flow already held is an error that ends its command; a source port in use fails as with Node (libuv binds with SO_REUSEADDR)', async ({ pair }) => {
     const rs = startResponder(pair.server, { name: 'rs1', tcp: [8080], log: false, tools: { responder: programs.get(GUEST_RESPOND) } });
     const driver = await DriverClient.start(pair.client, { program: programs.get(GUEST_FLOWDRV) });
     try {
       await rs.ready;
       await driver.open([flow(0, 'tcp', ADDR.client4, ADDR.server4, 8080, true)]);
       await expect(driver.open([flow(0, 'tcp', ADDR.client4, ADDR.server4, 8080, true)])).rejects.toThrow(/flow 0 is already open/);
-      // the same source port while flow 0 holds it
+      // the same 4-tuple while flow 0 holds it: the bind passes (SO_REUSEADDR), the connect cannot
       const [busy] = await driver.open([{ ...flow(1, 'tcp', ADDR.client4, ADDR.server4, 8080), sport: 41000 }]);
-      expect(busy.rec).toMatchObject({ outcome: 'error', stage: 'bind', code: 'EADDRINUSE' });
+      expect(busy.rec).toMatchObject({ outcome: 'error', stage: 'connect', code: 'EADDRNOTAVAIL' });
+      // the same source port right after a closed flow's close: free at once (the driver waits for the last ACK)
+      const reuse = await driver.open([flow(5, 'tcp', ADDR.client4, ADDR.server4, 8080), flow(5, 'tcp', ADDR.client4, ADDR.server4, 8080)]);
+      expect(reuse.map((o) => o.rec.outcome)).toEqual(['answered', 'answered']);
       expect((await driver.close([0]))[0].rec.outcome).toBe('answered');
       expect(driver.exited).toBe(false);
     } finally {
