@@ -9,6 +9,9 @@ export interface ListenedSocket {
   /** The bound address; "::" for a TCP any-address (dual-stack) listener. */
   address: string;
   port: number;
+  /** UDP any-address socket that answers every local address, present or added later, from the address
+   *  a datagram arrived at (IP_PKTINFO: the replay labs' C responder, guest/flows/vslab-respond.c). */
+  everyAddress?: boolean;
 }
 
 /** Printed once every requested listener is bound. */

@@ -1,5 +1,6 @@
 // TypeScript API of the traffic tools: builds their argv, runs them inside a lab node (never in the
 // host namespace) through LabNode.exec/spawn, and parses their JSON-lines output.
+import * as net from 'net';
 import * as path from 'path';
 import * as readline from 'readline';
 import type { LabNode, NodeProcess } from '../backend/types';
@@ -24,9 +25,13 @@ export interface ToolLocation {
   node?: string;
   /** Directory holding responder.js and client.js (default: <repo>/dist/traffic). */
   dir?: string;
+  /** A responder program run instead of node + responder.js: the replay labs' static C responder
+   *  (guest/flows/vslab-respond.c), which takes --name, --tcp PORT and --udp PORT only. */
+  responder?: string;
 }
 
 function toolArgv(tool: 'responder' | 'client', loc: ToolLocation | undefined, args: string[]): string[] {
+  if (tool === 'responder' && loc?.responder) return [loc.responder, ...args];
   // This file is <repo>/src/traffic/index.ts or <repo>/dist/traffic/index.js: the repo is two levels up.
   const dir = loc?.dir ?? path.resolve(__dirname, '..', '..', 'dist', 'traffic');
   return [loc?.node ?? process.execPath, path.join(dir, `${tool}.js`), ...args];
@@ -149,7 +154,9 @@ export function startResponder(node: LabNode, opts: ResponderOptions): Responder
       return served.slice();
     },
     waitListening(proto, address, timeoutMs = 15_000) {
-      return waitFor(`a ${proto} listener on ${address}`, () => listening.some((l) => l.proto === proto && (l.address === address || (proto === 'tcp' && l.address === '::'))), timeoutMs);
+      const family = net.isIP(address);
+      return waitFor(`a ${proto} listener on ${address}`, () => listening.some((l) => l.proto === proto &&
+        (l.address === address || (proto === 'tcp' && l.address === '::') || (l.everyAddress === true && net.isIP(l.address) === family))), timeoutMs);
     },
     stop() {
       stopping ??= (async () => {

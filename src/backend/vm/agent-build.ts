@@ -1,5 +1,6 @@
 // Builds the guest's static C programs (guest/<dir>/*.c) with the host's cc, once per source
-// version: the agent (guest/agent) and the first-packet generator (guest/syngen).
+// version: the agent (guest/agent), the first-packet generator (guest/syngen) and the scheduler
+// replayer's flow driver and responder (guest/flows).
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -46,4 +47,19 @@ export const GUEST_SYNGEN = '/usr/sbin/vslab-syngen';
 /** Path of the static first-packet generator (guest/syngen/vslab-syngen.c), /usr/sbin/vslab-syngen in the guest. */
 export function buildSyngen(progress?: (m: string) => void): Promise<string> {
   return buildGuestProgram('syngen', 'vslab-syngen', 'the guest packet generator', progress);
+}
+
+/** Where the guest image puts the scheduler replayer's flow driver (guest/flows/vslab-flowdrv.c). */
+export const GUEST_FLOWDRV = '/usr/sbin/vslab-flowdrv';
+
+/** Where the guest image puts the replay labs' responder (guest/flows/vslab-respond.c). */
+export const GUEST_RESPOND = '/usr/sbin/vslab-respond';
+
+/** The static guest programs besides the agent, by their path in the guest image. */
+export async function buildGuestPrograms(progress?: (m: string) => void): Promise<Array<[string, string]>> {
+  return [
+    [GUEST_SYNGEN, await buildSyngen(progress)],
+    [GUEST_FLOWDRV, await buildGuestProgram('flows', 'vslab-flowdrv', 'the guest flow driver', progress)],
+    [GUEST_RESPOND, await buildGuestProgram('flows', 'vslab-respond', 'the guest responder', progress)],
+  ];
 }

@@ -4,13 +4,14 @@
 // applet, which has no netns), the host's real ip, tc, ss, bridge, ipvsadm, tcpdump, nft, socat and
 // kmod (modprobe: the kernel loads ip_vs_rr, crypto-crc32c... through it) with their shared
 // libraries, the kernel modules labs need with their dependencies and soft dependencies
-// (modules.dep is rewritten for the subset by `depmod -b`), the static guest agent and /init.
+// (modules.dep is rewritten for the subset by `depmod -b`), the static guest agent, the static guest
+// programs of guest/syngen and guest/flows (agent-build.ts) in /usr/sbin, and /init.
 // The result is a plain newc cpio (compression does not help under TCG) cached as
 // <cache>/initramfs/<release>-<hash>.cpio, the hash covering every input file's identity.
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { buildAgent, buildSyngen, GUEST_SYNGEN, guestSourceDir } from './agent-build';
+import { buildAgent, buildGuestPrograms, guestSourceDir } from './agent-build';
 import { cacheDir, withCacheLock } from './cache';
 import type { GuestKernel } from './kernel';
 import { runTool, runToolOk } from './proc';
@@ -163,7 +164,8 @@ interface Plan {
   links: Map<string, string>;
   modules: string[];
   agent: string;
-  syngen: string;
+  /** guest path -> static program built from guest/ (syngen, the flow driver, the responder) */
+  programs: Array<[string, string]>;
   key: string;
 }
 
@@ -226,10 +228,10 @@ async function plan(kernel: GuestKernel, opts: InitramfsOptions): Promise<Plan> 
     }
   }
   const agent = await buildAgent();
-  const syngen = await buildSyngen();
+  const programs = await buildGuestPrograms();
 
   const h = crypto.createHash('sha256');
-  h.update(`builder ${BUILDER_VERSION}\nkernel ${kernel.release} ${kernel.modulesRoot}\nagent ${agent}\nsyngen ${syngen}\n`);
+  h.update(`builder ${BUILDER_VERSION}\nkernel ${kernel.release} ${kernel.modulesRoot}\nagent ${agent}\n${programs.map(([g, hst]) => `program ${g} ${hst}\n`).join('')}`);
   h.update(fs.readFileSync(path.join(guestSourceDir(), 'init')));
   for (const [g, hst] of [...files].sort()) {
     const st = fs.statSync(hst);
@@ -237,7 +239,7 @@ async function plan(kernel: GuestKernel, opts: InitramfsOptions): Promise<Plan> 
   }
   for (const [g, t] of [...links].sort()) h.update(`${g} -> ${t}\n`);
   for (const m of modules) h.update(`${m}\n`);
-  return { files, links, modules, agent, syngen, key: h.digest('hex').slice(0, 16) };
+  return { files, links, modules, agent, programs, key: h.digest('hex').slice(0, 16) };
 }
 
 /** Images this process already built or found (planning costs ~0.3 s of ldd and hashing per boot). */
@@ -316,8 +318,10 @@ async function populate(stage: string, kernel: GuestKernel, p: Plan): Promise<vo
   }
   fs.copyFileSync(p.agent, at('/usr/sbin/vslab-agent'));
   fs.chmodSync(at('/usr/sbin/vslab-agent'), 0o755);
-  fs.copyFileSync(p.syngen, at(GUEST_SYNGEN));
-  fs.chmodSync(at(GUEST_SYNGEN), 0o755);
+  for (const [g, hst] of p.programs) {
+    fs.copyFileSync(hst, at(g));
+    fs.chmodSync(at(g), 0o755);
+  }
   fs.copyFileSync(path.join(guestSourceDir(), 'init'), at('/init'));
   fs.chmodSync(at('/init'), 0o755);
   fs.writeFileSync(at('/etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
