@@ -33,10 +33,26 @@ function buildNative() {
   execFileSync('cc', ['-O2', '-Wall', '-shared', '-fPIC', `-I${inc}`, '-DNODE_GYP_MODULE_NAME=vslab_native', src, '-o', out], { stdio: 'inherit' });
 }
 
+/** Outputs of sources that are gone (a module deleted or renamed): a stale module must not stay importable. */
+function removeStale(out, src) {
+  if (!fs.existsSync(out)) return;
+  for (const e of fs.readdirSync(out, { withFileTypes: true })) {
+    const p = path.join(out, e.name);
+    if (e.isDirectory()) {
+      removeStale(p, path.join(src, e.name));
+      if (!fs.readdirSync(p).length) fs.rmdirSync(p);
+      continue;
+    }
+    const m = /^(.*)\.(js|js\.map|d\.ts|d\.ts\.map)$/.exec(e.name);
+    if (m && !fs.existsSync(path.join(src, `${m[1]}.ts`)) && !fs.existsSync(path.join(src, `${m[1]}.json`))) fs.rmSync(p);
+  }
+}
+
 function buildTs() {
   const stamp = rel('dist/.built');
   if (mtime(stamp) >= Math.max(newest(rel('src'), ['.ts', '.json']), mtime(rel('tsconfig.json')))) return;
   execFileSync(process.execPath, [rel('node_modules/typescript/bin/tsc'), '-p', rel('tsconfig.json')], { stdio: 'inherit' });
+  removeStale(rel('dist'), rel('src'));
   fs.writeFileSync(stamp, new Date().toISOString() + '\n');
 }
 
