@@ -184,7 +184,16 @@ export async function replayScenario(lab: ReplayLab, raw: unknown, opts: ReplayO
       if (checked >= upTo) return;
       const table = await lab.ipvs.connections();
       const entries = new Map<string, IpvsConnection>();
-      for (const c of table) if (!c.template) entries.set(flowKey(c.protocol, c.clientAddress, c.clientPort, c.virtualAddress, c.virtualPort), c);
+      for (const c of table) {
+        if (c.template) continue;
+        const k = flowKey(c.protocol, c.clientAddress, c.clientPort, c.virtualAddress, c.virtualPort);
+        const had = entries.get(k);
+        // Two entries of one key: an earlier flow's entry of a removed server not yet flushed (the kernel
+        // expires it from a work item queued at the delete) beside the new flow's. Only the one of a present
+        // server can be the new flow's: a flow scheduled after the removal cannot go to the removed server.
+        const present = (x: IpvsConnection) => [...current.values()].some((v) => v.addr.text === x.destAddress && v.port === x.destPort);
+        if (!had || (!present(had) && present(c))) entries.set(k, c);
+      }
       // only the last flow per key since the previous read can still own its entry
       const lastOfKey = new Map<string, number>();
       for (let i = checked; i < upTo; i++) {
