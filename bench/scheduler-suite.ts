@@ -1,8 +1,8 @@
 // Wall time of the exact scheduler suite (`vslab test suites/schedulers/exact.spec.ts`) the old way and the
-// new way in the same run: VSLAB_REPLAY_SLOTS=1 (no sibling labs: each test replays its scenario itself,
+// pooled way in the same run, both with real guest clocks: VSLAB_REPLAY_SLOTS=1 (no sibling labs: each test replays its scenario itself,
 // longest first on whichever worker is free, as before the pool) against VSLAB_REPLAY_SLOTS=N (scenarios
 // with waits started ahead on sibling labs in the same VM, src/suites/schedulers/pool.ts). With --warp, a third
-// run: guests whose clocks jump through the waits (VSLAB_REPLAY_CLOCK=warp, one lab per VM). Every run must
+// run: guests whose clocks jump through the waits (VSLAB_REPLAY_CLOCK=warp, one lab per VM: the default). Every run must
 // pass with the same tests. The machine is shared: read the ratio and the load averages. Not a test.
 // Usage: node bench/scheduler-suite.js [--grep REGEX] [--workers N] [--slots N] [--kernel K] [--order new-first] [--warp]
 // The last line is JSON.
@@ -31,7 +31,7 @@ async function main(): Promise<void> {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vslab-scheduler-suite-'));
     const load0 = os.loadavg()[0];
     const t0 = Date.now();
-    const r = await runSuite({ paths: ['suites/schedulers/exact.spec.ts'], director: 'ipvs', backend: 'vm', out, workers, grep, kernel, env: { VSLAB_REPLAY_SLOTS: String(v.slots), ...(v.clock ? { VSLAB_REPLAY_CLOCK: v.clock } : {}) } });
+    const r = await runSuite({ paths: ['suites/schedulers/exact.spec.ts'], director: 'ipvs', backend: 'vm', out, workers, grep, kernel, env: { VSLAB_REPLAY_SLOTS: String(v.slots), VSLAB_REPLAY_CLOCK: v.clock ?? 'real' } });
     const wall = (Date.now() - t0) / 1000;
     const passed = runPassed(r);
     ok &&= passed;

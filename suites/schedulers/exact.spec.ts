@@ -8,12 +8,14 @@
 // the lane's waiting scenarios on sibling labs in the same VM, so their sleeps overlap the busy ones;
 // their tests then take the finished replay. Each scenario is replayed and checked as if alone.
 import { formatReplay, KernelLacksScheduler } from '../../src/suites/schedulers/replay';
-import { expect, flowCount, loadScenarios, planLanes, replaySlots, scenarioTimeoutMs, test, waitSeconds } from './fixtures';
+import { expect, flowCount, loadScenarios, planLanes, replayClock, replaySlots, scenarioTimeoutMs, test, waitSeconds } from './fixtures';
 
 const LANES = Math.max(1, Number(process.env.VSLAB_TEST_WORKERS || process.env.VSLAB_SUITE_WORKERS || 1) || 1);
-// VSLAB_REPLAY_SLOTS=1 is the path without siblings: every test its own group, longest first, taken by
-// whichever worker is free (the suite as it ran before the pool; bench/scheduler-suite.js compares).
-const longestFirst = (a: { scenario: Parameters<typeof waitSeconds>[0] }) => waitSeconds(a.scenario) * 10 + flowCount(a.scenario) / 10;
+// With one slot (the warp clock's default, or VSLAB_REPLAY_SLOTS=1) every test is its own group, longest first,
+// taken by whichever worker is free. On a warp clock a wait costs little and the flows are the work; on a
+// real clock the waits dominate (the suite as it ran before the pool; bench/scheduler-suite.js compares).
+const warp = replayClock() === 'warp';
+const longestFirst = (a: { scenario: Parameters<typeof waitSeconds>[0] }) => (warp ? 0 : waitSeconds(a.scenario) * 10) + flowCount(a.scenario) / 10;
 const lanes = replaySlots() > 1 ? planLanes(loadScenarios(), LANES) : loadScenarios().sort((a, b) => longestFirst(b) - longestFirst(a)).map((s) => [s]);
 const titleOf = (s: { name: string; scenario: { description?: string } }) => `${s.name}: ${s.scenario.description ?? ''}`.slice(0, 200);
 
