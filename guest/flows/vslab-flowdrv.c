@@ -426,16 +426,24 @@ static void drain_to_eof(struct flow *f, double deadline) {
   }
 }
 
+/* The flow's source and destination socket addresses; their family, or -1 (code EINVAL) when they do not parse
+ * or differ in family. */
+static int flow_addrs(struct rec *r, union addr *sa, socklen_t *sl, union addr *da, socklen_t *dl) {
+  int fam = make_addr(r->dst, r->dport, da, dl);
+  if (fam < 0 || make_addr(r->src, r->sport, sa, sl) != fam) {
+    snprintf(r->code, sizeof r->code, "EINVAL");
+    return -1;
+  }
+  return fam;
+}
+
 /* A TCP flow up to its answer (or failure). Returns 1 when answered. */
 static int tcp_flow(struct flow *f, int hold, int timeout_ms) {
   struct rec *r = &f->r;
   union addr sa, da;
   socklen_t sl, dl;
-  int fam = make_addr(r->dst, r->dport, &da, &dl);
-  if (fam < 0 || make_addr(r->src, r->sport, &sa, &sl) != fam) {
-    snprintf(r->code, sizeof r->code, "EINVAL");
-    return 0;
-  }
+  int fam = flow_addrs(r, &sa, &sl, &da, &dl);
+  if (fam < 0) return 0;
   double deadline = f->t_start + timeout_ms;
   int fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -539,11 +547,8 @@ static void udp_flow(struct flow *f, int timeout_ms) {
   struct rec *r = &f->r;
   union addr sa, da;
   socklen_t sl, dl;
-  int fam = make_addr(r->dst, r->dport, &da, &dl);
-  if (fam < 0 || make_addr(r->src, r->sport, &sa, &sl) != fam) {
-    snprintf(r->code, sizeof r->code, "EINVAL");
-    return;
-  }
+  int fam = flow_addrs(r, &sa, &sl, &da, &dl);
+  if (fam < 0) return;
   double deadline = f->t_start + timeout_ms;
   int fd = socket(fam, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
