@@ -59,21 +59,25 @@ export class HostNamespaceNode implements LabNode {
     const src = path.isAbsolute(nodePath) ? nodePath : path.join(this.workDir, nodePath);
     if (path.resolve(src) !== path.resolve(hostPath)) await fs.promises.copyFile(src, hostPath);
   }
-  async readFileFrom(nodePath: string, offset: number): Promise<Buffer> {
-    const src = path.isAbsolute(nodePath) ? nodePath : path.join(this.workDir, nodePath);
-    const fh = await fs.promises.open(src, 'r');
-    try {
-      const chunks: Buffer[] = [];
-      for (let at = offset; ;) {
-        const b = Buffer.alloc(256 << 10);
-        const { bytesRead } = await fh.read(b, 0, b.length, at);
-        if (!bytesRead) break;
-        chunks.push(b.subarray(0, bytesRead));
-        at += bytesRead;
-      }
-      return Buffer.concat(chunks);
-    } finally {
-      await fh.close();
+  readFileFrom(nodePath: string, offset: number): Promise<Buffer> {
+    return readHostFileFrom(path.isAbsolute(nodePath) ? nodePath : path.join(this.workDir, nodePath), offset);
+  }
+}
+
+/** A host file's bytes from `offset` to its end as read now (a file another process is still writing). */
+export async function readHostFileFrom(file: string, offset: number): Promise<Buffer> {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    for (let at = offset; ;) {
+      const b = Buffer.alloc(256 << 10);
+      const { bytesRead } = await fh.read(b, 0, b.length, at);
+      if (!bytesRead) break;
+      chunks.push(b.subarray(0, bytesRead));
+      at += bytesRead;
     }
+    return Buffer.concat(chunks);
+  } finally {
+    await fh.close();
   }
 }

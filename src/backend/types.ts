@@ -50,8 +50,8 @@ export interface LabNode {
   /** Copy a file the node wrote (under workDir) to a host path. */
   fetchFile(nodePath: string, hostPath: string): Promise<void>;
   /** A file the node is writing (under workDir), from byte `offset` to its end as read now: a capture read as it
-   *  grows. Absent: only whole files can be fetched. */
-  readFileFrom?(nodePath: string, offset: number): Promise<Buffer>;
+   *  grows. */
+  readFileFrom(nodePath: string, offset: number): Promise<Buffer>;
   /** The node's network namespace as a file of this host (/run/netns/..., /proc/PID/ns/net), when it has one here:
    *  netlink sockets and sysctl writes can then be made in it directly. Undefined when the node lives elsewhere (a VM). */
   readonly netnsPath?: string;

@@ -118,6 +118,7 @@ export class TcpdumpCapture {
   private stderr = '';
   private exited: Promise<{ code: number | null; signal: string | null }>;
   private stopped = false;
+  private hasExited = false;
 
   private constructor(
     readonly node: LabNode,
@@ -183,6 +184,13 @@ export class TcpdumpCapture {
     }
   }
 
+  /** Asks tcpdump for its counts (SIGUSR1) and resolves with its answer, or undefined (see nextInfo). */
+  private ask(timeoutMs: number): Promise<CaptureCounts | undefined> {
+    const from = this.stderr.length;
+    this.proc.kill('SIGUSR1');
+    return this.nextInfo(from, timeoutMs);
+  }
+
   /**
    * Resolves with the next statistics line tcpdump prints after `from` characters of its standard error,
    * or undefined if none comes within `timeoutMs` or tcpdump exits.
@@ -223,9 +231,7 @@ export class TcpdumpCapture {
     while (Date.now() < deadline) {
       let now: number;
       if (!bySize) {
-        const from = this.stderr.length;
-        this.proc.kill('SIGUSR1');
-        const info = await this.nextInfo(from, 1000);
+        const info = await this.ask(1000);
         if (info) now = info.receivedByFilter;
         else {
           bySize = true;
@@ -250,9 +256,7 @@ export class TcpdumpCapture {
     const deadline = Date.now() + timeoutMs;
     let last: CaptureCounts | undefined;
     while (Date.now() < deadline) {
-      const from = this.stderr.length;
-      this.proc.kill('SIGUSR1');
-      const info = await this.nextInfo(from, Math.max(1, deadline - Date.now()));
+      const info = await this.ask(Math.max(1, deadline - Date.now()));
       if (!info) break;
       last = info;
       if (info.droppedByKernel > 0) break;
@@ -321,14 +325,9 @@ export class TcpdumpCapture {
     return !this.stopped && !this.hasExited;
   }
 
-  private hasExited = false;
-
-  /** tcpdump's counts now (SIGUSR1), or undefined if it does not answer within `timeoutMs`. */
+  /** tcpdump's counts now (SIGUSR1), or undefined if it is not running or does not answer within `timeoutMs`. */
   async counts(timeoutMs = 2000): Promise<CaptureCounts | undefined> {
-    if (!this.running) return undefined;
-    const from = this.stderr.length;
-    this.proc.kill('SIGUSR1');
-    return this.nextInfo(from, timeoutMs);
+    return this.running ? this.ask(timeoutMs) : undefined;
   }
 
   /**

@@ -14,7 +14,6 @@
 // (the kernel dropped packets for tcpdump, or it never caught up) fails the window and the captures are
 // started afresh for the next test; a tcpdump that died is restarted at the next begin.
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import type { LabNode } from '../backend/types';
 import { PCAP_MAGIC_NS, PCAP_MAGIC_US, PcapWriter } from './pcap';
@@ -225,18 +224,7 @@ export class LabCaptures {
     for (let attempt = 0; l.log.records < records; attempt++) {
       if (attempt === 5) throw new Error(`capture ${l.cap.link}: tcpdump counted ${records} packets written but its file holds ${l.log.records}`);
       if (attempt) await new Promise((r) => setTimeout(r, 20 * attempt));
-      let more: Buffer;
-      if (node.readFileFrom) more = await node.readFileFrom(l.cap.file, l.log.fileBytes);
-      else {
-        const tmp = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vslab-cap-')), 'f.pcap');
-        try {
-          await node.fetchFile(l.cap.file, tmp);
-          more = fs.readFileSync(tmp).subarray(l.log.fileBytes);
-        } finally {
-          fs.rmSync(path.dirname(tmp), { recursive: true, force: true });
-        }
-      }
-      l.log.append(more);
+      l.log.append(await node.readFileFrom(l.cap.file, l.log.fileBytes));
     }
   }
 

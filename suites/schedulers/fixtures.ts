@@ -5,8 +5,9 @@
 //   VSLAB_KERNEL=backports   guest kernel for every worker (default: bookworm, 6.1); `vslab test --kernel`
 //                            (VSLAB_TEST_KERNEL, with --modules as VSLAB_TEST_MODULES) takes precedence
 //   VSLAB_REPLAY_SERVERS=N   real-server nodes per lab (default 20, the largest shipped scenario)
-//   VSLAB_REPLAY_SLOTS=N     replay labs per VM for the exact suite (default 3: the worker's own and 2
-//                            siblings where scenarios with waits run ahead of their tests; 1 = none)
+//   VSLAB_REPLAY_SLOTS=N     replay labs per VM for the exact suite, real clocks only (default 3: the
+//                            worker's own and 2 siblings where scenarios with waits run ahead of their
+//                            tests; 1 = none); with the warp clock always 1
 //   VSLAB_REPLAY_CLOCK=...   warp (default): the guests' clocks jump through the scenarios' waits
 //                            (VmBootOptions.clock), one lab per VM (a jump moves the whole guest); real:
 //                            waits take real time and the sibling labs of VSLAB_REPLAY_SLOTS overlap them

@@ -5,6 +5,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import type { ExecOptions, ExecResult, LabNode, NodeProcess, SpawnOptions } from '../../src/backend/types';
+import { readHostFileFrom } from '../../src/backend/nsnode';
 
 export class NetnsNode implements LabNode {
   constructor(readonly name: string, readonly ns: string, readonly workDir: string) {}
@@ -49,6 +50,10 @@ export class NetnsNode implements LabNode {
 
   async fetchFile(nodePath: string, hostPath: string): Promise<void> {
     fs.copyFileSync(nodePath, hostPath);
+  }
+
+  readFileFrom(nodePath: string, offset: number): Promise<Buffer> {
+    return readHostFileFrom(nodePath, offset);
   }
 
   /** Runs and throws on failure (setup steps). */

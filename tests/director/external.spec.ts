@@ -27,6 +27,7 @@ function scriptedNode(replies: Record<string, string>): LabNode {
     },
     spawn() { throw new Error('not used'); },
     async fetchFile() { throw new Error('not used'); },
+    async readFileFrom() { throw new Error('not used'); },
   };
 }
 

@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import type { ExecOptions, ExecResult, LabNode, NodeProcess, SpawnOptions } from '../../src/backend/types';
+import { readHostFileFrom } from '../../src/backend/nsnode';
 
 export class NetnsNode implements LabNode {
   private readonly children = new Set<ChildProcess>();
@@ -57,6 +58,10 @@ export class NetnsNode implements LabNode {
 
   async fetchFile(nodePath: string, hostPath: string): Promise<void> {
     await fs.promises.copyFile(nodePath, hostPath);
+  }
+
+  readFileFrom(nodePath: string, offset: number): Promise<Buffer> {
+    return readHostFileFrom(nodePath, offset);
   }
 
   /** Runs a command in the node and throws with its stderr when it fails. */

@@ -112,7 +112,6 @@ export class KernelLacksScheduler extends Error {
   }
 }
 
-
 export function flowKey(proto: string, client: string, cport: number, vaddr: string, vport: number): string {
   return `${proto.toUpperCase()}|${client}|${cport}|${vaddr}|${vport}`;
 }
@@ -184,14 +183,15 @@ export async function replayScenario(lab: ReplayLab, raw: unknown, opts: ReplayO
       if (checked >= upTo) return;
       const table = await lab.ipvs.connections();
       const entries = new Map<string, IpvsConnection>();
+      // Two entries of one key: an earlier flow's entry of a removed server not yet flushed (the kernel
+      // expires it from a work item queued at the delete) beside the new flow's. Only the one of a present
+      // server can be the new flow's: a flow scheduled after the removal cannot go to the removed server.
+      const presentDests = new Set([...current.values()].map((v) => `${v.addr.text}|${v.port}`));
+      const present = (x: IpvsConnection) => presentDests.has(`${x.destAddress}|${x.destPort}`);
       for (const c of table) {
         if (c.template) continue;
         const k = flowKey(c.protocol, c.clientAddress, c.clientPort, c.virtualAddress, c.virtualPort);
         const had = entries.get(k);
-        // Two entries of one key: an earlier flow's entry of a removed server not yet flushed (the kernel
-        // expires it from a work item queued at the delete) beside the new flow's. Only the one of a present
-        // server can be the new flow's: a flow scheduled after the removal cannot go to the removed server.
-        const present = (x: IpvsConnection) => [...current.values()].some((v) => v.addr.text === x.destAddress && v.port === x.destPort);
         if (!had || (!present(had) && present(c))) entries.set(k, c);
       }
       // only the last flow per key since the previous read can still own its entry
