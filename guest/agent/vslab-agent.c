@@ -1,5 +1,5 @@
 /*
- * vslab-agent: the control agent inside a vslab VM guest (started by /init, reaps orphans as a subreaper).
+ * vslab-agent: the control agent inside a vslab VM guest (started by /init, guest/init, and reaps orphans as a subreaper).
  *
  * It speaks the framed protocol of protocol.h over the virtio-serial port named "vslab.agent" and
  * does what the host asks: run programs (optionally inside a named network namespace, collected or
@@ -723,9 +723,11 @@ int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "--hold-clock")) return hold_clock();
   struct utsname u;
   if (uname(&u) == 0) snprintf(release, sizeof release, "%s", u.release);
+  /* The port shows up a little after virtio_console is loaded (the host adds it through the device's control
+     queue): look again every 5 ms, not 50, which was one whole wait on most boots. */
   for (int tries = 0; (port = open_port()) < 0; tries++) {
-    if (tries == 100) logmsg("vslab-agent: still no virtio port named %s", AGENT_PORT_NAME);
-    usleep(50 * 1000);
+    if (tries == 1000) logmsg("vslab-agent: still no virtio port named %s", AGENT_PORT_NAME);
+    usleep(5 * 1000);
   }
   home_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
   prctl(PR_SET_CHILD_SUBREAPER, 1);

@@ -3,7 +3,10 @@
 //   and argv arrays written as data (`argv: ['nft', …]`);
 // - the commands of shell text: in every string or template literal, a word at a command position (start,
 //   or after && || ; | `$(` or a newline) that is followed by an option (`ethtool -K …`, `modprobe -a …`).
-// Shell scripts that are whole files (guest/init) are scanned line by line the same way.
+// Shell scripts that are whole files are scanned line by line the same way.
+// The guest's C programs that start others (guest/init) write each argv as a compound literal,
+// `(char *[]){"/usr/sbin/modprobe", …}`: its first string is the program (vslab's own guest programs,
+// /usr/sbin/vslab-*, are built from guest/ and are not host tools).
 import * as fs from 'fs';
 import * as path from 'path';
 import * as ts from 'typescript';
@@ -90,6 +93,18 @@ export function scanShellScript(file: string, source: string): ProgramUse[] {
   source.split('\n').forEach((l, i) => {
     const code = l.replace(/(^|\s)#.*$/, '');
     for (const p of shellCommands(code)) out.push({ program: p, file, line: i + 1, how: 'shell' });
+  });
+  return out;
+}
+
+export function scanCSource(file: string, source: string): ProgramUse[] {
+  const out: ProgramUse[] = [];
+  source.split('\n').forEach((l, i) => {
+    for (const m of l.matchAll(/\(char\s*\*\s*\[\]\)\s*\{\s*(?:"([^"]+)"|([A-Z_]+))/g)) {
+      const prog = m[1] ?? m[2];
+      if (m[2] || /\/vslab-[a-z]+$/.test(prog)) continue; // a macro naming vslab's own guest program
+      out.push({ program: path.basename(prog), file, line: i + 1, how: 'argv' });
+    }
   });
   return out;
 }

@@ -7,7 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { FILE_REQUIREMENTS, TOOL_REQUIREMENTS, which } from '../../src/host/requirements';
 import { runChecks } from '../../src/cli/commands/doctor';
-import { scanShellScript, scanTree, scanTypeScript, type ProgramUse } from './program-scan';
+import { scanCSource, scanShellScript, scanTree, scanTypeScript, type ProgramUse } from './program-scan';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const listed = new Set(TOOL_REQUIREMENTS.map((t) => t.tool));
@@ -16,7 +16,7 @@ let scanned: ProgramUse[] | undefined;
 function allUses(): ProgramUse[] {
   return scanned ??= [
     ...scanTree(ROOT, ['src', 'suites']),
-    ...scanShellScript('guest/init', fs.readFileSync(path.join(ROOT, 'guest/init'), 'utf8')),
+    ...scanCSource('guest/init/vslab-init.c', fs.readFileSync(path.join(ROOT, 'guest/init/vslab-init.c'), 'utf8')),
   ];
 }
 
@@ -32,7 +32,7 @@ test('the scan sees the ways vslab runs programs (so an empty scan cannot pass)'
   expect(found('qemu-system-x86_64', 'src/backend/vm/guest.ts')).toBe(true); // an env override's default
   expect(found('cpio', 'src/backend/vm/initramfs.ts')).toBe(true); // runToolOk('cpio', …)
   expect(found('nft', 'src/director/faults.ts')).toBe(true); // argv written as data
-  expect(found('modprobe', 'guest/init')).toBe(true);
+  expect(found('modprobe', 'guest/init/vslab-init.c')).toBe(true); // an argv compound literal in C
 });
 
 test('an unlisted program is caught wherever it is written, prose is not', () => {
@@ -50,6 +50,8 @@ test('an unlisted program is caught wherever it is written, prose is not', () =>
   expect(programs).toEqual(['footool', 'frobctl', 'mytool', 'othertool', 'pkgtool']);
   expect(scanShellScript('init', 'mount -t proc proc /proc\n# hidden -x\nnewtool -a || echo no >/dev/console\n').map((u) => u.program))
     .toEqual(['mount', 'newtool']);
+  expect(scanCSource('init.c', 'run((char *[]){"/usr/sbin/ctool", "-a", NULL});\nstart((char *[]){AGENT, NULL});\nrun((char *[]){"/usr/sbin/vslab-agent", NULL});\n').map((u) => u.program))
+    .toEqual(['ctool']);
 });
 
 test('scripts/setup.sh installs the package of every listed tool and file that is missing', () => {

@@ -1,5 +1,5 @@
 // Builds the guest's static C programs (guest/<dir>/*.c) with the host's cc, once per source
-// version: the agent (guest/agent), the first-packet generator (guest/syngen) and the scheduler
+// version: /init (guest/init), the agent (guest/agent), the first-packet generator (guest/syngen) and the scheduler
 // replayer's flow driver and responder (guest/flows).
 import * as crypto from 'crypto';
 import * as fs from 'fs';
@@ -7,7 +7,7 @@ import * as path from 'path';
 import { cacheDir, withCacheLock } from './cache';
 import { runToolOk } from './proc';
 
-/** The project's guest/ directory (sources of the agent and /init). */
+/** The project's guest/ directory (sources of /init, the agent and the guest programs). */
 export function guestSourceDir(): string {
   return path.resolve(__dirname, '..', '..', '..', 'guest');
 }
@@ -34,6 +34,11 @@ async function buildGuestProgram(dir: string, name: string, what: string, progre
     fs.renameSync(tmp, out);
     return out;
   });
+}
+
+/** Path of the static /init (guest/init/vslab-init.c). */
+export function buildInit(progress?: (m: string) => void): Promise<string> {
+  return buildGuestProgram('init', 'vslab-init', 'the guest init', progress);
 }
 
 /** Path of the static agent binary. */

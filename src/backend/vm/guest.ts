@@ -135,6 +135,12 @@ const BASE_CMDLINE = [
   'rodata=off',
 ];
 
+/**
+ * No ACPI PCI hotplug (nothing is plugged into a running guest): qemu's DSDT then has no per-slot hotplug
+ * methods for the kernel's ACPI interpreter to load, which took acpi_init from ≈0.13 s to ≈0.10 s under TCG.
+ */
+const NO_PCI_HOTPLUG = ['-global', 'PIIX4_PM.acpi-root-pci-hotplug=off', '-global', 'PIIX4_PM.acpi-pci-hotplug-with-bridge-support=off'];
+
 export const VM_RUN_ROOT = process.env.VSLAB_VM_RUN_DIR ?? '/run/vslab/vm';
 
 /** What a run directory records about its guest (vm.json). */
@@ -283,6 +289,7 @@ export class VmGuest {
     const args = [
       '-name', `${this.name},process=${this.name}`,
       '-M', 'pc', '-accel', 'tcg', '-cpu', 'max,cx16=off', '-smp', '1', '-m', `${o.memoryMiB ?? 192}M`,
+      ...NO_PCI_HOTPLUG,
       '-nodefaults', '-no-user-config', '-nic', 'none', '-display', 'none', '-vga', 'none', '-no-reboot',
       '-chardev', `file,id=con,path=${this.consolePath}`, '-serial', 'chardev:con', '-monitor', 'none',
       '-pidfile', path.join(this.runDir, 'qemu.pid'),

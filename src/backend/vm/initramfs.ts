@@ -5,13 +5,13 @@
 // kmod (modprobe: the kernel loads ip_vs_rr, crypto-crc32c... through it) with their shared
 // libraries, the kernel modules labs need with their dependencies and soft dependencies
 // (modules.dep is rewritten for the subset by `depmod -b`), the static guest agent, the static guest
-// programs of guest/syngen and guest/flows (agent-build.ts) in /usr/sbin, and /init.
+// programs of guest/syngen and guest/flows (agent-build.ts) in /usr/sbin, and the static /init (guest/init).
 // The result is a plain newc cpio (compression does not help under TCG) cached as
 // <cache>/initramfs/<release>-<hash>.cpio, the hash covering every input file's identity.
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { buildAgent, buildGuestPrograms, guestSourceDir } from './agent-build';
+import { buildAgent, buildGuestPrograms, buildInit } from './agent-build';
 import { cacheDir, withCacheLock } from './cache';
 import type { GuestKernel } from './kernel';
 import { runTool, runToolOk } from './proc';
@@ -23,7 +23,19 @@ const BUILDER_VERSION = '3';
 
 /** Host programs copied into the guest: the `guest` entries of the host requirements list (src/host). */
 const GUEST_TOOLS = TOOL_REQUIREMENTS.filter((t) => t.guest);
-const KMOD_LINKS = ['modprobe', 'insmod', 'rmmod', 'lsmod', 'modinfo'];
+/** kmod's names in /usr/sbin. `modprobe` is not in the image: /init links it (see BOOT_MODPROBE). */
+const KMOD_LINKS = ['insmod', 'rmmod', 'lsmod', 'modinfo'];
+/**
+ * Where the image keeps kmod's modprobe until /init links it as /usr/sbin/modprobe. While the kernel runs its
+ * initcalls, /sbin/modprobe (the kernel's compiled-in helper path) does not exist, so the modules the kernel
+ * asks for then (the kdf108 self-test asks for `crypto-hmac(sha256)` and `…-all`, which no module provides)
+ * fail at once instead of waiting for the initramfs and running kmod twice: ≈0.1 s of boot under TCG.
+ */
+export const BOOT_MODPROBE = '/usr/lib/vslab/modprobe';
+/** The boot modules in load order (dependencies first), paths under /usr/lib/modules/<release>: /init insmods them. */
+const BOOT_MODULE_LIST = '/etc/vslab/boot-modules';
+/** The modules /init loads before anything else (the control channel's), by name. */
+const BOOT_MODULE_NAMES = ['virtio_pci', 'virtio_console'];
 
 /** Modules the guest itself needs (control channel, shares) and that labs commonly use. */
 const MODULES = [
@@ -39,9 +51,6 @@ const MODULE_DIRS = [
 
 /** iptables/ebtables/arptables matches and ipset: no userland for them in the guest (nft and ipvsadm use netlink). */
 const SKIPPED_MODULES = /^(xt_|ipt_|ip6t_|ebt_|arpt_|ip_set|ebtable|arptable|iptable_|ip6table_)/;
-/** Loaded by /init before anything else: kept uncompressed; every other module is stored zstd-compressed
- *  (kmod decompresses on load), which halves the image and the time the kernel spends unpacking it. */
-const BOOT_MODULES = /^(virtio|virtio_ring|virtio_pci.*|virtio_console)\.ko$/;
 
 export interface InitramfsOptions {
   /** More host programs (names on PATH or absolute paths), copied with their libraries. */
@@ -157,13 +166,35 @@ function moduleClosure(ix: ModuleIndex, names: string[], dirs: string[]): string
   return [...out].sort();
 }
 
+/** Module files for the names, each after its dependencies (modules.dep lists a module's dependencies last-loaded first). */
+function bootModuleOrder(ix: ModuleIndex, names: string[]): string[] {
+  const out: string[] = [];
+  for (const n of names) {
+    const f = ix.byName.get(n);
+    if (!f) continue; // built in
+    for (const d of [...(ix.deps.get(f) ?? []).slice().reverse(), f]) if (!out.includes(d)) out.push(d);
+  }
+  return out;
+}
+
+/** The plain .ko name of a possibly compressed module file. */
+const plainModule = (rel: string) => rel.replace(/\.ko\.(xz|gz|zst)$/, '.ko');
+
 interface Plan {
   /** guest path -> host file to copy (contents, symlinks dereferenced) */
   files: Map<string, string>;
   /** guest path -> symlink target */
   links: Map<string, string>;
   modules: string[];
+  /**
+   * The boot modules with their dependencies, in load order (relative files as in modules.dep). They are stored
+   * plain, for /init's finit_module (guest/init); every other module is stored zstd-compressed (kmod decompresses on
+   * load), which halves the image and the time the kernel spends unpacking it.
+   */
+  bootModules: string[];
   agent: string;
+  /** the static /init (guest/init) */
+  init: string;
   /** guest path -> static program built from guest/ (syngen, the flow driver, the responder) */
   programs: Array<[string, string]>;
   key: string;
@@ -199,7 +230,9 @@ async function plan(kernel: GuestKernel, opts: InitramfsOptions): Promise<Plan> 
   }
   const kmod = guestPath(fs.realpathSync(which('kmod')!));
   for (const l of KMOD_LINKS) links.set(`/usr/sbin/${l}`, kmod);
+  links.set(BOOT_MODPROBE, kmod); // kmod acts on its name: this one is modprobe
   links.set('/usr/bin/sh', 'dash');
+  links.set('/etc/mtab', '/proc/mounts');
   for (const [from, to] of [['/bin', 'usr/bin'], ['/sbin', 'usr/sbin'], ['/lib', 'usr/lib'], ['/lib64', 'usr/lib64']]) links.set(from, to);
   // busybox applets for every name nothing else provides
   const bb = guestPath(fs.realpathSync(which('busybox')!));
@@ -207,7 +240,7 @@ async function plan(kernel: GuestKernel, opts: InitramfsOptions): Promise<Plan> 
   for (const a of list.stdout.toString().split('\n').filter(Boolean)) {
     const g = guestPath('/' + a);
     const name = path.basename(g);
-    if (name === 'sh' || name === 'busybox') continue;
+    if (name === 'sh' || name === 'busybox' || name === 'modprobe') continue; // modprobe: /init links kmod's
     const taken = [...files.keys(), ...links.keys()].some((k) => path.basename(k) === name && /\/usr\/s?bin\//.test(k));
     if (!taken) links.set(g, bb);
   }
@@ -227,19 +260,21 @@ async function plan(kernel: GuestKernel, opts: InitramfsOptions): Promise<Plan> 
       if (!isBuiltin) throw new Error(`kernel ${kernel.release} has no module ${m}`);
     }
   }
+  const bootModules = bootModuleOrder(ix, BOOT_MODULE_NAMES);
   const agent = await buildAgent();
+  const init = await buildInit();
   const programs = await buildGuestPrograms();
 
   const h = crypto.createHash('sha256');
-  h.update(`builder ${BUILDER_VERSION}\nkernel ${kernel.release} ${kernel.modulesRoot}\nagent ${agent}\n${programs.map(([g, hst]) => `program ${g} ${hst}\n`).join('')}`);
-  h.update(fs.readFileSync(path.join(guestSourceDir(), 'init')));
+  h.update(`builder ${BUILDER_VERSION}\nkernel ${kernel.release} ${kernel.modulesRoot}\nagent ${agent}\ninit ${init}\n${programs.map(([g, hst]) => `program ${g} ${hst}\n`).join('')}`);
   for (const [g, hst] of [...files].sort()) {
     const st = fs.statSync(hst);
     h.update(`${g} ${hst} ${st.size} ${st.mtimeMs}\n`);
   }
   for (const [g, t] of [...links].sort()) h.update(`${g} -> ${t}\n`);
   for (const m of modules) h.update(`${m}\n`);
-  return { files, links, modules, agent, programs, key: h.digest('hex').slice(0, 16) };
+  for (const m of bootModules) h.update(`boot ${m}\n`);
+  return { files, links, modules, bootModules, agent, init, programs, key: h.digest('hex').slice(0, 16) };
 }
 
 /** Images this process already built or found (planning costs ~0.3 s of ldd and hashing per boot). */
@@ -322,7 +357,7 @@ async function populate(stage: string, kernel: GuestKernel, p: Plan): Promise<vo
     fs.copyFileSync(hst, at(g));
     fs.chmodSync(at(g), 0o755);
   }
-  fs.copyFileSync(path.join(guestSourceDir(), 'init'), at('/init'));
+  fs.copyFileSync(p.init, at('/init'));
   fs.chmodSync(at('/init'), 0o755);
   fs.writeFileSync(at('/etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
   fs.writeFileSync(at('/etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
@@ -339,8 +374,14 @@ async function populate(stage: string, kernel: GuestKernel, p: Plan): Promise<vo
   for (const m of p.modules) {
     fs.mkdirSync(path.dirname(path.join(dst, m)), { recursive: true });
     fs.copyFileSync(path.join(src, m), path.join(dst, m));
-    if (m.endsWith('.ko') && !BOOT_MODULES.test(path.basename(m))) compress.push(m);
+    if (p.bootModules.includes(m)) {
+      const z = /\.ko\.(xz|gz|zst)$/.exec(m)?.[1];
+      if (z) await runToolOk(z === 'xz' ? 'xz' : z === 'gz' ? 'gzip' : 'zstd', ['-q', '-d', '-f', m], `decompressing the boot module ${m}`, { cwd: dst });
+      if (z) fs.rmSync(path.join(dst, m), { force: true });
+    } else if (m.endsWith('.ko')) compress.push(m);
   }
+  fs.mkdirSync(at('/etc/vslab'), { recursive: true });
+  fs.writeFileSync(at(BOOT_MODULE_LIST), p.bootModules.map((m) => `/usr/lib/modules/${kernel.release}/${plainModule(m)}\n`).join(''));
   for (let i = 0; i < compress.length; i += 200) {
     await runToolOk('zstd', ['-q', '-19', '--rm', ...compress.slice(i, i + 200)], 'compressing guest modules (install zstd)', { cwd: dst });
   }
