@@ -136,6 +136,15 @@ const BASE_CMDLINE = [
 ];
 
 /**
+ * The guest CPU. `cx16=off`: 6.12 oopsed in 9 of 11 boots without it (docs/vm.md). `erms=off,fsrm=off`: without
+ * "enhanced rep movsb" the kernel and glibc copy and clear memory 8 bytes per step (rep movsq, unrolled loops)
+ * instead of byte by byte through `rep movsb/stosb`, which TCG runs one iteration at a time. Paired boots:
+ * unpacking the initramfs 0.19 s against 0.23–0.43 s, a 64 MiB dd 95 ms against 160 ms, exec round trips
+ * 10–15 % shorter, boot to a ready agent ≈0.15 s shorter.
+ */
+const GUEST_CPU = 'max,cx16=off,erms=off,fsrm=off';
+
+/**
  * No ACPI PCI hotplug (nothing is plugged into a running guest): qemu's DSDT then has no per-slot hotplug
  * methods for the kernel's ACPI interpreter to load, which took acpi_init from ≈0.13 s to ≈0.10 s under TCG.
  */
@@ -288,7 +297,7 @@ export class VmGuest {
     const cmdline = [...BASE_CMDLINE, ...(o.verboseConsole ? [] : ['quiet', 'loglevel=4'])];
     const args = [
       '-name', `${this.name},process=${this.name}`,
-      '-M', 'pc', '-accel', 'tcg', '-cpu', 'max,cx16=off', '-smp', '1', '-m', `${o.memoryMiB ?? 192}M`,
+      '-M', 'pc', '-accel', 'tcg', '-cpu', GUEST_CPU, '-smp', '1', '-m', `${o.memoryMiB ?? 192}M`,
       ...NO_PCI_HOTPLUG,
       '-nodefaults', '-no-user-config', '-nic', 'none', '-display', 'none', '-vga', 'none', '-no-reboot',
       '-chardev', `file,id=con,path=${this.consolePath}`, '-serial', 'chardev:con', '-monitor', 'none',
