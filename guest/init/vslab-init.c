@@ -3,7 +3,7 @@
  *
  * Mounts the pseudo filesystems, loads the control channel's drivers (the uncompressed modules listed in
  * /etc/vslab/boot-modules, dependencies first), mounts the 9p shares named on the kernel command line
- * (vslab.9p=<tag>:<mountpoint>:<ro|rw>), brings lo up, starts the clock holder when the guest runs on a warp
+ * (vslab.9p=<tag>:<mountpoint>:<ro|rw>) after loading the 9p client's modules the same way, brings lo up, starts the clock holder when the guest runs on a warp
  * clock (vslab.clock=warp), then starts the control agent as its child and reaps orphans. If the agent ever
  * exits, so does init: the kernel panics, qemu exits, and the host reports it with the console. Anything that
  * fails here is printed on the console, which the host keeps.
@@ -73,20 +73,11 @@ static pid_t start(char *const argv[]) {
   return pid;
 }
 
-/* Runs a program to its end; its exit status, or -1. */
-static int run(char *const argv[]) {
-  pid_t pid = start(argv);
-  if (pid < 0) return -1;
-  int st;
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR) return -1;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void load_boot_modules(void) {
-  FILE *f = fopen("/etc/vslab/boot-modules", "r");
+/* Loads the modules a list names (plain .ko paths, dependencies first: src/backend/vm/initramfs.ts). */
+static void load_modules(const char *list) {
+  FILE *f = fopen(list, "r");
   if (!f) {
-    say("no /etc/vslab/boot-modules: %s", strerror(errno));
+    say("cannot read %s: %s", list, strerror(errno));
     return;
   }
   char line[512];
@@ -160,7 +151,7 @@ int main(void) {
   mount_or_say("devpts", "/dev/pts", "devpts", 0, NULL);
   mount_or_say("tmpfs", "/dev/shm", "tmpfs", 0, "mode=1777");
   if (symlink("/proc/self/fd", "/dev/fd") != 0 && errno != EEXIST) say("cannot link /dev/fd: %s", strerror(errno));
-  load_boot_modules();
+  load_modules("/etc/vslab/boot-modules");
 
   char cmdline[4096] = "", copy[sizeof cmdline];
   int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
@@ -173,7 +164,7 @@ int main(void) {
     if (!strncmp(arg, "vslab.9p=", 9)) shares++;
     if (!strcmp(arg, "vslab.clock=warp")) warp = 1;
   }
-  if (shares && run((char *[]){"/usr/sbin/modprobe", "-a", "9pnet_virtio", "9p", NULL}) != 0) say("no 9p modules");
+  if (shares) load_modules("/etc/vslab/share-modules");
   memcpy(copy, cmdline, sizeof copy);
   for (char *at = copy, *arg; (arg = next_arg(&at));)
     if (!strncmp(arg, "vslab.9p=", 9)) mount_share(arg + 9);

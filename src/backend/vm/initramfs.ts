@@ -32,10 +32,15 @@ const KMOD_LINKS = ['insmod', 'rmmod', 'lsmod', 'modinfo'];
  * fail at once instead of waiting for the initramfs and running kmod twice: ≈0.1 s of boot under TCG.
  */
 export const BOOT_MODPROBE = '/usr/lib/vslab/modprobe';
-/** The boot modules in load order (dependencies first), paths under /usr/lib/modules/<release>: /init insmods them. */
-const BOOT_MODULE_LIST = '/etc/vslab/boot-modules';
-/** The modules /init loads before anything else (the control channel's), by name. */
-const BOOT_MODULE_NAMES = ['virtio_pci', 'virtio_console'];
+/**
+ * The modules /init loads itself (guest/init), by name, each list written to the image in load order
+ * (dependencies first) as paths of plain .ko files: the control channel's always, the 9p client's when the
+ * kernel command line names shares. Loading them without kmod saves a dynamic program's start under TCG.
+ */
+const BOOT_MODULE_LISTS: Array<[string, string[]]> = [
+  ['/etc/vslab/boot-modules', ['virtio_pci', 'virtio_console']],
+  ['/etc/vslab/share-modules', ['9pnet_virtio', '9p']],
+];
 
 /** Modules the guest itself needs (control channel, shares) and that labs commonly use. */
 const MODULES = [
@@ -187,11 +192,11 @@ interface Plan {
   links: Map<string, string>;
   modules: string[];
   /**
-   * The boot modules with their dependencies, in load order (relative files as in modules.dep). They are stored
-   * plain, for /init's finit_module (guest/init); every other module is stored zstd-compressed (kmod decompresses on
-   * load), which halves the image and the time the kernel spends unpacking it.
+   * Each list of BOOT_MODULE_LISTS with dependencies, in load order (relative files as in modules.dep). They are
+   * stored plain, for /init's finit_module (guest/init); every other module is stored zstd-compressed (kmod
+   * decompresses on load), which halves the image and the time the kernel spends unpacking it.
    */
-  bootModules: string[];
+  bootModules: Array<[string, string[]]>;
   agent: string;
   /** the static /init (guest/init) */
   init: string;
@@ -260,7 +265,7 @@ async function plan(kernel: GuestKernel, opts: InitramfsOptions): Promise<Plan> 
       if (!isBuiltin) throw new Error(`kernel ${kernel.release} has no module ${m}`);
     }
   }
-  const bootModules = bootModuleOrder(ix, BOOT_MODULE_NAMES);
+  const bootModules = BOOT_MODULE_LISTS.map(([list, names]): [string, string[]] => [list, bootModuleOrder(ix, names)]);
   const agent = await buildAgent();
   const init = await buildInit();
   const programs = await buildGuestPrograms();
@@ -273,7 +278,7 @@ async function plan(kernel: GuestKernel, opts: InitramfsOptions): Promise<Plan> 
   }
   for (const [g, t] of [...links].sort()) h.update(`${g} -> ${t}\n`);
   for (const m of modules) h.update(`${m}\n`);
-  for (const m of bootModules) h.update(`boot ${m}\n`);
+  for (const [list, mods] of bootModules) h.update(`${list}: ${mods.join(' ')}\n`);
   return { files, links, modules, bootModules, agent, init, programs, key: h.digest('hex').slice(0, 16) };
 }
 
@@ -374,14 +379,16 @@ async function populate(stage: string, kernel: GuestKernel, p: Plan): Promise<vo
   for (const m of p.modules) {
     fs.mkdirSync(path.dirname(path.join(dst, m)), { recursive: true });
     fs.copyFileSync(path.join(src, m), path.join(dst, m));
-    if (p.bootModules.includes(m)) {
+    if (p.bootModules.some(([, mods]) => mods.includes(m))) {
       const z = /\.ko\.(xz|gz|zst)$/.exec(m)?.[1];
       if (z) await runToolOk(z === 'xz' ? 'xz' : z === 'gz' ? 'gzip' : 'zstd', ['-q', '-d', '-f', m], `decompressing the boot module ${m}`, { cwd: dst });
       if (z) fs.rmSync(path.join(dst, m), { force: true });
     } else if (m.endsWith('.ko')) compress.push(m);
   }
   fs.mkdirSync(at('/etc/vslab'), { recursive: true });
-  fs.writeFileSync(at(BOOT_MODULE_LIST), p.bootModules.map((m) => `/usr/lib/modules/${kernel.release}/${plainModule(m)}\n`).join(''));
+  for (const [list, mods] of p.bootModules) {
+    fs.writeFileSync(at(list), mods.map((m) => `/usr/lib/modules/${kernel.release}/${plainModule(m)}\n`).join(''));
+  }
   for (let i = 0; i < compress.length; i += 200) {
     await runToolOk('zstd', ['-q', '-19', '--rm', ...compress.slice(i, i + 200)], 'compressing guest modules (install zstd)', { cwd: dst });
   }
