@@ -55,6 +55,23 @@ test.describe('one guest, many requests', () => {
     expect(links.stdout.split(/\s+/).filter(Boolean)).toEqual(['lo']);
   });
 
+  test('/init set the guest up: pseudo filesystems, its drivers, lo, and kmod as the kernel\'s module helper', async () => {
+    const mounts = (await guest.exec(null, ['cat', '/proc/mounts'])).stdout;
+    for (const [dir, type] of [['/proc', 'proc'], ['/sys', 'sysfs'], ['/dev', 'devtmpfs'], ['/dev/pts', 'devpts'], ['/dev/shm', 'tmpfs']]) {
+      expect(mounts, `${dir} (${type})`).toMatch(new RegExp(`^\\S+ ${dir} ${type} `, 'm'));
+    }
+    const mods = (await guest.exec(null, ['lsmod'])).stdout;
+    for (const m of ['virtio_pci', 'virtio_console']) expect(mods).toMatch(new RegExp(`^${m} `, 'm'));
+    expect((await guest.exec(null, ['ip', '-o', 'link', 'show', 'lo'])).stdout).toMatch(/<LOOPBACK,UP,LOWER_UP>/);
+    // No modprobe while the kernel ran its initcalls; /init then linked kmod's, which the kernel runs on demand.
+    expect((await guest.exec(null, ['readlink', '/sbin/modprobe'])).stdout.trim()).toBe('/usr/lib/vslab/modprobe');
+    expect((await guest.exec(null, ['cat', '/proc/sys/kernel/modprobe'])).stdout.trim()).toBe('/sbin/modprobe');
+    const vx = await guest.exec(NS, ['ip', 'link', 'add', 'vx0', 'type', 'vxlan', 'id', '7', 'dstport', '4789']);
+    expect(vx, vx.stderr).toMatchObject({ code: 0 });
+    expect((await guest.exec(null, ['lsmod'])).stdout).toMatch(/^vxlan /m);
+    expect((await guest.exec(NS, ['ip', 'link', 'del', 'vx0'])).code).toBe(0);
+  });
+
   test('runs programs inside a named guest namespace, isolated from the initial one', async () => {
     expect((await guest.exec(NS, ['ip', 'link', 'add', 'd1', 'type', 'dummy'])).code).toBe(0);
     const inNs = await guest.exec(NS, ['ls', '/sys/class/net']);

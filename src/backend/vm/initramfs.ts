@@ -31,7 +31,7 @@ const KMOD_LINKS = ['insmod', 'rmmod', 'lsmod', 'modinfo'];
  * asks for then (the kdf108 self-test asks for `crypto-hmac(sha256)` and `…-all`, which no module provides)
  * fail at once instead of waiting for the initramfs and running kmod twice: ≈0.1 s of boot under TCG.
  */
-export const BOOT_MODPROBE = '/usr/lib/vslab/modprobe';
+const BOOT_MODPROBE = '/usr/lib/vslab/modprobe';
 /**
  * The modules /init loads itself (guest/init), by name, each list written to the image in load order
  * (dependencies first) as paths of plain .ko files: the control channel's always, the 9p client's when the
