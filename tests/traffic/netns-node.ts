@@ -32,6 +32,7 @@ export class NetnsNode implements LabNode {
         this.children.delete(child);
         resolve({ code: code ?? -1, signal, stdout, stderr, timedOut });
       });
+      child.stdin.on('error', () => { /* the program may exit without reading its input (EPIPE), as nsnode.ts */ });
       child.stdin.end(opts.input ?? '');
     });
   }
