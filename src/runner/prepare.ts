@@ -19,6 +19,11 @@ export interface PreparedLab {
   fault?: AppliedFault;
   /** Milliseconds from the start of bring-up until the lab was prepared. */
   readyMs: number;
+  /**
+   * When the last traffic run in this lab ended (ms since the epoch; set by the suites' Traffic). A director
+   * whose counters are folded late (DirectorCapabilities.countersFoldMs) may not show it until a fold after it.
+   */
+  lastTrafficAt?: number;
   /** Stop responders and close drivers (the lab itself is taken down by its pool). */
   release(): Promise<void>;
 }

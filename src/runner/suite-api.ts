@@ -363,10 +363,26 @@ export class Traffic {
     this.open.clear();
     for (const h of left) h.release();
     await Promise.all(left.map((h) => h.report.catch(() => undefined)));
+    if (left.length) this.prepared.lastTrafficAt = Date.now();
+  }
+
+  /**
+   * Waits until the director's counters show every earlier run in this lab: a director that folds them late
+   * (`foldMs`, IPVS every 2 s) has folded at least once after the lab's last traffic ended, with a margin for
+   * its last packets (closing segments) and a late timer in a loaded guest. Without it a counters test's
+   * "before" could miss the previous test's connection, which the fold during this test then counts as its own.
+   */
+  async countersCaughtUp(foldMs: number): Promise<void> {
+    const MARGIN_MS = 500;
+    const last = this.prepared.lastTrafficAt;
+    if (!foldMs || last === undefined) return;
+    const wait = last + foldMs + MARGIN_MS - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
 
   /** A finished client run as a TrafficRun: a flow per connection whose real server is known (answer or table). */
   private async record(service: ServiceModel, client: string, report: ClientReport, director?: string): Promise<TrafficRun> {
+    this.prepared.lastTrafficAt = Date.now();
     let table: DirectorConnection[] | undefined;
     const flows: TrafficRun['flows'] = [];
     const clientAddr = (c: ClientConnEvent) => c.src ?? this.clientAddress(client, service.family);

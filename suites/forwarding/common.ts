@@ -29,6 +29,8 @@ export async function connectionTableAgrees(traffic: Traffic, director: Director
 /** One connection; the service's and real servers' counter deltas against the wire. */
 export async function countersAgree(traffic: Traffic, director: DirectorDriver, expectFlow: ExpectFlow, service: string): Promise<TrafficRun> {
   const services = traffic.model.services.filter((s) => s.director === director.node);
+  const foldMs = (await director.capabilities()).countersFoldMs ?? 2000;
+  await traffic.countersCaughtUp(foldMs);
   const before = await director.stats(services);
   const run = await traffic.run(service);
   if (!run.flows.length) {
@@ -36,7 +38,7 @@ export async function countersAgree(traffic: Traffic, director: DirectorDriver, 
     await expectFlow.checks(() => traffic.unansweredChecks(run));
     return run;
   }
-  const after = await settledStats(director, services, service, before, 1, 30_000, (await director.capabilities()).countersFoldMs ?? 2000);
+  const after = await settledStats(director, services, service, before, 1, 30_000, foldMs);
   await expectFlow.checks(() => statsChecks(traffic.model, run.flows[0], statsDeltas(service, before, after)));
   return run;
 }

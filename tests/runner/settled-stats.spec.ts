@@ -2,7 +2,8 @@
 // counters into what it reports every 2 s; other directors count live. Fake directors with a known clock.
 import { test, expect } from '@playwright/test';
 import type { DirectorCounters, DirectorDriver, DirectorServiceStats } from '../../src/director/types';
-import { settledStats } from '../../src/runner/suite-api';
+import type { PreparedLab } from '../../src/runner/prepare';
+import { settledStats, Traffic } from '../../src/runner/suite-api';
 
 const zero: DirectorCounters = { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0, cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 };
 
@@ -66,4 +67,23 @@ test('a director that declares live counters (countersFoldMs 0): two equal reads
   const s = await settledStats(fakeDirector(() => 3), [], 'svc', [], 1, 30_000, 0);
   expect(s[0].counters.inPkts).toBe(3);
   expect(Date.now() - t).toBeLessThan(1000);
+});
+
+test('a counters test reads its "before" only once a fold came after the lab\'s last traffic', async () => {
+  // The previous test's connection ended at t0; the director folds it at 1500 ms (then every 2 s). A "before"
+  // read right away misses it, and the fold during the next test would count it as that test's.
+  const t0 = Date.now();
+  const d = fakeDirector(folding([0], 1500));
+  const traffic = new Traffic({ lastTrafficAt: t0 } as PreparedLab, {} as ConstructorParameters<typeof Traffic>[1]);
+  expect((await d.stats([]))[0].counters.inPkts).toBe(0);
+  await traffic.countersCaughtUp(2000);
+  expect(Date.now() - t0).toBeGreaterThanOrEqual(2500);
+  expect((await d.stats([]))[0].counters.inPkts).toBe(1);
+
+  // Live counters, a lab without traffic yet, or traffic long ago: no wait.
+  for (const [last, fold] of [[Date.now(), 0], [undefined, 2000], [Date.now() - 10_000, 2000]] as const) {
+    const t = Date.now();
+    await new Traffic({ lastTrafficAt: last } as PreparedLab, {} as ConstructorParameters<typeof Traffic>[1]).countersCaughtUp(fold);
+    expect(Date.now() - t).toBeLessThan(100);
+  }
 });
