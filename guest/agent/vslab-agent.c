@@ -1,5 +1,5 @@
 /*
- * vslab-agent: the control agent inside a vslab VM guest (started by /init, guest/init, and reaps orphans as a subreaper).
+ * vslab-agent: the control agent inside a vslab VM guest (started by /init from guest/init; reaps orphans as a subreaper).
  *
  * It speaks the framed protocol of protocol.h over the virtio-serial port named "vslab.agent" and
  * does what the host asks: run programs (optionally inside a named network namespace, collected or

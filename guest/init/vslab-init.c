@@ -3,8 +3,8 @@
  *
  * Mounts the pseudo filesystems, loads the control channel's drivers (the uncompressed modules listed in
  * /etc/vslab/boot-modules, dependencies first), mounts the 9p shares named on the kernel command line
- * (vslab.9p=<tag>:<mountpoint>:<ro|rw>) after loading the 9p client's modules the same way, brings lo up, starts the clock holder when the guest runs on a warp
- * clock (vslab.clock=warp), then starts the control agent as its child and reaps orphans. If the agent ever
+ * (vslab.9p=<tag>:<mountpoint>:<ro|rw>) after loading the 9p client's modules the same way, brings lo up,
+ * starts the clock holder when the guest runs on a warp clock (vslab.clock=warp), then starts the control agent as its child and reaps orphans. If the agent ever
  * exits, so does init: the kernel panics, qemu exits, and the host reports it with the console. Anything that
  * fails here is printed on the console, which the host keeps.
  *
@@ -126,7 +126,7 @@ static void write_file(const char *path, const char *text) {
   if (fd >= 0) close(fd);
 }
 
-/* The next argument of the kernel command line after *at (a copy is cut up as it goes), or NULL. */
+/* The next argument of the kernel command line after *at (the line is cut up as it goes), or NULL. */
 static char *next_arg(char **at) {
   char *s = *at;
   while (*s == ' ' || *s == '\n') s++;
@@ -153,21 +153,22 @@ int main(void) {
   if (symlink("/proc/self/fd", "/dev/fd") != 0 && errno != EEXIST) say("cannot link /dev/fd: %s", strerror(errno));
   load_modules("/etc/vslab/boot-modules");
 
-  char cmdline[4096] = "", copy[sizeof cmdline];
+  char cmdline[4096] = "";
   int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
   ssize_t n = fd >= 0 ? read(fd, cmdline, sizeof cmdline - 1) : -1;
   if (fd >= 0) close(fd);
   cmdline[n > 0 ? n : 0] = 0;
-  int shares = 0, warp = 0;
-  memcpy(copy, cmdline, sizeof copy);
-  for (char *at = copy, *arg; (arg = next_arg(&at));) {
-    if (!strncmp(arg, "vslab.9p=", 9)) shares++;
+  const char *shares[32];
+  int nshares = 0, warp = 0;
+  for (char *at = cmdline, *arg; (arg = next_arg(&at));) {
+    if (!strncmp(arg, "vslab.9p=", 9)) {
+      if (nshares < (int)(sizeof shares / sizeof *shares)) shares[nshares++] = arg + 9;
+      else say("more than %d shares: %s is not mounted", nshares, arg + 9);
+    }
     if (!strcmp(arg, "vslab.clock=warp")) warp = 1;
   }
-  if (shares) load_modules("/etc/vslab/share-modules");
-  memcpy(copy, cmdline, sizeof copy);
-  for (char *at = copy, *arg; (arg = next_arg(&at));)
-    if (!strncmp(arg, "vslab.9p=", 9)) mount_share(arg + 9);
+  if (nshares) load_modules("/etc/vslab/share-modules");
+  for (int i = 0; i < nshares; i++) mount_share(shares[i]);
 
   lo_up();
   write_file("/proc/sys/kernel/sysrq", "1");
