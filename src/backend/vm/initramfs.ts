@@ -182,8 +182,10 @@ function bootModuleOrder(ix: ModuleIndex, names: string[]): string[] {
   return out;
 }
 
+/** A compressed module file; its group is the compression. */
+const COMPRESSED_MODULE = /\.ko\.(xz|gz|zst)$/;
 /** The plain .ko name of a possibly compressed module file. */
-const plainModule = (rel: string) => rel.replace(/\.ko\.(xz|gz|zst)$/, '.ko');
+const plainModule = (rel: string) => rel.replace(COMPRESSED_MODULE, '.ko');
 
 interface Plan {
   /** guest path -> host file to copy (contents, symlinks dereferenced) */
@@ -376,14 +378,15 @@ async function populate(stage: string, kernel: GuestKernel, p: Plan): Promise<vo
   const src = path.join(kernel.modulesRoot, 'lib', 'modules', kernel.release);
   const dst = at(`/usr/lib/modules/${kernel.release}`);
   const compress: string[] = [];
+  const plain = new Set(p.bootModules.flatMap(([, mods]) => mods));
   for (const m of p.modules) {
     fs.mkdirSync(path.dirname(path.join(dst, m)), { recursive: true });
     fs.copyFileSync(path.join(src, m), path.join(dst, m));
-    if (p.bootModules.some(([, mods]) => mods.includes(m))) {
-      const z = /\.ko\.(xz|gz|zst)$/.exec(m)?.[1];
-      if (z) await runToolOk(z === 'xz' ? 'xz' : z === 'gz' ? 'gzip' : 'zstd', ['-q', '-d', '-f', m], `decompressing the boot module ${m}`, { cwd: dst });
-      if (z) fs.rmSync(path.join(dst, m), { force: true });
-    } else if (m.endsWith('.ko')) compress.push(m);
+    const z = COMPRESSED_MODULE.exec(m)?.[1];
+    if (plain.has(m) && z) {
+      await runToolOk(z === 'xz' ? 'xz' : z === 'gz' ? 'gzip' : 'zstd', ['-q', '-d', '-f', m], `decompressing the boot module ${m}`, { cwd: dst });
+      fs.rmSync(path.join(dst, m), { force: true });
+    } else if (!plain.has(m) && !z) compress.push(m);
   }
   fs.mkdirSync(at('/etc/vslab'), { recursive: true });
   for (const [list, mods] of p.bootModules) {
