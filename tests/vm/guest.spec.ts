@@ -62,6 +62,7 @@ test.describe('one guest, many requests', () => {
     }
     const mods = (await guest.exec(null, ['lsmod'])).stdout;
     for (const m of ['virtio_pci', 'virtio_console']) expect(mods).toMatch(new RegExp(`^${m} `, 'm'));
+    expect(mods, 'vxlan is loaded below by the kernel itself, on demand').not.toMatch(/^vxlan /m);
     expect((await guest.exec(null, ['ip', '-o', 'link', 'show', 'lo'])).stdout).toMatch(/<LOOPBACK,UP,LOWER_UP>/);
     // No modprobe while the kernel ran its initcalls; /init then linked kmod's, which the kernel runs on demand.
     expect((await guest.exec(null, ['readlink', '/sbin/modprobe'])).stdout.trim()).toBe('/usr/lib/vslab/modprobe');
