@@ -11,6 +11,7 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
+import * as zlib from 'zlib';
 import { buildAgent, buildGuestPrograms, buildInit } from './agent-build';
 import { cacheDir, withCacheLock } from './cache';
 import type { GuestKernel } from './kernel';
@@ -184,6 +185,8 @@ function bootModuleOrder(ix: ModuleIndex, names: string[]): string[] {
 
 /** A compressed module file; its group is the compression. */
 const COMPRESSED_MODULE = /\.ko\.(xz|gz|zst)$/;
+/** Tools that write a compressed module's plain .ko beside it. */
+const MODULE_DECOMPRESSORS: Record<'xz' | 'zst', [string, string[]]> = { xz: ['xz', ['-q', '-d', '-f']], zst: ['zstd', ['-q', '-d', '-f']] };
 /** The plain .ko name of a possibly compressed module file. */
 const plainModule = (rel: string) => rel.replace(COMPRESSED_MODULE, '.ko');
 
@@ -382,9 +385,11 @@ async function populate(stage: string, kernel: GuestKernel, p: Plan): Promise<vo
   for (const m of p.modules) {
     fs.mkdirSync(path.dirname(path.join(dst, m)), { recursive: true });
     fs.copyFileSync(path.join(src, m), path.join(dst, m));
-    const z = COMPRESSED_MODULE.exec(m)?.[1];
+    const z = COMPRESSED_MODULE.exec(m)?.[1] as 'xz' | 'gz' | 'zst' | undefined;
     if (plain.has(m) && z) {
-      await runToolOk(z === 'xz' ? 'xz' : z === 'gz' ? 'gzip' : 'zstd', ['-q', '-d', '-f', m], `decompressing the boot module ${m}`, { cwd: dst });
+      // gzip in-process, as vmlinux.ts does; the others with their tools (both on the requirements list)
+      if (z === 'gz') fs.writeFileSync(path.join(dst, plainModule(m)), zlib.gunzipSync(fs.readFileSync(path.join(dst, m))));
+      else await runToolOk(MODULE_DECOMPRESSORS[z][0], MODULE_DECOMPRESSORS[z][1].concat(m), `decompressing the boot module ${m}`, { cwd: dst });
       fs.rmSync(path.join(dst, m), { force: true });
     } else if (!plain.has(m) && !z) compress.push(m);
   }
